@@ -1,0 +1,345 @@
+"""
+The daemon's settings: one table that every entry point (``twistd termrooms``, the
+``termrooms`` command, the README) reads, so a setting is defined in one place.
+
+Each setting comes from, in order of precedence: a command-line flag, a ``TERMROOMS_*``
+environment variable, the TOML file named by ``--config``, then its default. A wrong
+value raises :class:`ConfigError` naming the option, where it came from, and why.
+
+Pure logic: no reactor, no sockets, no database.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import attrs
+
+ENV_PREFIX = "TERMROOMS_"
+DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+LOG_FORMATS = ("auto", "text", "json")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class ConfigError(ValueError):
+    """A setting has a value the daemon cannot run with."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"{option}: {reason}")
+        self.option = option
+        self.reason = reason
+
+
+class _Invalid(ValueError):
+    """Raised by a value parser; turned into a ConfigError that names the source."""
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"must be a string, got {value!r}")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _Invalid(f"must be true or false, got {value!r}")
+
+
+def _integer_between(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise _Invalid(f"must be an integer from {low} to {high}, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise _Invalid(
+                f"must be an integer from {low} to {high}, got {value!r}"
+            ) from None
+        if not low <= number <= high:
+            raise _Invalid(f"must be an integer from {low} to {high}, got {number}")
+        return number
+
+    return parse
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value).strip().lower()
+        if text not in choices:
+            raise _Invalid(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def _url(schemes: Sequence[str], what: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value).strip()
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as e:
+            raise _Invalid(f"is not a valid {what} URL ({e})") from None
+        if parts.scheme not in schemes:
+            raise _Invalid(
+                f"must be a {what} URL starting with "
+                f"{' or '.join(s + '://' for s in schemes)}, got {text!r}"
+            )
+        if not (parts.netloc or parts.path or parts.query):
+            raise _Invalid(f"is not a valid {what} URL, got {text!r}")
+        return text
+
+    return parse
+
+
+_postgres_url = _url(("postgresql", "postgres"), "PostgreSQL")
+_redis_url = _url(("redis", "rediss", "unix"), "Redis")
+
+
+def _http_url(value: Any) -> str:
+    text = _url(("http", "https"), "public http(s)")(value)
+    parts = urlsplit(text)
+    if not parts.hostname or parts.query or parts.fragment:
+        raise _Invalid(f"must be http(s)://host[:port][/path], got {text!r}")
+    return text.rstrip("/")
+
+
+def _origin(value: Any) -> str:
+    text = _text(value).strip()
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise _Invalid(f"each origin must look like https://host[:port], got {text!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _endpoint(value: Any) -> str:
+    """Check a strports server description by parsing it, without listening."""
+    # Imported here: only the parser is used, and it needs no running reactor.
+    from twisted.internet.endpoints import serverFromString
+
+    text = _text(value).strip()
+    try:
+        serverFromString(_NO_REACTOR, text)
+    except Exception as e:  # the parser raises ValueError, KeyError, OSError...
+        raise _Invalid(f"is not a valid endpoint description {text!r} ({e})") from None
+    return text
+
+
+_NO_REACTOR = object()
+
+
+def _list_of(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """Lists come as TOML arrays, or as comma-separated text from a flag or env var."""
+
+    def parse(value: Any) -> tuple[Any, ...]:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise _Invalid(f"must be a list, got {value!r}")
+        return tuple(item(element) for element in value)
+
+    return parse
+
+
+def _path(value: Any) -> Path:
+    text = _text(value).strip()
+    if not text:
+        raise _Invalid("must not be empty")
+    return Path(text)
+
+
+@attrs.frozen
+class Setting:
+    """One option: its flag, environment variable and TOML key all derive from name."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    metavar: str = ""
+    switch: bool = False
+    repeatable: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "listen",
+        _list_of(_endpoint),
+        (DEFAULT_LISTEN,),
+        "Endpoint to serve HTTP and WebSocket on, a strports description; "
+        "repeat the flag (or separate with commas) for several.",
+        metavar="ENDPOINT",
+        repeatable=True,
+    ),
+    Setting(
+        "database_url",
+        _postgres_url,
+        None,
+        "PostgreSQL URL. Unset: an embedded PostgreSQL runs under --data-dir.",
+        metavar="URL",
+    ),
+    Setting(
+        "database_pool_size",
+        _integer_between(1, 100),
+        10,
+        "Connections in the PostgreSQL pool.",
+        metavar="N",
+    ),
+    Setting(
+        "redis_url",
+        _redis_url,
+        None,
+        "Redis URL for fan-out across instances. Unset: this instance runs alone.",
+        metavar="URL",
+    ),
+    Setting(
+        "data_dir",
+        _path,
+        Path("var"),
+        "Directory for the daemon's state (the embedded database lives here).",
+        metavar="DIR",
+    ),
+    Setting(
+        "public_url",
+        _http_url,
+        None,
+        "URL clients use to reach this server; its origin is always allowed.",
+        metavar="URL",
+    ),
+    Setting(
+        "allowed_origins",
+        _list_of(_origin),
+        (),
+        "Browser origins allowed besides the server's own, comma-separated.",
+        metavar="ORIGINS",
+    ),
+    Setting(
+        "open_registration",
+        _boolean,
+        False,
+        "Let anyone register without an invite code.",
+        switch=True,
+    ),
+    Setting(
+        "node_id",
+        _integer_between(0, 1023),
+        0,
+        "This instance's id (0-1023) in snowflake ids; unique per instance.",
+        metavar="N",
+    ),
+    Setting(
+        "no_migrate",
+        _boolean,
+        False,
+        "Refuse to start when the database needs migrations, instead of applying them.",
+        switch=True,
+    ),
+    Setting(
+        "log_level",
+        _one_of(LOG_LEVELS),
+        "info",
+        "Least severe log level written: " + ", ".join(LOG_LEVELS) + ".",
+        metavar="LEVEL",
+    ),
+    Setting(
+        "log_format",
+        _one_of(LOG_FORMATS),
+        "auto",
+        "Log format: text, json (one object a line), or auto "
+        "(json unless stdout is a terminal).",
+        metavar="FORMAT",
+    ),
+)
+
+SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
+CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
+
+
+@attrs.frozen
+class Config:
+    """The resolved settings the daemon runs with."""
+
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    database_url: str | None = None
+    database_pool_size: int = 10
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    public_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    open_registration: bool = False
+    node_id: int = 0
+    no_migrate: bool = False
+    log_level: str = "info"
+    log_format: str = "auto"
+    config_file: Path | None = None
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML settings file; unknown keys are errors, so typos do not pass silently."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError("--config", f"cannot read {str(path)!r}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("--config", f"{str(path)!r} is not valid TOML: {e}") from None
+    for key in table:
+        if key.replace("-", "_") not in SETTINGS_BY_NAME:
+            raise ConfigError(f"{key} (in {path})", "unknown setting")
+    return {key.replace("-", "_"): value for key, value in table.items()}
+
+
+def resolve_config(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: str | None = None,
+) -> Config:
+    """
+    Merge flags (already split: name -> raw value, only those given), the environment
+    and the TOML file into a Config, flag > env > file > default.
+    """
+    file_name = config_file or environ.get(CONFIG_FILE_ENV) or None
+    file_path = Path(file_name) if file_name else None
+    file_values = load_config_file(file_path) if file_path else {}
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in flags:
+            raw, source = flags[setting.name], setting.flag
+        elif setting.env in environ:
+            raw, source = environ[setting.env], f"{setting.flag} (from {setting.env})"
+        elif setting.name in file_values:
+            raw = file_values[setting.name]
+            source = f"{setting.flag} (from {setting.name} in {file_path})"
+        else:
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except _Invalid as e:
+            raise ConfigError(source, str(e)) from None
+    return Config(config_file=file_path, **values)

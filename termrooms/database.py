@@ -1,0 +1,281 @@
+"""
+PostgreSQL access: a pool of txpostgres connections that reconnect by themselves.
+
+The pool never lets a caller hang on a database that is away: a call made while no
+connection is alive fails at once with :class:`DatabaseUnavailable` (the HTTP layer
+answers 503 with Retry-After), and a connection that dies is closed and reconnected in
+the background with capped, jittered backoff.
+
+Store modules run their work through :meth:`Database.run_interaction` with an
+``async def _<verb>_txn(cursor, ...)`` function: one transaction per call.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+
+import attrs
+import psycopg2
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from txpostgres import txpostgres
+
+from termrooms.deadline import with_deadline
+
+_log = Logger()
+T = TypeVar("T")
+
+# Keepalives make libpq notice a silently vanished server within ~15 s.
+_CONNECT_KWARGS = {
+    "application_name": "termrooms",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL cannot serve this call now; try again after RETRY_AFTER_SECONDS."""
+
+
+def backoff_delays(initial: float = 0.5, maximum: float = 5.0) -> Any:
+    """Reconnect delays: doubling from ``initial`` up to ``maximum``, each jittered ±20%."""
+    delay = initial
+    while True:
+        yield delay * random.uniform(0.8, 1.2)
+        delay = min(delay * 2, maximum)
+
+
+class _Connection(txpostgres.Connection):
+    """A txpostgres connection that tells its pool when the socket is lost."""
+
+    on_lost: Callable[["_Connection"], None] | None = None
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        if self.on_lost is not None:
+            self.on_lost(self)
+
+
+@attrs.define(eq=False)
+class Database:
+    """A self-healing pool of ``size`` PostgreSQL connections."""
+
+    reactor: Any
+    dsn: str
+    size: int = 10
+    connect_timeout: float = 5.0
+    acquire_timeout: float = 5.0
+    _idle: deque[_Connection] = attrs.field(factory=deque, init=False)
+    _alive: set[_Connection] = attrs.field(factory=set, init=False)
+    _waiters: deque[Deferred] = attrs.field(factory=deque, init=False)
+    _closed: bool = attrs.field(default=False, init=False)
+    _connected_waiters: list[Deferred] = attrs.field(factory=list, init=False)
+
+    @property
+    def connected(self) -> bool:
+        """True while at least one connection is up."""
+        return bool(self._alive)
+
+    def start(self) -> Deferred:
+        """Open the pool; fires once the first connection is up (retrying until then)."""
+        for _ in range(self.size):
+            ensureDeferred(self._keep_connected())
+        return self.when_connected()
+
+    def when_connected(self) -> Deferred:
+        """Fires once at least one connection is up."""
+        if self._alive:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._connected_waiters.append(d)
+        return d
+
+    async def _keep_connected(self) -> None:
+        """Connect one slot, retrying with backoff until connected or closed."""
+        for delay in backoff_delays():
+            if self._closed:
+                return
+            connection = _Connection(reactor=self.reactor)
+            try:
+                await with_deadline(
+                    connection.connect(self.dsn, **_CONNECT_KWARGS),
+                    self.connect_timeout,
+                    self.reactor,
+                    lambda: DatabaseUnavailable("connecting to PostgreSQL timed out"),
+                )
+            except Exception as e:
+                _safe_close(connection)
+                _log.warn(
+                    "PostgreSQL connection failed ({error}); retrying in {delay:.1f} s",
+                    error=_one_line(e),
+                    delay=delay,
+                )
+                await deferLater(self.reactor, delay)
+                continue
+            if self._closed:
+                _safe_close(connection)
+                return
+            connection.on_lost = self._connection_lost
+            self._alive.add(connection)
+            self._release(connection)
+            waiters, self._connected_waiters = self._connected_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return
+
+    def _connection_lost(self, connection: _Connection) -> None:
+        if connection not in self._alive:
+            return
+        self._alive.discard(connection)
+        try:
+            self._idle.remove(connection)
+        except ValueError:
+            pass  # it was checked out; _run sees the failure and does not put it back
+        if not self._alive:
+            _log.warn("lost every PostgreSQL connection; reconnecting")
+        if not self._closed:
+            ensureDeferred(self._keep_connected())
+
+    def _acquire(self) -> Deferred:
+        while self._idle:
+            connection = self._idle.popleft()
+            if connection in self._alive and not connection.closed:
+                return succeed(connection)
+        if not self._alive:
+            raise DatabaseUnavailable("PostgreSQL is not reachable")
+        waiter: Deferred = Deferred()
+        self._waiters.append(waiter)
+        return with_deadline(
+            waiter,
+            self.acquire_timeout,
+            self.reactor,
+            lambda: DatabaseUnavailable("every database connection stayed busy"),
+        ).addErrback(self._forget_waiter, waiter)
+
+    def _forget_waiter(self, failure: Failure, waiter: Deferred) -> Failure:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            # The connection was handed over after the deadline: give it back.
+            waiter.addCallback(self._release)
+        return failure
+
+    def _release(self, connection: _Connection) -> None:
+        if connection not in self._alive or connection.closed:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.called:
+                waiter.callback(connection)
+                return
+        self._idle.append(connection)
+
+    async def _run(self, method: str, *args: Any) -> Any:
+        connection = await self._acquire()
+        try:
+            return await getattr(connection, method)(*args)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            if connection.closed:
+                self._connection_lost(connection)
+                raise DatabaseUnavailable(f"PostgreSQL connection lost: {_one_line(e)}") from e
+            raise
+        except txpostgres.RollbackFailed as e:
+            _safe_close(connection)
+            self._connection_lost(connection)
+            raise DatabaseUnavailable("PostgreSQL connection lost during rollback") from e
+        finally:
+            self._release(connection)
+
+    def run_interaction(
+        self,
+        interaction: Callable[..., Awaitable[T]],
+        *args: Any,
+    ) -> Deferred:
+        """Run ``await interaction(cursor, *args)`` in one transaction; commit on success."""
+        return ensureDeferred(
+            self._run("runInteraction", _awaiting_interaction, interaction, *args)
+        )
+
+    def run_query(self, sql: str, params: Sequence[Any] | None = None) -> Deferred:
+        """Run one statement outside an explicit transaction; fires with all rows."""
+        return ensureDeferred(self._run("runQuery", sql, params))
+
+    def probe(self, timeout: float) -> Deferred:
+        """``SELECT 1`` within ``timeout`` seconds: fires True, or False when unreachable."""
+        if not self._alive:
+            return succeed(False)
+        d = with_deadline(
+            self.run_query("SELECT 1"),
+            timeout,
+            self.reactor,
+            lambda: DatabaseUnavailable("the health probe timed out"),
+        )
+        return d.addCallbacks(lambda _: True, lambda _: False)
+
+    def close(self) -> None:
+        """Close every connection and stop reconnecting."""
+        self._closed = True
+        waiters, self._connected_waiters = self._connected_waiters, []
+        for waiter in waiters:
+            waiter.errback(DatabaseUnavailable("the database pool is closed"))
+        for waiter in list(self._waiters):
+            if not waiter.called:
+                waiter.errback(DatabaseUnavailable("the database pool is closed"))
+        self._waiters.clear()
+        for connection in list(self._alive):
+            connection.on_lost = None
+            _safe_close(connection)
+        self._alive.clear()
+        self._idle.clear()
+
+
+async def connect_one(reactor: Any, dsn: str, timeout: float = 10.0) -> txpostgres.Connection:
+    """A single connection for work that needs a session of its own (migrations)."""
+    connection = txpostgres.Connection(reactor=reactor)
+    try:
+        await with_deadline(
+            connection.connect(dsn, **_CONNECT_KWARGS),
+            timeout,
+            reactor,
+            lambda: DatabaseUnavailable("connecting to PostgreSQL timed out"),
+        )
+    except BaseException:
+        _safe_close(connection)
+        raise
+    return connection
+
+
+def run_in_transaction(
+    connection: txpostgres.Connection,
+    interaction: Callable[..., Awaitable[T]],
+    *args: Any,
+) -> Deferred:
+    """Like Database.run_interaction, on a connection of the caller's own."""
+    return connection.runInteraction(_awaiting_interaction, interaction, *args)
+
+
+def _awaiting_interaction(
+    cursor: Any, interaction: Callable[..., Awaitable[T]], *args: Any
+) -> Deferred:
+    # txpostgres waits on a returned Deferred, not on a coroutine.
+    return ensureDeferred(interaction(cursor, *args))
+
+
+def _safe_close(connection: txpostgres.Connection) -> None:
+    try:
+        if connection._connection is not None:
+            connection.close()
+    except Exception:
+        pass  # already broken; nothing more to release
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,166 @@
+"""
+The HTTP router: a Klein app whose routes are declared together with their OpenAPI
+spec, and whose every error, unknown routes and wrong methods included, is the
+contract's JSON error body. Route handlers stay thin: parse, call a handler, return.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable, Mapping
+
+import attrs
+from klein import Klein
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from termrooms import __version__
+from termrooms.database import RETRY_AFTER_SECONDS, DatabaseUnavailable
+from termrooms.errors import ApiError
+from termrooms.http.openapi import RouteSpec, build_document
+
+_log = Logger()
+
+# A handler returns a JsonResponse, a JSON-able value (200), or JSON already encoded.
+Handler = Callable[..., Awaitable["JsonResponse | bytes | Mapping[str, Any] | list[Any]"]]
+
+
+@attrs.frozen
+class JsonResponse:
+    """A handler's answer when it is not a plain 200 with a JSON body."""
+
+    body: Any
+    status: int = 200
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def encode_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def write_json(request: IRequest, response: JsonResponse) -> bytes:
+    """Set status and headers on the request; return the encoded body (empty for 204)."""
+    request.setResponseCode(response.status)
+    for name, value in response.headers.items():
+        request.setHeader(name, value)
+    if response.status == 204:
+        return b""
+    request.setHeader(b"content-type", b"application/json")
+    return encode_json(response.body)
+
+
+def error_response(error: ApiError) -> JsonResponse:
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return JsonResponse(error.body(), error.status, headers)
+
+
+class Router:
+    """One server's routes; built per server so tests each get their own."""
+
+    def __init__(self) -> None:
+        self.app = Klein()
+        self.specs: list[RouteSpec] = []
+        self._openapi: bytes | None = None
+        self._install_error_handlers()
+
+    def route(
+        self,
+        path: str,
+        method: str,
+        *,
+        summary: str,
+        responses: Mapping[int, Mapping[str, Any] | None],
+        tags: tuple[str, ...] = (),
+        auth: bool = False,
+        request_body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a route: Klein serves it and the OpenAPI document describes it."""
+
+        def declare(handler: Handler) -> Handler:
+            self.specs.append(
+                RouteSpec(
+                    method=method,
+                    path=path,
+                    summary=summary,
+                    responses=dict(responses),
+                    tags=tags,
+                    auth=auth,
+                    request_body=request_body,
+                    query=dict(query or {}),
+                )
+            )
+            self._openapi = None
+
+            async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
+                result = await handler(request, **kwargs)
+                if isinstance(result, bytes):
+                    request.setHeader(b"content-type", b"application/json")
+                    return result
+                if not isinstance(result, JsonResponse):
+                    result = JsonResponse(result)
+                return write_json(request, result)
+
+            endpoint.__name__ = f"{method.lower()}_{handler.__name__}"
+            self.app.route(path, methods=[method], endpoint=endpoint.__name__)(endpoint)
+            return handler
+
+        return declare
+
+    def openapi_json(self) -> bytes:
+        """The OpenAPI document of every route declared so far, encoded once."""
+        if self._openapi is None:
+            document = build_document(
+                [s for s in self.specs if s.path.startswith("/api/")], version=__version__
+            )
+            self._openapi = encode_json(document)
+        return self._openapi
+
+    def _install_error_handlers(self) -> None:
+        app = self.app
+
+        @app.handle_errors(ApiError)
+        def api_error(request: IRequest, failure: Failure) -> bytes:
+            return write_json(request, error_response(failure.value))
+
+        @app.handle_errors(DatabaseUnavailable)
+        def database_unavailable(request: IRequest, failure: Failure) -> bytes:
+            _log.warn(
+                "request {request_id} failed: {reason}",
+                request_id=getattr(request, "request_id", None),
+                reason=failure.getErrorMessage(),
+            )
+            error = ApiError(
+                "unavailable",
+                "The database is unavailable; try again shortly.",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+            return write_json(request, error_response(error))
+
+        @app.handle_errors(NotFound)
+        def not_found(request: IRequest, failure: Failure) -> bytes:
+            error = ApiError("not_found", "No such resource.")
+            return write_json(request, error_response(error))
+
+        @app.handle_errors(MethodNotAllowed)
+        def method_not_allowed(request: IRequest, failure: Failure) -> bytes:
+            allowed = ", ".join(sorted(failure.value.valid_methods or ()))
+            error = ApiError("method_not_allowed", f"Allowed methods: {allowed}.")
+            response = error_response(error)
+            return write_json(request, attrs.evolve(response, headers={"Allow": allowed}))
+
+        @app.handle_errors(Exception)
+        def internal_error(request: IRequest, failure: Failure) -> bytes:
+            _log.failure(
+                "unhandled error in {method} {path} (request {request_id})",
+                failure=failure,
+                method=request.method.decode("ascii", "replace"),
+                path=request.path.decode("utf-8", "replace"),
+                request_id=getattr(request, "request_id", None),
+            )
+            error = ApiError("internal_error", "Something went wrong on our side.")
+            return write_json(request, error_response(error))

@@ -1,0 +1,107 @@
+"""
+The start-up sequence, as a service: embedded PostgreSQL when no URL is configured, the
+connection pool, then migrations. The listeners start beside it, so ``/health`` answers
+503 while the database is still coming up instead of refusing connections.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import psycopg2
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from termrooms.database import DatabaseUnavailable, backoff_delays, connect_one
+from termrooms.embedded import EmbeddedPostgres
+from termrooms.migrations import MigrationError, load_deltas, migrate
+
+_log = Logger()
+
+
+class DatabaseStartupService(Service):
+    """Gets the database ready; calls ``on_fatal(message)`` when it never can be."""
+
+    def __init__(self, server: Any, on_fatal: Callable[[str], None]) -> None:
+        self.server = server
+        self.on_fatal = on_fatal
+        self.embedded: EmbeddedPostgres | None = None
+        self._starting: Deferred = succeed(None)
+
+    def startService(self) -> None:
+        super().startService()
+        redis = self.server.get_redis()
+        if redis is not None:
+            redis.start()
+        self._starting = ensureDeferred(self._start())
+        self._starting.addErrback(self._failed)
+
+    async def _start(self) -> None:
+        config = self.server.config
+        if config.database_url is None:
+            self.embedded = EmbeddedPostgres(config.data_dir)
+            self.server.database_url = await deferToThread(self.embedded.start)
+        database = self.server.get_database()
+        await database.start()
+        await self._migrate(self.server.database_url or config.database_url)
+        if self.running:
+            self.server.schema_ready = True
+            _log.info("database ready; termrooms is serving")
+
+    async def _migrate(self, url: str) -> None:
+        deltas = load_deltas()
+        for delay in backoff_delays():
+            if not self.running:
+                return
+            try:
+                connection = await connect_one(self.server.reactor, url)
+            except (DatabaseUnavailable, psycopg2.OperationalError) as e:
+                _log.warn("cannot migrate yet ({error}); retrying", error=str(e).strip())
+                await deferLater(self.server.reactor, delay)
+                continue
+            try:
+                result = await migrate(connection, deltas, apply=not self.server.config.no_migrate)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+                if not connection.closed:
+                    raise
+                _log.warn("connection lost while migrating ({error}); retrying", error=str(e).strip())
+                await deferLater(self.server.reactor, delay)
+                continue
+            finally:
+                if not connection.closed:
+                    connection.close()
+            _log.info(
+                "schema at version {version} ({count} delta(s) applied now)",
+                version=result.version,
+                count=len(result.applied),
+            )
+            return
+
+    def _failed(self, failure: Any) -> None:
+        if not self.running:
+            return
+        if failure.check(MigrationError):
+            self.on_fatal(failure.getErrorMessage())
+            return
+        _log.failure("the database could not be prepared", failure)
+        self.on_fatal(f"the database could not be prepared: {failure.getErrorMessage()}")
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        if self.server.database is not None:
+            self.server.database.close()
+        redis = self.server.redis
+        if redis is not None:
+            await redis.stop()
+        try:
+            await self._starting
+        except Exception:
+            pass  # start-up errors were reported by _failed
+        if self.embedded is not None:
+            await deferToThread(self.embedded.stop)

@@ -1,0 +1,163 @@
+"""
+``twistd termrooms``: command-line options and the service tree.
+
+Every option also comes from a ``TERMROOMS_*`` environment variable or the TOML file
+named by ``--config``; precedence is flag > environment > file > default
+(:mod:`termrooms.config`). A wrong value stops the process before it listens, with one
+line naming the option and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import partial
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
+from twisted.python import usage
+
+from termrooms import __version__
+from termrooms.config import (
+    DEFAULT_LISTEN,
+    SETTINGS,
+    SETTINGS_BY_NAME,
+    Config,
+    ConfigError,
+    resolve_config,
+)
+from termrooms.logs import make_observer
+from termrooms.server import TermroomsServer
+from termrooms.service import DatabaseStartupService
+
+_log = Logger()
+EXIT_CONFIG_ERROR = 2
+EXIT_FATAL = 1
+
+
+class ConfigOptions(usage.Options):
+    """The settings shared by ``twistd termrooms`` and every ``termrooms`` subcommand."""
+
+    # Defaults are None here so that resolve_config can tell "not given" from "given".
+    optParameters = [
+        [s.flag[2:], None, None, f"{s.help} (default: {s.default}) [env {s.env}]"]
+        for s in SETTINGS
+        if not s.switch and not s.repeatable and s.default is not None
+    ] + [
+        [s.flag[2:], None, None, f"{s.help} [env {s.env}]"]
+        for s in SETTINGS
+        if not s.switch and not s.repeatable and s.default is None
+    ] + [["config", "c", None, "TOML settings file. [env TERMROOMS_CONFIG]"]]
+    optFlags = [[s.flag[2:], None, f"{s.help} [env {s.env}]"] for s in SETTINGS if s.switch]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listen: list[str] = []
+        self.config = Config()
+
+    def opt_listen(self, description: str) -> None:
+        self.listen.append(description)
+
+    opt_listen.__doc__ = (
+        f"{SETTINGS_BY_NAME['listen'].help} (default: {DEFAULT_LISTEN}) [env TERMROOMS_LISTEN]"
+    )
+
+    def given_flags(self) -> dict[str, Any]:
+        """Only the flags that were on the command line, by setting name."""
+        given: dict[str, Any] = {}
+        for setting in SETTINGS:
+            key = setting.flag[2:]
+            if setting.repeatable:
+                if self.listen:
+                    given[setting.name] = list(self.listen)
+            elif setting.switch:
+                if self[key]:
+                    given[setting.name] = True
+            elif self[key] is not None:
+                given[setting.name] = self[key]
+        return given
+
+    def postOptions(self) -> None:
+        try:
+            self.config = resolve_config(self.given_flags(), os.environ, self["config"])
+        except ConfigError as e:
+            raise SystemExit(configuration_error_line(e)) from None
+
+
+def configuration_error_line(error: ConfigError) -> str:
+    """The single line a wrong setting produces, printed to stderr."""
+    return f"termrooms: configuration error: {error}"
+
+
+class Options(ConfigOptions):
+    """Options of ``twistd termrooms``."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run the termrooms chat daemon: HTTP API, WebSocket rooms and web client. "
+        "With no --database-url, an embedded PostgreSQL runs under --data-dir."
+    )
+
+    def opt_version(self) -> None:
+        """Print the termrooms version and exit."""
+        print(f"termrooms {__version__}")
+        raise SystemExit(0)
+
+    def wants_own_log_observer(self) -> bool:
+        """Unless the operator gave twistd --logfile or --logger, we choose the format."""
+        parent = getattr(self, "parent", None)
+        return parent is None or not (parent.get("logger") or parent.get("logfile"))
+
+
+class TermroomsService(MultiService):
+    """The root service; it hands twistd the log observer the settings ask for."""
+
+    log_observer: ILogObserver | None = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        # twistd's documented hook for an application's own observer: an ILogObserver
+        # component on the application, consulted when logging begins.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+
+
+def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> None:
+    """
+    Stop the daemon because it can never serve (a newer schema, a broken database):
+    log why, let every service stop cleanly, then exit non-zero, which twistd itself
+    has no way to do once its reactor runs.
+    """
+    _log.critical("termrooms cannot start: {reason}", reason=message)
+    print(f"termrooms: {message}", file=sys.stderr, flush=True)
+
+    def exit_now() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    reactor.addSystemEventTrigger("after", "shutdown", exit_now)
+    if reactor.running:
+        reactor.stop()
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """The daemon's service tree; stop order is the reverse of the order added here."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    config = options.config
+    server = TermroomsServer(config, reactor)
+    top = TermroomsService()
+    if options.wants_own_log_observer():
+        top.log_observer = make_observer(config.log_level, config.log_format)
+    DatabaseStartupService(server, partial(exit_after_shutdown, reactor)).setServiceParent(top)
+    site = server.get_site()
+    for description in config.listen:
+        strports.service(description, site, reactor=reactor).setServiceParent(top)
+    top.server = server  # type: ignore[attr-defined]  # reachable from tests and tools
+    return top
