@@ -13,13 +13,17 @@ Store modules run their work through :meth:`Database.run_interaction` with an
 from __future__ import annotations
 
 import random
+import select
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import attrs
 import psycopg2
+from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres import txpostgres
@@ -52,15 +56,88 @@ def backoff_delays(initial: float = 0.5, maximum: float = 5.0) -> Any:
         delay = min(delay * 2, maximum)
 
 
-class _Connection(txpostgres.Connection):
-    """A txpostgres connection that tells its pool when the socket is lost."""
+def open_async_connection(dsn: str, timeout: float) -> Any:
+    """
+    Open a psycopg2 asynchronous connection, blocking (run it in a thread).
 
+    libpq may close and reopen its socket while it connects (one address after
+    another, or on failure); done on the reactor, the reactor would be left watching a
+    descriptor that libpq already closed. Done here with select(), the reactor only
+    ever sees the socket of a connection that is up.
+    """
+    connection = psycopg2.connect(dsn, async_=True, **_CONNECT_KWARGS)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            state = connection.poll()
+            if state == POLL_OK:
+                return connection
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DatabaseUnavailable(f"connecting to PostgreSQL took over {timeout:g} s")
+            fd = connection.fileno()
+            if state == POLL_READ:
+                select.select([fd], [], [], remaining)
+            elif state == POLL_WRITE:
+                select.select([], [fd], [], remaining)
+            else:
+                raise psycopg2.OperationalError(f"unexpected poll state {state}")
+    except BaseException:
+        connection.close()
+        raise
+
+
+class _Cursor(txpostgres.Cursor):
+    def fileno(self) -> int:
+        return self._connection.fileno()
+
+
+class _Connection(txpostgres.Connection):
+    """
+    A txpostgres connection that is opened in a thread (see open_async_connection),
+    tells its pool when it is lost, and always names its socket to the reactor by the
+    number it was registered under: once libpq marks the connection broken txpostgres
+    says -1, and the epoll reactor cannot unregister a -1.
+    """
+
+    cursorFactory = _Cursor
     on_lost: Callable[["_Connection"], None] | None = None
+    _fd: int = -1
+
+    def open(self, dsn: str, timeout: float) -> Deferred:
+        """Connect, in a thread; fires with this connection once it is up."""
+
+        def adopt(raw: Any) -> "_Connection":
+            self._connection = raw
+            self._fd = raw.fileno()
+            self.reactor.addReader(self)  # as txpostgres does: NOTIFY arrives any time
+            return self
+
+        pool = self.reactor.getThreadPool()
+        return deferToThreadPool(self.reactor, pool, open_async_connection, dsn, timeout).addCallback(
+            adopt
+        )
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def doRead(self) -> None:
+        # An idle connection whose server went away raises out of doRead, which the
+        # reactor would log as an unhandled error: report it as the loss it is.
+        try:
+            super().doRead()
+        except psycopg2.Error:
+            self.connectionLost(Failure())
 
     def connectionLost(self, reason: Failure) -> None:
         super().connectionLost(reason)
         if self.on_lost is not None:
             self.on_lost(self)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            super().close()
+        self._fd = -1
 
 
 @attrs.define(eq=False)
@@ -104,14 +181,8 @@ class Database:
                 return
             connection = _Connection(reactor=self.reactor)
             try:
-                await with_deadline(
-                    connection.connect(self.dsn, **_CONNECT_KWARGS),
-                    self.connect_timeout,
-                    self.reactor,
-                    lambda: DatabaseUnavailable("connecting to PostgreSQL timed out"),
-                )
+                await connection.open(self.dsn, self.connect_timeout)
             except Exception as e:
-                _safe_close(connection)
                 _log.warn(
                     "PostgreSQL connection failed ({error}); retrying in {delay:.1f} s",
                     error=_one_line(e),
@@ -134,6 +205,8 @@ class Database:
         if connection not in self._alive:
             return
         self._alive.discard(connection)
+        connection.on_lost = None
+        _safe_close(connection)
         try:
             self._idle.remove(connection)
         except ValueError:
@@ -177,10 +250,10 @@ class Database:
                 return
         self._idle.append(connection)
 
-    async def _run(self, method: str, *args: Any) -> Any:
+    async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         connection = await self._acquire()
         try:
-            return await getattr(connection, method)(*args)
+            return await getattr(connection, method)(*args, **kwargs)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
             if connection.closed:
                 self._connection_lost(connection)
@@ -197,10 +270,11 @@ class Database:
         self,
         interaction: Callable[..., Awaitable[T]],
         *args: Any,
+        **kwargs: Any,
     ) -> Deferred:
-        """Run ``await interaction(cursor, *args)`` in one transaction; commit on success."""
+        """Run ``await interaction(cursor, *args, **kwargs)`` in one transaction."""
         return ensureDeferred(
-            self._run("runInteraction", _awaiting_interaction, interaction, *args)
+            self._run("runInteraction", _awaiting_interaction, interaction, *args, **kwargs)
         )
 
     def run_query(self, sql: str, params: Sequence[Any] | None = None) -> Deferred:
@@ -238,40 +312,29 @@ class Database:
 
 async def connect_one(reactor: Any, dsn: str, timeout: float = 10.0) -> txpostgres.Connection:
     """A single connection for work that needs a session of its own (migrations)."""
-    connection = txpostgres.Connection(reactor=reactor)
-    try:
-        await with_deadline(
-            connection.connect(dsn, **_CONNECT_KWARGS),
-            timeout,
-            reactor,
-            lambda: DatabaseUnavailable("connecting to PostgreSQL timed out"),
-        )
-    except BaseException:
-        _safe_close(connection)
-        raise
-    return connection
+    return await _Connection(reactor=reactor).open(dsn, timeout)
 
 
 def run_in_transaction(
     connection: txpostgres.Connection,
     interaction: Callable[..., Awaitable[T]],
     *args: Any,
+    **kwargs: Any,
 ) -> Deferred:
     """Like Database.run_interaction, on a connection of the caller's own."""
-    return connection.runInteraction(_awaiting_interaction, interaction, *args)
+    return connection.runInteraction(_awaiting_interaction, interaction, *args, **kwargs)
 
 
 def _awaiting_interaction(
-    cursor: Any, interaction: Callable[..., Awaitable[T]], *args: Any
+    cursor: Any, interaction: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
 ) -> Deferred:
     # txpostgres waits on a returned Deferred, not on a coroutine.
-    return ensureDeferred(interaction(cursor, *args))
+    return ensureDeferred(interaction(cursor, *args, **kwargs))
 
 
 def _safe_close(connection: txpostgres.Connection) -> None:
     try:
-        if connection._connection is not None:
-            connection.close()
+        connection.close()
     except Exception:
         pass  # already broken; nothing more to release
 

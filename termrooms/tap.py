@@ -9,6 +9,7 @@ line naming the option and the reason.
 
 from __future__ import annotations
 
+import getopt
 import os
 import sys
 from functools import partial
@@ -57,6 +58,23 @@ class ConfigOptions(usage.Options):
         super().__init__()
         self.listen: list[str] = []
         self.config = Config()
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """Accept flags before and after positional arguments, as operators type them."""
+        if options is None:
+            options = sys.argv[1:]
+        try:
+            flags, positional = getopt.gnu_getopt(options, self.shortOpt, self.longOpt)
+        except getopt.error as e:
+            raise usage.UsageError(str(e)) from None
+        ordered: list[str] = []
+        for flag, value in flags:
+            takes_value = flag[2:] + "=" in self.longOpt or flag[1:] + ":" in self.shortOpt
+            if flag.startswith("--"):
+                ordered.append(f"{flag}={value}" if takes_value else flag)
+            else:
+                ordered.extend([flag, value] if takes_value else [flag])
+        super().parseOptions(ordered + ["--"] + positional if positional else ordered)
 
     def opt_listen(self, description: str) -> None:
         self.listen.append(description)

@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is
+# installed here, so a fresh clone with python3 (>= 3.11) and make is enough.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: run test install install-test test-services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# A plain (non-editable) install: the daemon and the tests run what a wheel ships.
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet '.[test]'
+
+run: install
+	$(BIN)/twistd --nodaemon --pidfile= termrooms $(ARGS)
+
+# Redis: the tests use one on 127.0.0.1:6379 when it answers, else start redis-server
+# themselves; install it when it is missing and this machine lets us.
+test-services:
+	@if ! command -v redis-server >/dev/null 2>&1 && \
+	    ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "warning: no Redis found and cannot install redis-server; Redis tests will not run"; \
+	  fi; \
+	fi
+
+test: install-test test-services
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,255 @@
+"""
+``termrooms``: the operator's command. It reads the same settings as the daemon (flags,
+``TERMROOMS_*`` environment, ``--config`` file) and, with no database URL, uses the same
+embedded PostgreSQL under ``--data-dir``.
+
+    termrooms migrate
+    termrooms check-config
+    termrooms create-user NAME [--admin] [--password-stdin]
+    termrooms invite [--uses N] [--expires-in 7d] [--by ADMIN]
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Sequence
+
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import react
+from twisted.internet.threads import deferToThread
+from twisted.logger import globalLogBeginner
+from twisted.python import usage
+
+from termrooms import __version__
+from termrooms.config import SETTINGS, Config
+from termrooms.database import connect_one, run_in_transaction
+from termrooms.embedded import EmbeddedPostgres
+from termrooms.errors import ApiError
+from termrooms.invites import DEFAULT_INVITE_EXPIRY, DEFAULT_INVITE_USES, new_invite_code
+from termrooms.logs import make_observer
+from termrooms.migrations import MigrationError, load_deltas, migrate
+from termrooms.passwords import hash_password
+from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
+from termrooms.snowflake import SnowflakeGenerator
+from termrooms.store.invites import create_invite_txn
+from termrooms.store.users import create_user_txn, oldest_admin_id_txn, user_id_by_name_txn
+from termrooms.tap import ConfigOptions
+
+EXIT_USAGE = 2
+
+
+class CommandFailed(Exception):
+    """An operator-facing failure: printed as one line, exit status 1."""
+
+
+class MigrateOptions(ConfigOptions):
+    synopsis = "[options]"
+    description = "Apply pending schema migrations, then exit."
+
+
+class CheckConfigOptions(ConfigOptions):
+    synopsis = "[options]"
+    description = "Check the settings and print the values in effect."
+
+
+class CreateUserOptions(ConfigOptions):
+    synopsis = "[options] NAME"
+    description = "Create an account; the password is asked for, or read from stdin."
+    optFlags = ConfigOptions.optFlags + [
+        ["admin", None, "Make the account a server admin."],
+        ["password-stdin", None, "Read the password from the first line of stdin."],
+    ]
+
+    def parseArgs(self, name: str) -> None:
+        self["name"] = name
+
+
+class InviteOptions(ConfigOptions):
+    synopsis = "[options]"
+    description = "Create an invite code for registration."
+    optParameters = ConfigOptions.optParameters + [
+        ["uses", None, str(DEFAULT_INVITE_USES), "How many accounts the code can create."],
+        ["expires-in", None, DEFAULT_INVITE_EXPIRY, "Lifetime, like 12h, 7d or 2w."],
+        ["by", None, None, "Admin recorded as the inviter (default: the first admin)."],
+    ]
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        try:
+            self["uses"] = int(self["uses"])
+            if not 1 <= self["uses"] <= 1_000_000:
+                raise ValueError
+        except ValueError:
+            raise usage.UsageError("--uses must be a whole number from 1 to 1000000") from None
+        try:
+            self["expires-in"] = parse_duration(self["expires-in"])
+        except ValueError as e:
+            raise usage.UsageError(f"--expires-in: {e}") from None
+
+
+class TermroomsCommand(usage.Options):
+    synopsis = "termrooms COMMAND [options]"
+    subCommands = [
+        ["migrate", None, MigrateOptions, MigrateOptions.description],
+        ["check-config", None, CheckConfigOptions, CheckConfigOptions.description],
+        ["create-user", None, CreateUserOptions, CreateUserOptions.description],
+        ["invite", None, InviteOptions, InviteOptions.description],
+    ]
+
+    def opt_version(self) -> None:
+        """Print the version and exit."""
+        print(f"termrooms {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError("a command is required; see termrooms --help")
+
+
+def _redacted(url: str | None) -> str | None:
+    """A URL with its password hidden, for printing."""
+    if not url or "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def describe_config(config: Config) -> str:
+    """The settings in effect, one per line, secrets hidden."""
+    lines = []
+    for setting in SETTINGS:
+        value = getattr(config, setting.name)
+        if setting.name in ("database_url", "redis_url"):
+            value = _redacted(value)
+        if isinstance(value, tuple):
+            value = ", ".join(value) or "(none)"
+        lines.append(f"{setting.name:<20} {value if value is not None else '(unset)'}")
+    lines.append(f"{'config_file':<20} {config.config_file or '(none)'}")
+    return "\n".join(lines)
+
+
+@asynccontextmanager
+async def database_connection(reactor: Any, config: Config) -> AsyncIterator[Any]:
+    """One connection to the configured database, or to the embedded one."""
+    embedded = None
+    url = config.database_url
+    if url is None:
+        embedded = EmbeddedPostgres(config.data_dir)
+        url = await deferToThread(embedded.start)
+    try:
+        connection = await connect_one(reactor, url)
+        try:
+            yield connection
+        finally:
+            connection.close()
+    finally:
+        if embedded is not None:
+            await deferToThread(embedded.stop)
+
+
+async def _schema_current(connection: Any) -> None:
+    await migrate(connection, load_deltas(), apply=False)
+
+
+async def run_migrate(reactor: Any, options: MigrateOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        result = await migrate(connection, load_deltas())
+    applied = ", ".join(f"{d.version:04d}_{d.name}" for d in result.applied) or "nothing"
+    print(f"schema at version {result.version}; applied: {applied}")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CommandFailed("no terminal to ask for the password: use --password-stdin")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise CommandFailed("the passwords differ")
+    return first
+
+
+async def run_create_user(reactor: Any, options: CreateUserOptions) -> None:
+    name = options["name"]
+    password = _read_password(bool(options["password-stdin"]))
+    check_fields(username=username_problem(name), password=password_problem(password))
+    password_hash = await deferToThread(hash_password, password)
+    role = "admin" if options["admin"] else "user"
+    user_id = SnowflakeGenerator(options.config.node_id).next_id()
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        user = await run_in_transaction(
+            connection, create_user_txn, user_id, name, password_hash, role=role
+        )
+    print(f"created {user.role} {user.username} (id {user.id})")
+
+
+async def run_invite(reactor: Any, options: InviteOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        if options["by"]:
+            inviter = await run_in_transaction(connection, user_id_by_name_txn, options["by"])
+            if inviter is None:
+                raise CommandFailed(f"no user named {options['by']!r}")
+        else:
+            inviter = await run_in_transaction(connection, oldest_admin_id_txn)
+            if inviter is None:
+                raise CommandFailed(
+                    "no admin exists yet: create one with `termrooms create-user NAME --admin`"
+                )
+        invite = await run_in_transaction(
+            connection,
+            create_invite_txn,
+            new_invite_code(),
+            created_by=inviter,
+            uses=options["uses"],
+            expires_in=options["expires-in"],
+        )
+    expires = invite.expires_at.isoformat(timespec="seconds") if invite.expires_at else "never"
+    print(f"{invite.code}\n(uses: {invite.uses}, expires: {expires})")
+
+
+_COMMANDS = {
+    "migrate": run_migrate,
+    "create-user": run_create_user,
+    "invite": run_invite,
+}
+
+
+async def _run(reactor: Any, command: str, options: Any) -> None:
+    try:
+        await _COMMANDS[command](reactor, options)
+    except (CommandFailed, MigrationError) as e:
+        raise SystemExit(f"termrooms {command}: {e}") from None
+    except ApiError as e:
+        raise SystemExit(f"termrooms {command}: {e.detail}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``termrooms`` console script."""
+    command = TermroomsCommand()
+    try:
+        command.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except usage.UsageError as e:
+        print(f"termrooms: error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    options = command.subOptions
+    if command.subCommand == "check-config":
+        print(describe_config(options.config))
+        return
+    config = options.config
+    # A person at a terminal reads this; JSON only when asked for explicitly.
+    log_format = "text" if config.log_format == "auto" else config.log_format
+    globalLogBeginner.beginLoggingTo(
+        [make_observer(config.log_level, log_format, sys.stderr)],
+        redirectStandardIO=False,
+    )
+    react(lambda reactor: ensureDeferred(_run(reactor, command.subCommand, options)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""
+The contract's input rules (../shared/spec/protocol.md, Conventions) and small value
+parsers shared by the HTTP API, WebSocket frames, slash commands and the CLI.
+
+Pure logic: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from termrooms.errors import ApiError, FieldError
+
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}$")
+ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_DURATION = re.compile(r"^(?:\d+[smhdw])+$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def username_problem(username: object) -> str | None:
+    """Why ``username`` is not acceptable, or None when it is."""
+    if not isinstance(username, str) or not USERNAME.match(username):
+        return "must be 3-32 characters of A-Z a-z 0-9 . - _"
+    return None
+
+
+def password_problem(password: object) -> str | None:
+    """Why ``password`` is not acceptable, or None when it is."""
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        return f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters"
+    return None
+
+
+def check_fields(**problems: str | None) -> None:
+    """Raise one 422 naming every field that has a problem."""
+    errors = tuple(FieldError(field, message) for field, message in problems.items() if message)
+    if errors:
+        raise ApiError(
+            "validation_error",
+            "; ".join(f"{e.field} {e.message}" for e in errors),
+            validation_errors=errors,
+        )
+
+
+def parse_duration(text: str) -> timedelta:
+    """``10m``, ``7d``, ``1h30m`` -> timedelta; ValueError for anything else or zero."""
+    compact = text.strip().lower()
+    if not _DURATION.match(compact):
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 2h, 7d or 1h30m")
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(compact))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return timedelta(seconds=seconds)

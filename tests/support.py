@@ -1,0 +1,172 @@
+"""Helpers shared by the tests: free ports, real daemon processes, a cuttable proxy."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+from twisted.internet import protocol
+from twisted.internet.endpoints import clientFromString
+from twisted.protocols import portforward
+
+BIN = Path(sys.executable).parent
+
+
+def clean_environ() -> dict[str, str]:
+    """The environment without any TERMROOMS_* setting of the developer's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TERMROOMS_")}
+
+
+def run_termrooms(
+    args: list[str], *, check: bool = False, input: str | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run the installed ``termrooms`` command."""
+    result = subprocess.run(
+        [str(BIN / "termrooms"), *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=120,
+        env={**clean_environ(), **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"termrooms {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def port_answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@attrs.define
+class Daemon:
+    """A real ``twistd -n termrooms`` process."""
+
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout)
+
+
+def start_daemon(
+    args: list[str], tmp_path: Path, *, env: dict | None = None, wait: float = 60
+) -> Daemon:
+    """Start the daemon on a free port; return once it listens."""
+    port = free_port()
+    log_path = tmp_path / f"daemon-{port}.log"
+    process = subprocess.Popen(
+        [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "termrooms",
+         "--listen", f"tcp:{port}:interface=127.0.0.1", "--log-format", "json", *args],
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        env={**clean_environ(), **(env or {})},
+    )
+    daemon = Daemon(process, port, log_path)
+    deadline = time.monotonic() + wait
+    while not port_answers("127.0.0.1", port):
+        if process.poll() is not None:
+            raise AssertionError(f"daemon exited with {process.returncode}:\n{daemon.log()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"daemon did not listen within {wait} s:\n{daemon.log()}")
+        time.sleep(0.05)
+    return daemon
+
+
+class _ProxyServer(portforward.ProxyServer):
+    """Forwards one accepted connection to the proxy's target."""
+
+    def connectionMade(self) -> None:
+        self.factory.active.add(self)
+        self.transport.pauseProducing()
+        client = self.clientProtocolFactory()
+        client.setServer(self)
+        d = self.factory.target.connect(client)
+        d.addErrback(lambda _: self.transport.loseConnection())
+
+    def connectionLost(self, reason: Any) -> None:
+        self.factory.active.discard(self)
+        super().connectionLost(reason)
+
+
+class _ProxyFactory(protocol.Factory):
+    protocol = _ProxyServer
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.active: set[_ProxyServer] = set()
+
+
+@attrs.define
+class CuttableProxy:
+    """
+    A TCP proxy in this test's reactor in front of a real server (TCP or unix socket).
+    ``cut()`` makes the server unreachable, as a crash or a network fault would;
+    ``restore()`` brings it back on the same port.
+    """
+
+    reactor: Any
+    target_description: str
+    port: int = 0
+    url: str = ""  # the test database, reached through the proxy
+    _factory: Any = None
+    _listening: Any = None
+
+    async def start(self) -> "CuttableProxy":
+        self._factory = _ProxyFactory(clientFromString(self.reactor, self.target_description))
+        self._listening = self.reactor.listenTCP(self.port, self._factory, interface="127.0.0.1")
+        self.port = self._listening.getHost().port
+        return self
+
+    async def cut(self) -> None:
+        await self._listening.stopListening()
+        for server in list(self._factory.active):
+            server.transport.abortConnection()
+
+    async def restore(self) -> None:
+        self._listening = self.reactor.listenTCP(self.port, self._factory, interface="127.0.0.1")
+
+    def url_through(self, database_url: str) -> str:
+        """``database_url``, reaching its server through this proxy."""
+        parts = urlsplit(database_url)
+        user = parts.username or "postgres"
+        return f"postgresql://{user}@127.0.0.1:{self.port}{parts.path}"
+
+
+def target_of(database_url: str) -> str:
+    """A client endpoint description for the server a PostgreSQL URL names."""
+    parts = urlsplit(database_url)
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    socket_dir = query.get("host") or (parts.hostname if (parts.hostname or "").startswith("/") else None)
+    if socket_dir:
+        return f"unix:path={socket_dir}/.s.PGSQL.{parts.port or 5432}"
+    return f"tcp:host={parts.hostname or '127.0.0.1'}:port={parts.port or 5432}"
