@@ -11,6 +11,7 @@ Pure logic: no reactor, no sockets, no database.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ ENV_PREFIX = "TERMROOMS_"
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 LOG_FORMATS = ("auto", "text", "json")
+_DECIMAL = re.compile(r"^[+-]?[0-9]+$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -48,7 +50,9 @@ def _text(value: Any) -> str:
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    text = _text(value).strip().lower()
+    if not isinstance(value, str):
+        raise _Invalid(f"must be true or false, got {value!r}")
+    text = value.strip().lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -58,14 +62,12 @@ def _boolean(value: Any) -> bool:
 
 def _integer_between(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise _Invalid(f"must be an integer from {low} to {high}, got {value!r}")
-        try:
+        if isinstance(value, str) and _DECIMAL.match(value.strip()):
             number = int(value)
-        except ValueError:
-            raise _Invalid(
-                f"must be an integer from {low} to {high}, got {value!r}"
-            ) from None
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            raise _Invalid(f"must be an integer from {low} to {high}, got {value!r}")
         if not low <= number <= high:
             raise _Invalid(f"must be an integer from {low} to {high}, got {number}")
         return number
@@ -117,15 +119,21 @@ def _http_url(value: Any) -> str:
 
 def _origin(value: Any) -> str:
     text = _text(value).strip()
+    problem = _Invalid(f"each origin must look like https://host[:port], got {text!r}")
     parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not 0-65535
+    except ValueError:
+        raise problem from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
+        or parts.username is not None
         or parts.path not in ("", "/")
         or parts.query
         or parts.fragment
     ):
-        raise _Invalid(f"each origin must look like https://host[:port], got {text!r}")
+        raise problem
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
@@ -136,24 +144,37 @@ def _endpoint(value: Any) -> str:
 
     text = _text(value).strip()
     try:
-        serverFromString(_NO_REACTOR, text)
+        endpoint = serverFromString(_NO_REACTOR, text)
     except Exception as e:  # the parser raises ValueError, KeyError, OSError...
         raise _Invalid(f"is not a valid endpoint description {text!r} ({e})") from None
+    port = getattr(endpoint, "_port", None)  # TCP and TLS endpoints; the parser skips the range
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        raise _Invalid(f"port {port} in {text!r} is not between 0 and 65535")
     return text
 
 
 _NO_REACTOR = object()
 
 
-def _list_of(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
-    """Lists come as TOML arrays, or as comma-separated text from a flag or env var."""
+def _list_of(
+    item: Callable[[Any], Any], *, at_least_one: bool = False
+) -> Callable[[Any], tuple[Any, ...]]:
+    """Lists come as TOML arrays, repeated flags, or comma-separated text."""
 
     def parse(value: Any) -> tuple[Any, ...]:
         if isinstance(value, str):
-            value = [part for part in value.split(",") if part.strip()]
+            value = [value]
         if not isinstance(value, (list, tuple)):
             raise _Invalid(f"must be a list, got {value!r}")
-        return tuple(item(element) for element in value)
+        elements: list[Any] = []
+        for element in value:
+            if isinstance(element, str):
+                elements.extend(part for part in element.split(",") if part.strip())
+            else:
+                elements.append(element)
+        if at_least_one and not elements:
+            raise _Invalid("must name at least one value")
+        return tuple(item(element) for element in elements)
 
     return parse
 
@@ -189,7 +210,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "listen",
-        _list_of(_endpoint),
+        _list_of(_endpoint, at_least_one=True),
         (DEFAULT_LISTEN,),
         "Endpoint to serve HTTP and WebSocket on, a strports description; "
         "repeat the flag (or separate with commas) for several.",
@@ -299,15 +320,15 @@ class Config:
     config_file: Path | None = None
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
+def load_config_file(path: Path, option: str = "--config") -> dict[str, Any]:
     """Read a TOML settings file; unknown keys are errors, so typos do not pass silently."""
     try:
         with open(path, "rb") as f:
             table = tomllib.load(f)
     except OSError as e:
-        raise ConfigError("--config", f"cannot read {str(path)!r}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("--config", f"{str(path)!r} is not valid TOML: {e}") from None
+        raise ConfigError(option, f"cannot read {str(path)!r}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(option, f"{str(path)!r} is not valid TOML: {e}") from None
     for key in table:
         if key.replace("-", "_") not in SETTINGS_BY_NAME:
             raise ConfigError(f"{key} (in {path})", "unknown setting")
@@ -323,9 +344,14 @@ def resolve_config(
     Merge flags (already split: name -> raw value, only those given), the environment
     and the TOML file into a Config, flag > env > file > default.
     """
-    file_name = config_file or environ.get(CONFIG_FILE_ENV) or None
-    file_path = Path(file_name) if file_name else None
-    file_values = load_config_file(file_path) if file_path else {}
+    if config_file:
+        file_path, file_option = Path(config_file), "--config"
+    elif environ.get(CONFIG_FILE_ENV):
+        file_path = Path(environ[CONFIG_FILE_ENV])
+        file_option = f"--config (from {CONFIG_FILE_ENV})"
+    else:
+        file_path = None
+    file_values = load_config_file(file_path, file_option) if file_path else {}
 
     values: dict[str, Any] = {}
     for setting in SETTINGS:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import getopt
 import os
+import signal
 import sys
 from functools import partial
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python import usage
@@ -35,7 +36,6 @@ from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
 
 _log = Logger()
-EXIT_CONFIG_ERROR = 2
 EXIT_FATAL = 1
 
 
@@ -143,6 +143,26 @@ class TermroomsService(MultiService):
             parent.setComponent(ILogObserver, self.log_observer)
 
 
+class ExitZeroOnSigterm(Service):
+    """
+    SIGTERM is how systemd and scripts ask the daemon to stop: stop cleanly and exit 0.
+    (twistd's own handler re-raises the signal after shutdown, so the process would
+    report death by SIGTERM instead of success.)
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        # After startup, so this replaces the handler the reactor installs.
+        self.reactor.callWhenRunning(signal.signal, signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        _log.info("SIGTERM received: shutting down")
+        self.reactor.callFromThread(self.reactor.stop)
+
+
 def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> None:
     """
     Stop the daemon because it can never serve (a newer schema, a broken database):
@@ -150,7 +170,6 @@ def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> N
     has no way to do once its reactor runs.
     """
     _log.critical("termrooms cannot start: {reason}", reason=message)
-    print(f"termrooms: {message}", file=sys.stderr, flush=True)
 
     def exit_now() -> None:
         sys.stdout.flush()
@@ -173,6 +192,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     top = TermroomsService()
     if options.wants_own_log_observer():
         top.log_observer = make_observer(config.log_level, config.log_format)
+    ExitZeroOnSigterm(reactor).setServiceParent(top)
     DatabaseStartupService(server, partial(exit_after_shutdown, reactor)).setServiceParent(top)
     site = server.get_site()
     for description in config.listen:

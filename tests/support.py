@@ -77,9 +77,14 @@ class Daemon:
 
 
 def start_daemon(
-    args: list[str], tmp_path: Path, *, env: dict | None = None, wait: float = 60
+    args: list[str],
+    tmp_path: Path,
+    *,
+    env: dict | None = None,
+    wait: float = 60,
+    until_listening: bool = True,
 ) -> Daemon:
-    """Start the daemon on a free port; return once it listens."""
+    """Start the daemon on a free port; return once it listens (unless told not to wait)."""
     port = free_port()
     log_path = tmp_path / f"daemon-{port}.log"
     process = subprocess.Popen(
@@ -92,7 +97,7 @@ def start_daemon(
     )
     daemon = Daemon(process, port, log_path)
     deadline = time.monotonic() + wait
-    while not port_answers("127.0.0.1", port):
+    while until_listening and not port_answers("127.0.0.1", port):
         if process.poll() is not None:
             raise AssertionError(f"daemon exited with {process.returncode}:\n{daemon.log()}")
         if time.monotonic() > deadline:

@@ -114,9 +114,7 @@ class Router:
     def openapi_json(self) -> bytes:
         """The OpenAPI document of every route declared so far, encoded once."""
         if self._openapi is None:
-            document = build_document(
-                [s for s in self.specs if s.path.startswith("/api/")], version=__version__
-            )
+            document = build_document(self.specs, version=__version__)
             self._openapi = encode_json(document)
         return self._openapi
 

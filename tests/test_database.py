@@ -1,0 +1,124 @@
+"""The pool: transactions, fail-fast while PostgreSQL is away, recovery by itself."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg2
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.internet.task import deferLater
+
+from termrooms.database import Database, DatabaseUnavailable
+
+
+async def _create_scratch_txn(cursor, name: str) -> None:
+    await cursor.execute(f"CREATE TABLE {name} (n integer PRIMARY KEY)")
+
+
+async def _insert_two_then_fail_txn(cursor, name: str) -> None:
+    await cursor.execute(f"INSERT INTO {name} VALUES (1)")
+    await cursor.execute(f"INSERT INTO {name} VALUES (2)")
+    raise ValueError("the handler changed its mind")
+
+
+async def _insert_txn(cursor, name: str, n: int) -> int:
+    await cursor.execute(f"INSERT INTO {name} VALUES (%s) RETURNING n", (n,))
+    return cursor.fetchone()[0]
+
+
+async def wait_until_connected(database: Database, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not await database.probe(1):
+        assert time.monotonic() < deadline, "the pool did not reconnect"
+        await deferLater(reactor, 0.1)
+
+
+def assert_reactor_has_no_stale_descriptors() -> None:
+    # Both raise KeyError when a descriptor is watched without its selectable.
+    reactor.getReaders()
+    reactor.getWriters()
+
+
+@pytest_twisted.ensureDeferred
+async def test_interaction_commits_on_success_and_rolls_back_every_row_on_error(database_url):
+    database = Database(reactor, database_url, size=2)
+    await database.start()
+    try:
+        await database.run_interaction(_create_scratch_txn, "scratch")
+        assert await database.run_interaction(_insert_txn, "scratch", 7) == 7
+        with pytest.raises(ValueError):
+            await database.run_interaction(_insert_two_then_fail_txn, "scratch")
+        rows = await database.run_query("SELECT n FROM scratch ORDER BY n")
+        assert rows == [(7,)]
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_more_concurrent_calls_than_connections_all_complete(database_url):
+    database = Database(reactor, database_url, size=2)
+    await database.start()
+    try:
+        results = await gatherResults(
+            [database.run_query("SELECT %s::int", (i,)) for i in range(50)]
+        )
+        assert [rows[0][0] for rows in results] == list(range(50))
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_calls_fail_fast_while_database_is_away_and_succeed_after_it_returns(
+    database_proxy,
+):
+    database = Database(reactor, database_proxy.url, size=3)
+    await database.start()
+    try:
+        await database_proxy.cut()
+        started = time.monotonic()
+        for _ in range(5):
+            with pytest.raises(DatabaseUnavailable):
+                await database.run_query("SELECT 1")
+        assert time.monotonic() - started < 2, "calls must fail at once, not hang"
+        assert not await database.probe(1)
+
+        await database_proxy.restore()
+        await wait_until_connected(database)
+        assert await database.run_query("SELECT 41 + 1") == [(42,)]
+        assert_reactor_has_no_stale_descriptors()
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_pool_started_while_database_is_away_connects_once_it_appears(database_proxy):
+    await database_proxy.cut()
+    database = Database(reactor, database_proxy.url, size=2)
+    connected = database.start()
+    try:
+        await deferLater(reactor, 1.0)
+        assert not connected.called
+        with pytest.raises(DatabaseUnavailable):
+            await database.run_query("SELECT 1")
+        await database_proxy.restore()
+        await connected
+        assert await database.run_query("SELECT 1") == [(1,)]
+        assert_reactor_has_no_stale_descriptors()
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sql_errors_are_reported_as_themselves_and_keep_the_connection(database_url):
+    database = Database(reactor, database_url, size=1)
+    await database.start()
+    try:
+        with pytest.raises(psycopg2.errors.UndefinedTable):
+            await database.run_query("SELECT * FROM no_such_table")
+        assert database.connected
+        assert await database.run_query("SELECT 1") == [(1,)]
+    finally:
+        database.close()

@@ -1,0 +1,76 @@
+"""A plain ``pip install .`` (not editable) into a fresh virtualenv gives a working plugin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from support import clean_environ
+
+pytestmark = pytest.mark.slow
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(PROJECT)],
+        check=True,
+        timeout=300,
+    )
+    (built,) = wheels.glob("termrooms-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def fresh_install(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    root = tmp_path_factory.mktemp("fresh-install")
+    environment = root / "venv"
+    venv.create(environment, with_pip=True)
+    subprocess.run(
+        [str(environment / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        check=True,
+        timeout=600,
+    )
+    return environment
+
+
+def test_wheel_ships_the_plugin_without_claiming_the_twisted_package(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "twisted/plugins/termrooms_plugin.py" in names
+    # An __init__.py here would shadow Twisted's own package on install.
+    assert not {"twisted/__init__.py", "twisted/plugins/__init__.py"} & names
+    source_deltas = {p.name for p in (PROJECT / "sql").glob("*.sql")}
+    assert {f"termrooms/sql/{name}" for name in source_deltas} <= names
+
+
+def test_twistd_help_lists_termrooms_after_a_plain_install(fresh_install, tmp_path):
+    result = subprocess.run(
+        [str(fresh_install / "bin" / "twistd"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # away from the source tree, which must not be what is found
+        env=clean_environ(),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "termrooms" in result.stdout
+
+
+def test_installed_command_migrates_a_database(fresh_install, database_url, tmp_path):
+    result = subprocess.run(
+        [str(fresh_install / "bin" / "termrooms"), "migrate", "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_environ(),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "schema at version" in result.stdout
