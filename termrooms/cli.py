@@ -23,7 +23,7 @@ from twisted.logger import globalLogBeginner
 from twisted.python import usage
 
 from termrooms import __version__
-from termrooms.config import SETTINGS, Config
+from termrooms.config import SETTINGS, Config, redact_url
 from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
 from termrooms.errors import ApiError
@@ -34,7 +34,7 @@ from termrooms.passwords import hash_password
 from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.invites import create_invite_txn
-from termrooms.store.users import create_user_txn, oldest_admin_id_txn, user_id_by_name_txn
+from termrooms.store.users import admin_id_by_name_txn, create_user_txn, oldest_admin_id_txn
 from termrooms.tap import ConfigOptions
 
 EXIT_USAGE = 2
@@ -108,23 +108,13 @@ class TermroomsCommand(usage.Options):
             raise usage.UsageError("a command is required; see termrooms --help")
 
 
-def _redacted(url: str | None) -> str | None:
-    """A URL with its password hidden, for printing."""
-    if not url or "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-
-
 def describe_config(config: Config) -> str:
     """The settings in effect, one per line, secrets hidden."""
     lines = []
     for setting in SETTINGS:
         value = getattr(config, setting.name)
-        if setting.name in ("database_url", "redis_url"):
-            value = _redacted(value)
+        if setting.name in ("database_url", "redis_url") and value:
+            value = redact_url(value)
         if isinstance(value, tuple):
             value = ", ".join(value) or "(none)"
         lines.append(f"{setting.name:<20} {value if value is not None else '(unset)'}")
@@ -192,9 +182,9 @@ async def run_invite(reactor: Any, options: InviteOptions) -> None:
     async with database_connection(reactor, options.config) as connection:
         await _schema_current(connection)
         if options["by"]:
-            inviter = await run_in_transaction(connection, user_id_by_name_txn, options["by"])
+            inviter = await run_in_transaction(connection, admin_id_by_name_txn, options["by"])
             if inviter is None:
-                raise CommandFailed(f"no user named {options['by']!r}")
+                raise CommandFailed(f"no active admin named {options['by']!r}")
         else:
             inviter = await run_in_transaction(connection, oldest_admin_id_txn)
             if inviter is None:

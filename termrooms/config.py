@@ -85,9 +85,26 @@ def _one_of(choices: Sequence[str]) -> Callable[[Any], str]:
     return parse
 
 
+_PASSWORD_PARAMETER = re.compile(r"(?i)(\bpassword=)[^&\s]*")
+_PASSWORD_KEYWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password in it (user info or query) shown as ***, for output."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        user_info, _, host = parts.netloc.rpartition("@")
+        user = user_info.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    redacted = parts.geturl() if parts.scheme else url
+    # A query's password=..., or a libpq keyword string's password = '...'.
+    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD_KEYWORD.sub(r"\1***", redacted))
+
+
 def _url(schemes: Sequence[str], what: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _text(value).strip()
+        shown = redact_url(text)  # errors are printed and logged: never echo a password
         try:
             parts = urlsplit(text)
             parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -96,10 +113,10 @@ def _url(schemes: Sequence[str], what: str) -> Callable[[Any], str]:
         if parts.scheme not in schemes:
             raise _Invalid(
                 f"must be a {what} URL starting with "
-                f"{' or '.join(s + '://' for s in schemes)}, got {text!r}"
+                f"{' or '.join(s + '://' for s in schemes)}, got {shown!r}"
             )
         if not (parts.netloc or parts.path or parts.query):
-            raise _Invalid(f"is not a valid {what} URL, got {text!r}")
+            raise _Invalid(f"is not a valid {what} URL, got {shown!r}")
         return text
 
     return parse

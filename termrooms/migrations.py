@@ -119,21 +119,25 @@ async def migrate(
     lock belongs to its session) up to date; with ``apply=False`` refuse instead.
     """
     await connection.runOperation("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-    # The lock is the session's: if the connection dies, PostgreSQL releases it.
-    await connection.runOperation(_CREATE_LEDGER)
-    rows = await connection.runQuery("SELECT version FROM schema_migrations")
-    todo = pending_deltas(known, (version for (version,) in rows))
-    if todo and not apply:
-        await connection.runOperation("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-        raise MigrationsPending(
-            f"{len(todo)} schema migration(s) pending (next: "
-            f"{todo[0].version:04d}_{todo[0].name}); run `termrooms migrate` "
-            f"or start without --no-migrate"
-        )
-    for delta in todo:
-        _log.info(
-            "applying schema delta {version:04d}_{name}", version=delta.version, name=delta.name
-        )
-        await run_in_transaction(connection, _record_delta_txn, delta)
-    await connection.runOperation("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    try:
+        await connection.runOperation(_CREATE_LEDGER)
+        rows = await connection.runQuery("SELECT version FROM schema_migrations")
+        todo = pending_deltas(known, (version for (version,) in rows))
+        if todo and not apply:
+            raise MigrationsPending(
+                f"{len(todo)} schema migration(s) pending (next: "
+                f"{todo[0].version:04d}_{todo[0].name}); run `termrooms migrate` "
+                f"or start without --no-migrate"
+            )
+        for delta in todo:
+            _log.info(
+                "applying schema delta {version:04d}_{name}",
+                version=delta.version,
+                name=delta.name,
+            )
+            await run_in_transaction(connection, _record_delta_txn, delta)
+    finally:
+        # A dead session has released its lock already; unlocking it would only fail.
+        if not connection.closed:
+            await connection.runOperation("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return MigrationResult(applied=todo, version=known[-1].version if known else 0)

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,10 +30,8 @@ import pytest
 import pytest_twisted
 from psycopg2 import sql
 from support import (
-    BIN,
     CuttableProxy,
     Daemon,
-    clean_environ,
     free_port,
     port_answers,
     run_termrooms,

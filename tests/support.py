@@ -153,7 +153,9 @@ class CuttableProxy:
         return self
 
     async def cut(self) -> None:
-        await self._listening.stopListening()
+        if self._listening is not None:
+            listening, self._listening = self._listening, None
+            await listening.stopListening()
         for server in list(self._factory.active):
             server.transport.abortConnection()
 

@@ -89,11 +89,6 @@ def test_check_config_hides_the_redis_password_too():
     assert "redis://:***@cache:6379/0" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._redacted only hides a password in the user-info part and splits at the "
-    "last '@' of the whole URL: a ?password= is printed, and an '@' in the query mangles it",
-)
 @pytest.mark.parametrize(
     ("database_url", "shown"),
     [
@@ -214,7 +209,17 @@ def test_invite_by_an_unknown_user_fails_and_stores_nothing(url):
     result = run_termrooms(["invite", "--by", "nobody", "--database-url", url])
 
     assert result.returncode == 1
-    assert "no user named 'nobody'" in result.stderr
+    assert "no active admin named 'nobody'" in result.stderr
+    assert query(url, "SELECT count(*) FROM invites") == [(0,)]
+
+
+def test_invite_by_a_user_who_is_not_an_admin_is_refused(url):
+    create_user(url, "carol").check_returncode()
+
+    result = run_termrooms(["invite", "--by", "carol", "--database-url", url])
+
+    assert result.returncode == 1
+    assert "no active admin named 'carol'" in result.stderr
     assert query(url, "SELECT count(*) FROM invites") == [(0,)]
 
 

@@ -739,3 +739,13 @@ def test_allowed_origin_with_non_numeric_port_is_an_error() -> None:
     for origin in ("https://x:abc", "https://x:99999", "https://user:pw@x"):
         error = config_error({"allowed_origins": origin}, {})
         assert error.option == "--allowed-origins"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["host=h user=u password=secret dbname=db", "mysql://u:secret@h/db", "pg://h/db?password=secret"],
+)
+def test_a_rejected_database_url_is_never_echoed_with_its_password(url) -> None:
+    error = config_error({"database_url": url}, {})
+    assert error.option == "--database-url"
+    assert "secret" not in str(error)

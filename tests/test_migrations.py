@@ -339,3 +339,19 @@ async def test_after_a_failed_delta_is_fixed_the_next_run_applies_only_that_delt
     rows = ledger(database_url)
     assert [(v, n) for v, n, _ in rows] == [(1, "first"), (2, "second")]
     assert rows[0][2] == first_applied_at
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_migration_lets_go_of_the_lock_while_its_session_stays_open(database_url):
+    execute(database_url, LEDGER_DDL)
+    execute(database_url, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')")
+    connection = await connect_one(reactor, database_url)
+    try:
+        with pytest.raises(SchemaTooNew):
+            await migrate(connection, load_deltas())
+        # Still connected, yet another session can take the lock: it was released.
+        assert query(database_url, "SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)) == [
+            (True,)
+        ]
+    finally:
+        connection.close()

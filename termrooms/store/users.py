@@ -62,9 +62,11 @@ async def oldest_admin_id_txn(cursor: Any) -> int | None:
     return row[0] if row else None
 
 
-async def user_id_by_name_txn(cursor: Any, username: str) -> int | None:
+async def admin_id_by_name_txn(cursor: Any, username: str) -> int | None:
+    """The id of the active admin named ``username`` (any case), if there is one."""
     await cursor.execute(
-        "SELECT id FROM users WHERE lower(username) = lower(%s) AND deleted_at IS NULL",
+        "SELECT id FROM users WHERE lower(username) = lower(%s) AND role = 'admin'"
+        " AND deleted_at IS NULL AND disabled_at IS NULL",
         (username,),
     )
     row = cursor.fetchone()
