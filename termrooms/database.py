@@ -16,7 +16,7 @@ import random
 import select
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 import attrs
 import psycopg2
@@ -33,7 +33,7 @@ from termrooms.deadline import with_deadline
 _log = Logger()
 T = TypeVar("T")
 
-# Keepalives make libpq notice a silently vanished server within ~15 s.
+# Keepalives make libpq notice a silently vanished server within about 11 s.
 _CONNECT_KWARGS = {
     "application_name": "termrooms",
     "keepalives": 1,
@@ -42,13 +42,14 @@ _CONNECT_KWARGS = {
     "keepalives_count": 3,
 }
 RETRY_AFTER_SECONDS = 5
+_POLL_EVENTS = {POLL_READ: select.POLLIN, POLL_WRITE: select.POLLOUT}
 
 
 class DatabaseUnavailable(Exception):
     """PostgreSQL cannot serve this call now; try again after RETRY_AFTER_SECONDS."""
 
 
-def backoff_delays(initial: float = 0.5, maximum: float = 5.0) -> Any:
+def backoff_delays(initial: float = 0.5, maximum: float = 5.0) -> Iterator[float]:
     """Reconnect delays: doubling from ``initial`` up to ``maximum``, each jittered ±20%."""
     delay = initial
     while True:
@@ -75,13 +76,13 @@ def open_async_connection(dsn: str, timeout: float) -> Any:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DatabaseUnavailable(f"connecting to PostgreSQL took over {timeout:g} s")
-            fd = connection.fileno()
-            if state == POLL_READ:
-                select.select([fd], [], [], remaining)
-            elif state == POLL_WRITE:
-                select.select([], [fd], [], remaining)
-            else:
+            if state not in _POLL_EVENTS:
                 raise psycopg2.OperationalError(f"unexpected poll state {state}")
+            # poll(), not select(): with thousands of WebSockets open, the socket's
+            # number is beyond what select() can watch.
+            waiter = select.poll()
+            waiter.register(connection.fileno(), _POLL_EVENTS[state])
+            waiter.poll(remaining * 1000)
     except BaseException:
         connection.close()
         raise
@@ -225,30 +226,21 @@ class Database:
             raise DatabaseUnavailable("PostgreSQL is not reachable")
         waiter: Deferred = Deferred()
         self._waiters.append(waiter)
-        return with_deadline(
-            waiter,
-            self.acquire_timeout,
-            self.reactor,
-            lambda: DatabaseUnavailable("every database connection stayed busy"),
-        ).addErrback(self._forget_waiter, waiter)
+        timer = self.reactor.callLater(self.acquire_timeout, self._give_up, waiter)
+        return waiter.addBoth(_cancel_timer, timer)
 
-    def _forget_waiter(self, failure: Failure, waiter: Deferred) -> Failure:
-        try:
-            self._waiters.remove(waiter)
-        except ValueError:
-            # The connection was handed over after the deadline: give it back.
-            waiter.addCallback(self._release)
-        return failure
+    def _give_up(self, waiter: Deferred) -> None:
+        """A caller waited acquire_timeout for a connection: 503 rather than wait on."""
+        self._waiters.remove(waiter)
+        waiter.errback(DatabaseUnavailable("every database connection stayed busy"))
 
     def _release(self, connection: _Connection) -> None:
         if connection not in self._alive or connection.closed:
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.called:
-                waiter.callback(connection)
-                return
-        self._idle.append(connection)
+        if self._waiters:
+            self._waiters.popleft().callback(connection)
+        else:
+            self._idle.append(connection)
 
     async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         connection = await self._acquire()
@@ -260,7 +252,6 @@ class Database:
                 raise DatabaseUnavailable(f"PostgreSQL connection lost: {_one_line(e)}") from e
             raise
         except txpostgres.RollbackFailed as e:
-            _safe_close(connection)
             self._connection_lost(connection)
             raise DatabaseUnavailable("PostgreSQL connection lost during rollback") from e
         finally:
@@ -299,10 +290,9 @@ class Database:
         waiters, self._connected_waiters = self._connected_waiters, []
         for waiter in waiters:
             waiter.errback(DatabaseUnavailable("the database pool is closed"))
-        for waiter in list(self._waiters):
-            if not waiter.called:
-                waiter.errback(DatabaseUnavailable("the database pool is closed"))
-        self._waiters.clear()
+        waiting, self._waiters = self._waiters, deque()
+        for waiter in waiting:
+            waiter.errback(DatabaseUnavailable("the database pool is closed"))
         for connection in list(self._alive):
             connection.on_lost = None
             _safe_close(connection)
@@ -330,6 +320,12 @@ def _awaiting_interaction(
 ) -> Deferred:
     # txpostgres waits on a returned Deferred, not on a coroutine.
     return ensureDeferred(interaction(cursor, *args, **kwargs))
+
+
+def _cancel_timer(result: Any, timer: Any) -> Any:
+    if timer.active():
+        timer.cancel()
+    return result
 
 
 def _safe_close(connection: txpostgres.Connection) -> None:

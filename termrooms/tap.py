@@ -24,11 +24,11 @@ from twisted.python import usage
 
 from termrooms import __version__
 from termrooms.config import (
-    DEFAULT_LISTEN,
     SETTINGS,
     SETTINGS_BY_NAME,
     Config,
     ConfigError,
+    Setting,
     resolve_config,
 )
 from termrooms.logs import make_observer
@@ -39,20 +39,23 @@ _log = Logger()
 EXIT_FATAL = 1
 
 
+def _help(setting: Setting) -> str:
+    """A setting's --help line: what it does, its default, its environment variable."""
+    default = setting.default
+    if isinstance(default, tuple):
+        default = ", ".join(default)
+    shown = f" (default: {default})" if default not in (None, "", False) else ""
+    return f"{setting.help}{shown} [env {setting.env}]"
+
+
 class ConfigOptions(usage.Options):
     """The settings shared by ``twistd termrooms`` and every ``termrooms`` subcommand."""
 
     # Defaults are None here so that resolve_config can tell "not given" from "given".
     optParameters = [
-        [s.flag[2:], None, None, f"{s.help} (default: {s.default}) [env {s.env}]"]
-        for s in SETTINGS
-        if not s.switch and not s.repeatable and s.default is not None
-    ] + [
-        [s.flag[2:], None, None, f"{s.help} [env {s.env}]"]
-        for s in SETTINGS
-        if not s.switch and not s.repeatable and s.default is None
+        [s.flag[2:], None, None, _help(s)] for s in SETTINGS if not (s.switch or s.repeatable)
     ] + [["config", "c", None, "TOML settings file. [env TERMROOMS_CONFIG]"]]
-    optFlags = [[s.flag[2:], None, f"{s.help} [env {s.env}]"] for s in SETTINGS if s.switch]
+    optFlags = [[s.flag[2:], None, _help(s)] for s in SETTINGS if s.switch]
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,9 +82,7 @@ class ConfigOptions(usage.Options):
     def opt_listen(self, description: str) -> None:
         self.listen.append(description)
 
-    opt_listen.__doc__ = (
-        f"{SETTINGS_BY_NAME['listen'].help} (default: {DEFAULT_LISTEN}) [env TERMROOMS_LISTEN]"
-    )
+    opt_listen.__doc__ = _help(SETTINGS_BY_NAME["listen"])
 
     def given_flags(self) -> dict[str, Any]:
         """Only the flags that were on the command line, by setting name."""
@@ -179,6 +180,8 @@ def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> N
     reactor.addSystemEventTrigger("after", "shutdown", exit_now)
     if reactor.running:
         reactor.stop()
+    else:
+        reactor.callWhenRunning(reactor.stop)
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:

@@ -122,3 +122,22 @@ async def test_sql_errors_are_reported_as_themselves_and_keep_the_connection(dat
         assert await database.run_query("SELECT 1") == [(1,)]
     finally:
         database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_waiting_longer_than_acquire_timeout_for_a_busy_pool_is_unavailable_not_a_hang(
+    database_url,
+):
+    database = Database(reactor, database_url, size=1, acquire_timeout=0.3)
+    await database.start()
+    try:
+        slow = database.run_query("SELECT pg_sleep(1)")
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            await database.run_query("SELECT 1")
+        assert time.monotonic() - started < 0.9
+        await slow
+        # The connection came back to the pool: nothing leaked.
+        assert await database.run_query("SELECT 2") == [(2,)]
+    finally:
+        database.close()
