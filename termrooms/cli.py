@@ -7,12 +7,14 @@ embedded PostgreSQL under ``--data-dir``.
     termrooms check-config
     termrooms create-user NAME [--admin] [--password-stdin]
     termrooms invite [--uses N] [--expires-in 7d] [--by ADMIN]
+    termrooms rotate-key
 """
 
 from __future__ import annotations
 
 import getpass
 import sys
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Sequence
 
@@ -23,16 +25,18 @@ from twisted.logger import globalLogBeginner
 from twisted.python import usage
 
 from termrooms import __version__
-from termrooms.config import SETTINGS, Config, redact_url
+from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_key_path
 from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
 from termrooms.errors import ApiError
+from termrooms.keys import KeyFileError, rotate_key
 from termrooms.invites import DEFAULT_INVITE_EXPIRY, DEFAULT_INVITE_USES, new_invite_code
 from termrooms.logs import make_observer
 from termrooms.migrations import MigrationError, load_deltas, migrate
 from termrooms.passwords import hash_password
 from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
 from termrooms.snowflake import SnowflakeGenerator
+from termrooms.store.audit import insert_audit_txn
 from termrooms.store.invites import create_invite_txn
 from termrooms.store.users import admin_id_by_name_txn, create_user_txn, oldest_admin_id_txn
 from termrooms.tap import ConfigOptions
@@ -89,6 +93,11 @@ class InviteOptions(ConfigOptions):
             raise usage.UsageError(f"--expires-in: {e}") from None
 
 
+class RotateKeyOptions(ConfigOptions):
+    synopsis = "[options]"
+    description = "Add a new access-token signing key; older keys verify until their tokens expire."
+
+
 class TermroomsCommand(usage.Options):
     synopsis = "termrooms COMMAND [options]"
     subCommands = [
@@ -96,6 +105,7 @@ class TermroomsCommand(usage.Options):
         ["check-config", None, CheckConfigOptions, CheckConfigOptions.description],
         ["create-user", None, CreateUserOptions, CreateUserOptions.description],
         ["invite", None, InviteOptions, InviteOptions.description],
+        ["rotate-key", None, RotateKeyOptions, RotateKeyOptions.description],
     ]
 
     def opt_version(self) -> None:
@@ -115,10 +125,8 @@ def describe_config(config: Config) -> str:
         value = getattr(config, setting.name)
         if setting.name in ("database_url", "redis_url") and value:
             value = redact_url(value)
-        if isinstance(value, tuple):
-            value = ", ".join(value) or "(none)"
-        lines.append(f"{setting.name:<20} {value if value is not None else '(unset)'}")
-    lines.append(f"{'config_file':<20} {config.config_file or '(none)'}")
+        lines.append(f"{setting.name:<20} {show_value(value)}")
+    lines.append(f"{'config_file':<20} {show_value(config.config_file)}")
     return "\n".join(lines)
 
 
@@ -203,17 +211,32 @@ async def run_invite(reactor: Any, options: InviteOptions) -> None:
     print(f"{invite.code}\n(uses: {invite.uses}, expires: {expires})")
 
 
+async def run_rotate_key(reactor: Any, options: RotateKeyOptions) -> None:
+    config = options.config
+    path = signing_key_path(config)
+    ring = await deferToThread(
+        rotate_key, path, time.time(), config.access_token_ttl.total_seconds() + 60
+    )
+    async with database_connection(reactor, config) as connection:
+        await _schema_current(connection)
+        await run_in_transaction(
+            connection, insert_audit_txn, "auth.key_rotated", data={"kid": ring.active_kid}
+        )
+    print(f"new signing key {ring.active_kid} in {path}; {len(ring.keys)} key(s) kept")
+
+
 _COMMANDS = {
     "migrate": run_migrate,
     "create-user": run_create_user,
     "invite": run_invite,
+    "rotate-key": run_rotate_key,
 }
 
 
 async def _run(reactor: Any, command: str, options: Any) -> None:
     try:
         await _COMMANDS[command](reactor, options)
-    except (CommandFailed, MigrationError) as e:
+    except (CommandFailed, MigrationError, KeyFileError) as e:
         raise SystemExit(f"termrooms {command}: {e}") from None
     except ApiError as e:
         raise SystemExit(f"termrooms {command}: {e.detail}") from None

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import attrs
+
+from termrooms.ratelimit import RateLimit
+from termrooms.rules import parse_duration
 
 ENV_PREFIX = "TERMROOMS_"
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -196,6 +200,34 @@ def _list_of(
     return parse
 
 
+def _duration_between(low: timedelta, high: timedelta) -> Callable[[Any], timedelta]:
+    def parse(value: Any) -> timedelta:
+        try:
+            duration = parse_duration(_text(value))
+        except ValueError as e:
+            raise _Invalid(str(e)) from None
+        if not low <= duration <= high:
+            raise _Invalid(f"must be between {_span(low)} and {_span(high)}, got {value!r}")
+        return duration
+
+    return parse
+
+
+def _span(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _rate(value: Any) -> RateLimit:
+    try:
+        return RateLimit.parse(_text(value))
+    except ValueError as e:
+        raise _Invalid(str(e)) from None
+
+
 def _path(value: Any) -> Path:
     text = _text(value).strip()
     if not text:
@@ -298,6 +330,84 @@ SETTINGS: tuple[Setting, ...] = (
         switch=True,
     ),
     Setting(
+        "access_token_ttl",
+        _duration_between(timedelta(minutes=1), timedelta(hours=24)),
+        timedelta(minutes=15),
+        "Lifetime of an access token, like 15m.",
+        metavar="DURATION",
+    ),
+    Setting(
+        "refresh_token_ttl",
+        _duration_between(timedelta(hours=1), timedelta(days=365)),
+        timedelta(days=30),
+        "Lifetime of a refresh token, like 30d; each use rotates it.",
+        metavar="DURATION",
+    ),
+    Setting(
+        "signing_key_file",
+        _path,
+        None,
+        "JSON file of the access-token signing keys (created 0600 when missing). "
+        "Unset: signing-keys.json in --data-dir.",
+        metavar="FILE",
+    ),
+    Setting(
+        "argon2_memory_kib",
+        _integer_between(8 * 1024, 1024 * 1024),
+        19 * 1024,
+        "argon2id memory cost in KiB for password hashes.",
+        metavar="KIB",
+    ),
+    Setting(
+        "argon2_time_cost",
+        _integer_between(1, 20),
+        2,
+        "argon2id passes for password hashes.",
+        metavar="N",
+    ),
+    Setting(
+        "argon2_parallelism",
+        _integer_between(1, 16),
+        1,
+        "argon2id lanes for password hashes.",
+        metavar="N",
+    ),
+    Setting(
+        "password_threads",
+        _integer_between(1, 64),
+        2,
+        "Threads that hash and verify passwords, off the event loop.",
+        metavar="N",
+    ),
+    Setting(
+        "password_queue",
+        _integer_between(0, 100_000),
+        64,
+        "Password checks allowed to wait for a thread; beyond that: 503.",
+        metavar="N",
+    ),
+    Setting(
+        "login_rate_limit",
+        _rate,
+        RateLimit(5, 20.0),
+        "Login attempts per client address and per username: burst/seconds.",
+        metavar="RATE",
+    ),
+    Setting(
+        "register_rate_limit",
+        _rate,
+        RateLimit(5, 60.0),
+        "Registrations per client address: burst/seconds.",
+        metavar="RATE",
+    ),
+    Setting(
+        "no_rate_limits",
+        _boolean,
+        False,
+        "Switch every rate limit off (load tests and benchmarks only).",
+        switch=True,
+    ),
+    Setting(
         "log_level",
         _one_of(LOG_LEVELS),
         "info",
@@ -332,9 +442,36 @@ class Config:
     open_registration: bool = False
     node_id: int = 0
     no_migrate: bool = False
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    signing_key_file: Path | None = None
+    argon2_memory_kib: int = 19 * 1024
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    password_threads: int = 2
+    password_queue: int = 64
+    login_rate_limit: RateLimit = RateLimit(5, 20.0)
+    register_rate_limit: RateLimit = RateLimit(5, 60.0)
+    no_rate_limits: bool = False
     log_level: str = "info"
     log_format: str = "auto"
     config_file: Path | None = None
+
+
+def signing_key_path(config: Config) -> Path:
+    """Where the access-token signing keys are: the setting, else in the data directory."""
+    return config.signing_key_file or config.data_dir / "signing-keys.json"
+
+
+def show_value(value: Any) -> str:
+    """A setting's value as an operator would write it (15m, not 0:15:00)."""
+    if isinstance(value, timedelta):
+        return _span(value)
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value) or "(none)"
+    if value is None:
+        return "(unset)"
+    return str(value)
 
 
 def load_config_file(path: Path, option: str = "--config") -> dict[str, Any]:

@@ -6,17 +6,26 @@ setting it before anything asks for it, without patching globals.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import attrs
 
-from termrooms.config import Config
+from termrooms.config import Config, signing_key_path
 from termrooms.database import Database
+from termrooms.handlers.auth import AuthHandler
+from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
 from termrooms.http.router import Router
+from termrooms.passwords import PasswordPolicy, PasswordWorkers
+from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
 from termrooms.redis import RedisAddress, RedisClient
+from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
+from termrooms.tokens import AccessTokens
 from termrooms.web import TermroomsSite
+
+TOKEN_AUDIENCE = "termrooms"
 
 
 @attrs.define(eq=False)
@@ -31,6 +40,10 @@ class TermroomsServer:
     redis: RedisClient | None = None
     router: Router | None = None
     snowflakes: SnowflakeGenerator | None = None
+    passwords: PasswordWorkers | None = None
+    signing_keys: SigningKeys | None = None
+    limiter: RateLimiter | None = None
+    auth_handler: AuthHandler | None = None
 
     def get_database(self) -> Database:
         if self.database is None:
@@ -51,10 +64,56 @@ class TermroomsServer:
             self.snowflakes = SnowflakeGenerator(self.config.node_id)
         return self.snowflakes
 
+    def get_passwords(self) -> PasswordWorkers:
+        if self.passwords is None:
+            policy = PasswordPolicy(
+                self.config.argon2_memory_kib,
+                self.config.argon2_time_cost,
+                self.config.argon2_parallelism,
+            )
+            self.passwords = PasswordWorkers(
+                self.reactor, policy, self.config.password_threads, self.config.password_queue
+            )
+        return self.passwords
+
+    def get_signing_keys(self) -> SigningKeys:
+        if self.signing_keys is None:
+            self.signing_keys = SigningKeys(signing_key_path(self.config), time.time)
+        return self.signing_keys
+
+    def get_limiter(self) -> RateLimiter:
+        if self.limiter is None:
+            self.limiter = (
+                NoRateLimiter() if self.config.no_rate_limits else MemoryRateLimiter(time.monotonic)
+            )
+        return self.limiter
+
+    def get_access_tokens(self) -> AccessTokens:
+        return AccessTokens(
+            issuer=self.config.public_url or "termrooms",
+            audience=TOKEN_AUDIENCE,
+            ttl_seconds=int(self.config.access_token_ttl.total_seconds()),
+        )
+
+    def get_auth_handler(self) -> AuthHandler:
+        if self.auth_handler is None:
+            self.auth_handler = AuthHandler(
+                self.config,
+                self.get_database(),
+                self.get_passwords(),
+                self.get_signing_keys(),
+                self.get_access_tokens(),
+                self.get_limiter(),
+                self.get_snowflakes(),
+                time.time,
+            )
+        return self.auth_handler
+
     def get_router(self) -> Router:
         if self.router is None:
             self.router = Router()
             register_health_routes(self.router, self)
+            register_auth_routes(self.router, self)
         return self.router
 
     def get_site(self) -> TermroomsSite:

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from termrooms.database import DatabaseUnavailable, backoff_delays, connect_one
 from termrooms.embedded import EmbeddedPostgres
+from termrooms.keys import KeyFileError
 from termrooms.migrations import MigrationError, load_deltas, migrate
 
 _log = Logger()
@@ -33,6 +34,17 @@ class DatabaseStartupService(Service):
 
     def startService(self) -> None:
         super().startService()
+        config = self.server.config
+        # The signing keys are read (or made) before anything is served, so a broken key
+        # file stops the daemon at once.
+        try:
+            self.server.get_signing_keys().load()
+        except (KeyFileError, OSError) as e:
+            self.on_fatal(f"the signing key file cannot be used: {e}")
+            return
+        self.server.get_passwords().start()
+        if config.no_rate_limits:
+            _log.warn("rate limits are OFF (--no-rate-limits): for load tests only")
         redis = self.server.get_redis()
         if redis is not None:
             redis.start()
@@ -94,6 +106,8 @@ class DatabaseStartupService(Service):
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
+        if self.server.passwords is not None:
+            self.server.passwords.stop()
         if self.server.database is not None:
             self.server.database.close()
         redis = self.server.redis

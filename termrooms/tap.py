@@ -30,6 +30,7 @@ from termrooms.config import (
     ConfigError,
     Setting,
     resolve_config,
+    show_value,
 )
 from termrooms.logs import make_observer
 from termrooms.server import TermroomsServer
@@ -41,10 +42,7 @@ EXIT_FATAL = 1
 
 def _help(setting: Setting) -> str:
     """A setting's --help line: what it does, its default, its environment variable."""
-    default = setting.default
-    if isinstance(default, tuple):
-        default = ", ".join(default)
-    shown = f" (default: {default})" if default not in (None, "", False) else ""
+    shown = "" if setting.default in (None, (), False) else f" (default: {show_value(setting.default)})"
     return f"{setting.help}{shown} [env {setting.env}]"
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from contextlib import closing
 from datetime import timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import argon2
 import psycopg2
 import pytest
-from psycopg2 import sql
 
 from support import run_termrooms
 
@@ -31,28 +28,10 @@ def table_exists(url: str, name: str) -> bool:
     return query(url, "SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",)) == [(True,)]
 
 
-@pytest.fixture(scope="module")
-def migrated_template(databases) -> str:
-    """A database migrated by the real command, copied for each test that needs one."""
-    template_url = databases.create()
-    run_termrooms(["migrate", "--database-url", template_url], check=True)
-    return urlsplit(template_url).path.lstrip("/")
-
-
 @pytest.fixture
-def url(databases, migrated_template: str) -> str:
+def url(fresh_migrated_database_url: str) -> str:
     """A migrated database of this test's own (tests here count users and invites)."""
-    name = f"{migrated_template}_{secrets.token_hex(4)}"
-    with closing(psycopg2.connect(databases.admin_url)) as connection:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(migrated_template)
-                )
-            )
-    databases.created.append(name)  # dropped with the session's other databases
-    return urlunsplit(urlsplit(databases.admin_url)._replace(path="/" + name))
+    return fresh_migrated_database_url
 
 
 def create_user(url: str, name: str, password: str = PASSWORD, *, admin: bool = False):

@@ -10,11 +10,13 @@ explicitly, never read from os.environ.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from termrooms.ratelimit import RateLimit
 from termrooms.config import (
     SETTINGS,
     Config,
@@ -142,6 +144,33 @@ PRECEDENCE = [
     ),
     ("open_registration", True, "no", True, True, False, True),
     ("no_migrate", True, "off", True, True, False, True),
+    ("no_rate_limits", True, "0", True, True, False, True),
+    (
+        "access_token_ttl",
+        "5m",
+        "1h",
+        "90s",
+        timedelta(minutes=5),
+        timedelta(hours=1),
+        timedelta(seconds=90),
+    ),
+    ("refresh_token_ttl", "7d", "2w", "12h", timedelta(days=7), timedelta(weeks=2), timedelta(hours=12)),
+    (
+        "signing_key_file",
+        "/etc/t/file.json",
+        "/etc/t/env.json",
+        "/etc/t/flag.json",
+        Path("/etc/t/file.json"),
+        Path("/etc/t/env.json"),
+        Path("/etc/t/flag.json"),
+    ),
+    ("argon2_memory_kib", 65536, "32768", "16384", 65536, 32768, 16384),
+    ("argon2_time_cost", 3, "4", "5", 3, 4, 5),
+    ("argon2_parallelism", 2, "3", "4", 2, 3, 4),
+    ("password_threads", 3, "4", "5", 3, 4, 5),
+    ("password_queue", 10, "20", "30", 10, 20, 30),
+    ("login_rate_limit", "3/10s", "4/1m", "6/30", RateLimit(3, 10), RateLimit(4, 60), RateLimit(6, 30)),
+    ("register_rate_limit", "1/1h", "2/5m", "9/9s", RateLimit(1, 3600), RateLimit(2, 300), RateLimit(9, 9)),
 ]
 PRECEDENCE_IDS = [case[0] for case in PRECEDENCE]
 
@@ -233,6 +262,17 @@ ENVIRONMENT = [
     ("TERMROOMS_NO_MIGRATE", "yes", "no_migrate", True),
     ("TERMROOMS_LOG_LEVEL", "debug", "log_level", "debug"),
     ("TERMROOMS_LOG_FORMAT", "json", "log_format", "json"),
+    ("TERMROOMS_ACCESS_TOKEN_TTL", "30m", "access_token_ttl", timedelta(minutes=30)),
+    ("TERMROOMS_REFRESH_TOKEN_TTL", "60d", "refresh_token_ttl", timedelta(days=60)),
+    ("TERMROOMS_SIGNING_KEY_FILE", "/k.json", "signing_key_file", Path("/k.json")),
+    ("TERMROOMS_ARGON2_MEMORY_KIB", "65536", "argon2_memory_kib", 65536),
+    ("TERMROOMS_ARGON2_TIME_COST", "3", "argon2_time_cost", 3),
+    ("TERMROOMS_ARGON2_PARALLELISM", "2", "argon2_parallelism", 2),
+    ("TERMROOMS_PASSWORD_THREADS", "4", "password_threads", 4),
+    ("TERMROOMS_PASSWORD_QUEUE", "8", "password_queue", 8),
+    ("TERMROOMS_LOGIN_RATE_LIMIT", "10/1m", "login_rate_limit", RateLimit(10, 60)),
+    ("TERMROOMS_REGISTER_RATE_LIMIT", "2/1h", "register_rate_limit", RateLimit(2, 3600)),
+    ("TERMROOMS_NO_RATE_LIMITS", "1", "no_rate_limits", True),
 ]
 
 
@@ -478,6 +518,12 @@ FLAG = {
     "no_migrate": "--no-migrate",
     "log_level": "--log-level",
     "log_format": "--log-format",
+    "access_token_ttl": "--access-token-ttl",
+    "refresh_token_ttl": "--refresh-token-ttl",
+    "argon2_memory_kib": "--argon2-memory-kib",
+    "password_threads": "--password-threads",
+    "login_rate_limit": "--login-rate-limit",
+    "register_rate_limit": "--register-rate-limit",
 }
 
 # name, a wrong value (as text), and what the reason must say.
@@ -524,6 +570,13 @@ INVALID = [
     ("open_registration", "maybe", "must be true or false, got 'maybe'"),
     ("no_migrate", "2", "must be true or false, got '2'"),
     ("data_dir", "", "must not be empty"),
+    ("access_token_ttl", "10s", "must be between 1m and 1d"),
+    ("access_token_ttl", "soon", "is not a duration"),
+    ("refresh_token_ttl", "400d", "must be between 1h and 365d"),
+    ("argon2_memory_kib", "1024", "must be an integer from 8192 to 1048576"),
+    ("password_threads", "0", "must be an integer from 1 to 64"),
+    ("login_rate_limit", "fast", "is not a rate like 5/20s"),
+    ("register_rate_limit", "0/10s", "needs a burst of at least 1"),
     ("data_dir", "   ", "must not be empty"),
 ]
 INVALID_IDS = [f"{name}={value!r}" for name, value, _ in INVALID]

@@ -51,6 +51,25 @@ def write_json(request: IRequest, response: JsonResponse) -> bytes:
     return encode_json(response.body)
 
 
+MAX_JSON_BODY = 64 * 1024
+
+
+def json_body(request: IRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, Any]:
+    """The request's JSON object body, or the contract's 400 / 413 / 422."""
+    content = request.content
+    content.seek(0, 2)
+    if content.tell() > max_bytes:
+        raise ApiError("payload_too_large", f"The body is over {max_bytes} bytes.")
+    content.seek(0)
+    try:
+        body = json.loads(content.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("invalid_json", "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError("invalid_json", "The body must be a JSON object.")
+    return body
+
+
 def error_response(error: ApiError) -> JsonResponse:
     headers = {}
     if error.retry_after is not None:

@@ -42,3 +42,14 @@ async def create_invite_txn(
         request_id=request_id,
     )
     return Invite(code, expires_at, uses)
+
+
+async def redeem_invite_txn(cursor: Any, code: str) -> bool:
+    """Use up one use of a live invite; False when it is unknown, spent or expired."""
+    await cursor.execute(
+        "UPDATE invites SET uses_left = uses_left - 1"
+        " WHERE code_hash = %s AND uses_left > 0 AND (expires_at IS NULL OR expires_at > now())"
+        " RETURNING 1",
+        (invite_code_hash(code),),
+    )
+    return cursor.fetchone() is not None

@@ -9,7 +9,7 @@ import attrs
 from psycopg2 import errors as pg_errors
 
 from termrooms.errors import ApiError
-from termrooms.store.audit import insert_audit_txn
+from termrooms.store.audit import AUDIT_COLUMNS, insert_audit_txn
 
 
 @attrs.frozen
@@ -71,3 +71,96 @@ async def admin_id_by_name_txn(cursor: Any, username: str) -> int | None:
     )
     row = cursor.fetchone()
     return row[0] if row else None
+
+
+_USER_COLUMNS = "id, username, display_name, role, created_at"
+
+
+@attrs.frozen
+class LoginRecord:
+    """What a login needs to know about an account."""
+
+    user: User
+    password_hash: str
+
+
+async def login_record_txn(cursor: Any, username: str) -> LoginRecord | None:
+    """The active account called ``username`` (any case), with its password hash."""
+    await cursor.execute(
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users"
+        " WHERE lower(username) = lower(%s) AND deleted_at IS NULL AND disabled_at IS NULL",
+        (username,),
+    )
+    row = cursor.fetchone()
+    return LoginRecord(User(*row[:5]), row[5]) if row else None
+
+
+async def user_by_id_txn(cursor: Any, user_id: int) -> User | None:
+    """An active account by id."""
+    await cursor.execute(
+        f"SELECT {_USER_COLUMNS} FROM users"
+        " WHERE id = %s AND deleted_at IS NULL AND disabled_at IS NULL",
+        (user_id,),
+    )
+    row = cursor.fetchone()
+    return User(*row) if row else None
+
+
+async def replace_password_hash_txn(cursor: Any, user_id: int, password_hash: str) -> None:
+    """Store a re-hash made with the current parameters."""
+    await cursor.execute(
+        "UPDATE users SET password_hash = %s WHERE id = %s AND deleted_at IS NULL",
+        (password_hash, user_id),
+    )
+
+
+async def delete_user_txn(cursor: Any, user_id: int, request_id: str | None = None) -> None:
+    """
+    Delete an account, keeping its row as a tombstone so its messages keep an author and
+    room histories keep their seqs: the name is freed, the password and memberships go,
+    every session is revoked.
+    """
+    await cursor.execute(
+        "UPDATE users SET username = 'deleted-' || id, display_name = 'deleted user',"
+        " password_hash = NULL, deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
+        (user_id,),
+    )
+    await cursor.execute("DELETE FROM memberships WHERE user_id = %s", (user_id,))
+    await cursor.execute(
+        "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'account_deleted'"
+        " WHERE user_id = %s AND revoked_at IS NULL",
+        (user_id,),
+    )
+    await insert_audit_txn(
+        cursor, "user.delete", actor_id=user_id, target_user_id=user_id, request_id=request_id
+    )
+
+
+async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
+    """Everything stored about a user, for GDPR access requests (raw values)."""
+    await cursor.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,)
+    )
+    profile = User(*cursor.fetchone())
+    await cursor.execute(
+        "SELECT r.name, m.role, m.joined_at, m.last_seen_at, m.read_seq"
+        "  FROM memberships m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.user_id = %s AND r.deleted_at IS NULL ORDER BY r.name",
+        (user_id,),
+    )
+    memberships = cursor.fetchall()
+    await cursor.execute(
+        "SELECT e.id, r.name, e.seq, e.created_at, e.body, e.action, e.client_msg_id,"
+        "       e.deleted_at"
+        "  FROM room_events e JOIN rooms r ON r.id = e.room_id"
+        " WHERE e.user_id = %s AND e.type = 'message' ORDER BY e.id",
+        (user_id,),
+    )
+    messages = cursor.fetchall()
+    await cursor.execute(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_log"
+        " WHERE target_user_id = %s OR actor_id = %s ORDER BY id",
+        (user_id, user_id),
+    )
+    audit = cursor.fetchall()
+    return {"profile": profile, "memberships": memberships, "messages": messages, "audit": audit}

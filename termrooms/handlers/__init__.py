@@ -1,0 +1,1 @@
+"""Handlers: the rules between the HTTP/WebSocket layers and the store."""

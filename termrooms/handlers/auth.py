@@ -1,0 +1,350 @@
+"""
+Accounts and sessions: registration, login, refresh rotation, logout, the caller's own
+data, invites and the audit log. Routes call these; these hold the rules and call the
+store, the password workers and the token signer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import attrs
+from twisted.logger import Logger
+
+from termrooms.config import Config
+from termrooms.database import Database
+from termrooms.errors import ApiError
+from termrooms.invites import new_invite_code
+from termrooms.passwords import PasswordsBusy, PasswordWorkers, Verdict
+from termrooms.ratelimit import RateLimit, RateLimiter
+from termrooms.rules import check_fields, password_problem, username_problem
+from termrooms.signing import SigningKeys
+from termrooms.snowflake import SnowflakeGenerator
+from termrooms.store.audit import audit_page_txn, insert_audit_txn
+from termrooms.store.invites import Invite, create_invite_txn, redeem_invite_txn
+from termrooms.store.sessions import (
+    revoke_user_sessions_txn,
+    rotate_refresh_txn,
+    session_is_live_txn,
+    start_family_txn,
+)
+from termrooms.store.users import (
+    User,
+    create_user_txn,
+    delete_user_txn,
+    export_user_txn,
+    login_record_txn,
+    replace_password_hash_txn,
+    user_by_id_txn,
+)
+from termrooms.tokens import AccessTokens, TokenError
+
+_log = Logger()
+PASSWORDS_BUSY_RETRY_AFTER = 1
+
+
+@attrs.frozen
+class Requester:
+    """Who is calling, as proven by a verified access token whose session still stands."""
+
+    user_id: int
+    family_id: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@attrs.frozen
+class Session:
+    """A fresh pair of tokens, as register, login and refresh answer."""
+
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def refresh_token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def new_refresh_token() -> str:
+    """256 random bits, opaque to the client."""
+    return secrets.token_urlsafe(32)
+
+
+@attrs.define(eq=False)
+class AuthHandler:
+    config: Config
+    database: Database
+    passwords: PasswordWorkers
+    keys: SigningKeys
+    tokens: AccessTokens
+    limiter: RateLimiter
+    snowflakes: SnowflakeGenerator
+    clock: Callable[[], float]
+    # Usernames whose login throttling was audited recently: one row per burst, not per try.
+    _throttle_audited: dict[str, float] = attrs.field(factory=dict, init=False)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def register(
+        self, username: Any, password: Any, invite_code: Any, client: str, request_id: str
+    ) -> Session:
+        await self._limit(f"register:{client}", self.config.register_rate_limit)
+        check_fields(username=username_problem(username), password=password_problem(password))
+        if self.config.open_registration:
+            invite_code = None
+        elif invite_code is None or invite_code == "":
+            raise ApiError("invite_required", "Registration needs an invite code.")
+        elif not isinstance(invite_code, str):
+            check_fields(invite_code="must be a string")
+        password_hash = await self._password_work(self.passwords.hash, password)
+        refresh_token = new_refresh_token()
+        user, family_id = await self.database.run_interaction(
+            self._register_txn,
+            self.snowflakes.next_id(),
+            username,
+            password_hash,
+            invite_code,
+            refresh_token_hash(refresh_token),
+            request_id,
+        )
+        return self._session(user, family_id, refresh_token)
+
+    async def _register_txn(
+        self,
+        cursor: Any,
+        user_id: int,
+        username: str,
+        password_hash: str,
+        invite_code: str | None,
+        token_hash: bytes,
+        request_id: str,
+    ) -> tuple[User, str]:
+        # One transaction: a taken name does not spend the invite, and vice versa.
+        if invite_code is not None and not await redeem_invite_txn(cursor, invite_code):
+            raise ApiError("invite_invalid", "The invite code is unknown, used up or expired.")
+        user = await create_user_txn(
+            cursor, user_id, username, password_hash, actor_id=user_id, request_id=request_id
+        )
+        family_id = await start_family_txn(cursor, user_id, token_hash, self._refresh_expiry())
+        return user, family_id
+
+    async def login(self, username: Any, password: Any, client: str, request_id: str) -> Session:
+        check_fields(
+            username=None if isinstance(username, str) else "must be a string",
+            password=None if isinstance(password, str) else "must be a string",
+        )
+        await self._limit(f"login-address:{client}", self.config.login_rate_limit)
+        await self._limit(
+            f"login-user:{username.lower()}",
+            self.config.login_rate_limit,
+            audit_username=username.lower(),
+            request_id=request_id,
+        )
+        record = await self.database.run_interaction(login_record_txn, username)
+        if record is None:
+            # The same work and the same answer as a wrong password: no enumeration.
+            await self._password_work(self.passwords.check_unknown, password)
+            raise wrong_credentials()
+        verdict: Verdict = await self._password_work(
+            self.passwords.check, record.password_hash, password
+        )
+        if not verdict.matches:
+            raise wrong_credentials()
+        if verdict.needs_rehash:
+            new_hash = await self._password_work(self.passwords.hash, password)
+            await self.database.run_interaction(replace_password_hash_txn, record.user.id, new_hash)
+        refresh_token = new_refresh_token()
+        family_id = await self.database.run_interaction(
+            start_family_txn,
+            record.user.id,
+            refresh_token_hash(refresh_token),
+            self._refresh_expiry(),
+        )
+        return self._session(record.user, family_id, refresh_token)
+
+    async def refresh(self, refresh_token: Any, request_id: str) -> Session:
+        if not isinstance(refresh_token, str) or not 1 <= len(refresh_token) <= 256:
+            check_fields(refresh_token="must be the refresh token a login returned")
+        next_token = new_refresh_token()
+        outcome = await self.database.run_interaction(
+            rotate_refresh_txn,
+            refresh_token_hash(refresh_token),
+            refresh_token_hash(next_token),
+            self._refresh_expiry(),
+            request_id,
+        )
+        if outcome.kind == "reused":
+            _log.warn(
+                "spent refresh token presented again: session {family} of user {user_id} revoked",
+                family=outcome.family_id,
+                user_id=outcome.user_id,
+            )
+            raise ApiError(
+                "refresh_reused",
+                "This refresh token was already used; the session is revoked. Log in again.",
+            )
+        if outcome.kind == "expired":
+            raise ApiError("token_expired", "The refresh token has expired. Log in again.")
+        if outcome.kind != "rotated":
+            raise ApiError("token_invalid", "The refresh token is not valid. Log in again.")
+        user = await self.database.run_interaction(user_by_id_txn, outcome.user_id)
+        if user is None:
+            raise ApiError("token_invalid", "The refresh token is not valid. Log in again.")
+        return self._session(user, outcome.family_id, next_token)
+
+    async def logout(self, requester: Requester, request_id: str) -> None:
+        await self.database.run_interaction(self._logout_txn, requester.user_id, request_id)
+
+    async def _logout_txn(self, cursor: Any, user_id: int, request_id: str) -> None:
+        await revoke_user_sessions_txn(cursor, user_id, "logout")
+        await insert_audit_txn(
+            cursor, "auth.logout", actor_id=user_id, target_user_id=user_id, request_id=request_id
+        )
+
+    async def authenticate(self, authorization: bytes | None) -> Requester:
+        """The requester behind an ``Authorization: Bearer`` header, or 401."""
+        if authorization is None:
+            raise ApiError("unauthorized", "This needs an access token: Authorization: Bearer.")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError("unauthorized", "This needs an access token: Authorization: Bearer.")
+        return await self.requester_for_token(token.strip())
+
+    async def requester_for_token(self, token: str) -> Requester:
+        """Verify an access token and that its session and user still stand."""
+        try:
+            claims = self.tokens.verify(self.keys.ring(), token, self.clock())
+        except TokenError as e:
+            raise ApiError(e.error_code, e.detail) from None
+        user = await self.database.run_interaction(self._live_user_txn, claims)
+        if user is None:
+            raise ApiError("token_invalid", "This session has ended. Log in again.")
+        return Requester(user.id, claims.family_id, user.role)
+
+    async def _live_user_txn(self, cursor: Any, claims: Any) -> User | None:
+        if not await session_is_live_txn(cursor, claims.user_id, claims.family_id):
+            return None
+        return await user_by_id_txn(cursor, claims.user_id)
+
+    # ------------------------------------------------------------------ the caller's data
+
+    async def me(self, requester: Requester) -> User:
+        user = await self.database.run_interaction(user_by_id_txn, requester.user_id)
+        if user is None:
+            raise ApiError("token_invalid", "This session has ended. Log in again.")
+        return user
+
+    async def export(self, requester: Requester) -> dict[str, Any]:
+        return await self.database.run_interaction(export_user_txn, requester.user_id)
+
+    async def delete_account(self, requester: Requester, password: Any, request_id: str) -> None:
+        check_fields(password=None if isinstance(password, str) else "must be a string")
+        record = await self.database.run_interaction(
+            _login_record_by_id_txn, requester.user_id
+        )
+        if record is None:
+            raise ApiError("token_invalid", "This session has ended. Log in again.")
+        verdict = await self._password_work(self.passwords.check, record.password_hash, password)
+        if not verdict.matches:
+            raise wrong_credentials()
+        await self.database.run_interaction(delete_user_txn, requester.user_id, request_id)
+
+    # ------------------------------------------------------------------ admin
+
+    async def create_invite(
+        self, requester: Requester, expires_in: timedelta | None, uses: int, request_id: str
+    ) -> Invite:
+        self.require_admin(requester)
+        return await self.database.run_interaction(
+            create_invite_txn,
+            new_invite_code(),
+            created_by=requester.user_id,
+            uses=uses,
+            expires_in=expires_in,
+            request_id=request_id,
+        )
+
+    async def audit_page(
+        self, requester: Requester, before_id: int | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        self.require_admin(requester)
+        return await self.database.run_interaction(audit_page_txn, before_id, limit)
+
+    @staticmethod
+    def require_admin(requester: Requester) -> None:
+        if not requester.is_admin:
+            raise ApiError("forbidden", "Only a server admin can do this.")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _session(self, user: User, family_id: str, refresh_token: str) -> Session:
+        access_token = self.tokens.issue(self.keys.ring(), user.id, family_id, self.clock())
+        return Session(user, access_token, refresh_token, self.tokens.ttl_seconds)
+
+    def _refresh_expiry(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), timezone.utc) + self.config.refresh_token_ttl
+
+    async def _password_work(self, work: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await work(*args)
+        except PasswordsBusy:
+            raise ApiError(
+                "unavailable",
+                "The server is busy checking passwords; try again shortly.",
+                retry_after=PASSWORDS_BUSY_RETRY_AFTER,
+            ) from None
+
+    async def _limit(
+        self,
+        key: str,
+        limit: RateLimit,
+        *,
+        audit_username: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        decision = await self.limiter.hit(key, limit)
+        if decision.allowed:
+            return
+        if audit_username is not None:
+            await self._audit_login_burst(audit_username, limit, request_id)
+        raise ApiError(
+            "rate_limited",
+            f"Too many attempts; try again in {decision.retry_after} s.",
+            retry_after=decision.retry_after,
+        )
+
+    async def _audit_login_burst(
+        self, username: str, limit: RateLimit, request_id: str | None
+    ) -> None:
+        now = self.clock()
+        if self._throttle_audited.get(username, 0.0) > now:
+            return
+        window = limit.burst * limit.period
+        self._throttle_audited = {u: t for u, t in self._throttle_audited.items() if t > now}
+        self._throttle_audited[username] = now + window
+        await self.database.run_interaction(
+            insert_audit_txn,
+            "auth.login_throttled",
+            data={"username": username, "limit": str(limit)},
+            request_id=request_id,
+        )
+
+
+def wrong_credentials() -> ApiError:
+    """One answer for an unknown user and a wrong password alike."""
+    return ApiError("invalid_credentials", "Wrong username or password.")
+
+
+async def _login_record_by_id_txn(cursor: Any, user_id: int) -> Any:
+    user = await user_by_id_txn(cursor, user_id)
+    if user is None:
+        return None
+    return await login_record_txn(cursor, user.username)

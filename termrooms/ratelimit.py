@@ -1,0 +1,116 @@
+"""
+Rate limits as token buckets: a burst of ``burst`` attempts, then one more every
+``period`` seconds. The arithmetic is pure; limiters keep the buckets somewhere (here in
+memory; the multi-instance work adds Redis behind the same interface).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, Protocol
+
+import attrs
+from twisted.internet.defer import Deferred, succeed
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+_UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@attrs.frozen
+class RateLimit:
+    """A burst of ``burst`` hits, then one every ``period`` seconds."""
+
+    burst: int
+    period: float
+
+    @classmethod
+    def parse(cls, text: str) -> "RateLimit":
+        """``"5/20s"``: a burst of 5, then one per 20 seconds."""
+        match = _RATE.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a rate like 5/20s (burst / seconds per hit)")
+        burst, period = int(match[1]), float(match[2]) * _UNIT[match[3]]
+        if burst < 1 or period <= 0:
+            raise ValueError(f"{text!r} needs a burst of at least 1 and a positive period")
+        return cls(burst, period)
+
+    def __str__(self) -> str:
+        return f"{self.burst}/{self.period:g}s"
+
+
+@attrs.frozen
+class Bucket:
+    """What is left of a burst, as of ``updated`` (seconds)."""
+
+    tokens: float
+    updated: float
+
+
+@attrs.frozen
+class Decision:
+    allowed: bool
+    retry_after: int = 0  # whole seconds until the next hit would be allowed
+
+
+def take(bucket: Bucket | None, limit: RateLimit, now: float) -> tuple[Bucket, Decision]:
+    """Refill ``bucket`` up to ``now`` and take one token if there is one."""
+    if bucket is None:
+        tokens = float(limit.burst)
+    else:
+        elapsed = max(0.0, now - bucket.updated)
+        tokens = min(float(limit.burst), bucket.tokens + elapsed / limit.period)
+    if tokens >= 1.0:
+        return Bucket(tokens - 1.0, now), Decision(True)
+    wait = (1.0 - tokens) * limit.period
+    return Bucket(tokens, now), Decision(False, max(1, math.ceil(wait)))
+
+
+def full_again_at(bucket: Bucket, limit: RateLimit) -> float:
+    """When the bucket has refilled completely, so forgetting it changes nothing."""
+    return bucket.updated + (limit.burst - bucket.tokens) * limit.period
+
+
+class RateLimiter(Protocol):
+    """Counts hits per key; fires with a Decision."""
+
+    def hit(self, key: str, limit: RateLimit) -> Deferred: ...
+
+
+@attrs.define
+class MemoryRateLimiter:
+    """Buckets in this process. Forgets full buckets, so memory follows recent clients."""
+
+    clock: Callable[[], float]
+    sweep_every: int = 1024
+    _buckets: dict[str, tuple[Bucket, RateLimit]] = attrs.field(factory=dict, init=False)
+    _hits_since_sweep: int = attrs.field(default=0, init=False)
+
+    def hit(self, key: str, limit: RateLimit) -> Deferred:
+        now = self.clock()
+        previous = self._buckets.get(key)
+        bucket, decision = take(previous[0] if previous else None, limit, now)
+        self._buckets[key] = (bucket, limit)
+        self._hits_since_sweep += 1
+        if self._hits_since_sweep >= self.sweep_every:
+            self._sweep(now)
+        return succeed(decision)
+
+    def _sweep(self, now: float) -> None:
+        self._hits_since_sweep = 0
+        self._buckets = {
+            key: entry
+            for key, entry in self._buckets.items()
+            if full_again_at(*entry) > now
+        }
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+@attrs.define
+class NoRateLimiter:
+    """Every hit allowed: --no-rate-limits, for load tests and benchmarks."""
+
+    def hit(self, key: str, limit: RateLimit) -> Deferred:
+        return succeed(Decision(True))

@@ -1,0 +1,26 @@
+"""
+Shapes of what goes on the wire: times, ids and the user object, written once so every
+route and frame agrees with the contract. Pure.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+
+def iso_time(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a Z, as the contract writes every time."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def user_json(user: Any) -> dict[str, Any]:
+    """``{id, username, display_name, role, created_at}``; ids are decimal strings."""
+    return {
+        "id": str(user.id),
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "created_at": iso_time(user.created_at),
+    }
