@@ -36,6 +36,7 @@ test-services:
 	fi
 
 test: install-test test-services
+	$(BIN)/ruff check termrooms tests twisted
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -29,8 +29,8 @@ from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_k
 from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
 from termrooms.errors import ApiError
-from termrooms.keys import KeyFileError, rotate_key
 from termrooms.invites import DEFAULT_INVITE_EXPIRY, DEFAULT_INVITE_USES, new_invite_code
+from termrooms.keys import KeyFileError, rotate_key
 from termrooms.logs import make_observer
 from termrooms.migrations import MigrationError, load_deltas, migrate
 from termrooms.passwords import hash_password

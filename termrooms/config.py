@@ -418,8 +418,7 @@ SETTINGS: tuple[Setting, ...] = (
         "log_format",
         _one_of(LOG_FORMATS),
         "auto",
-        "Log format: text, json (one object a line), or auto "
-        "(json unless stdout is a terminal).",
+        "Log format: text, json (one object a line), or auto (json unless stdout is a terminal).",
         metavar="FORMAT",
     ),
 )

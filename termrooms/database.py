@@ -115,9 +115,9 @@ class _Connection(txpostgres.Connection):
             return self
 
         pool = self.reactor.getThreadPool()
-        return deferToThreadPool(self.reactor, pool, open_async_connection, dsn, timeout).addCallback(
-            adopt
-        )
+        return deferToThreadPool(
+            self.reactor, pool, open_async_connection, dsn, timeout
+        ).addCallback(adopt)
 
     def fileno(self) -> int:
         return self._fd

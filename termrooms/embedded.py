@@ -40,9 +40,7 @@ class EmbeddedPostgres:
         try:
             connection.autocommit = True
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
-                )
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,))
                 if cursor.fetchone() is None:
                     cursor.execute(
                         sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))

@@ -252,7 +252,9 @@ def _parse(raw: bytes, path: Path) -> KeyRing:
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or set(entry) != _KEY_FIELDS:
             raise bad(f"keys[{index}] must have exactly {', '.join(sorted(_KEY_FIELDS))}")
-        keys.append(_parse_key(entry, lambda problem: bad(f"keys[{index}]: {problem}")))
+        keys.append(
+            _parse_key(entry, lambda problem, index=index: bad(f"keys[{index}]: {problem}"))
+        )
     try:
         return KeyRing(keys=tuple(keys), active_kid=active)
     except ValueError as e:

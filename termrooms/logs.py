@@ -76,9 +76,7 @@ def _text_line(event: dict[str, Any]) -> str | None:
     return formatEventAsClassicLogText(event)
 
 
-def make_observer(
-    log_level: str, log_format: str, stream: IO[str] | None = None
-) -> ILogObserver:
+def make_observer(log_level: str, log_format: str, stream: IO[str] | None = None) -> ILogObserver:
     """The process's log observer, for twistd and the ``termrooms`` command alike."""
     out = stream if stream is not None else sys.stdout
     formatter: Callable[[dict[str, Any]], str | None] = (

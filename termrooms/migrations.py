@@ -69,9 +69,7 @@ def load_deltas() -> tuple[Delta, ...]:
     for entry in directory.iterdir():
         match = _DELTA_NAME.match(entry.name)
         if match:
-            deltas.append(
-                Delta(int(match["version"]), match["name"], entry.read_text("utf-8"))
-            )
+            deltas.append(Delta(int(match["version"]), match["name"], entry.read_text("utf-8")))
         elif entry.name.endswith(".sql"):
             raise MigrationError(f"schema delta {entry.name!r} is not named NNNN_name.sql")
     return check_sequence(deltas)
@@ -89,9 +87,7 @@ def check_sequence(deltas: Iterable[Delta]) -> tuple[Delta, ...]:
     return ordered
 
 
-def pending_deltas(
-    known: tuple[Delta, ...], applied_versions: Iterable[int]
-) -> tuple[Delta, ...]:
+def pending_deltas(known: tuple[Delta, ...], applied_versions: Iterable[int]) -> tuple[Delta, ...]:
     """Deltas still to apply; raises SchemaTooNew when the database is ahead of the code."""
     applied = set(applied_versions)
     newest_known = known[-1].version if known else 0

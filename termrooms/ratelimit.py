@@ -99,9 +99,7 @@ class MemoryRateLimiter:
     def _sweep(self, now: float) -> None:
         self._hits_since_sweep = 0
         self._buckets = {
-            key: entry
-            for key, entry in self._buckets.items()
-            if full_again_at(*entry) > now
+            key: entry for key, entry in self._buckets.items() if full_again_at(*entry) > now
         }
 
     def __len__(self) -> int:

@@ -79,7 +79,9 @@ class DatabaseStartupService(Service):
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
                 if not connection.closed:
                     raise
-                _log.warn("connection lost while migrating ({error}); retrying", error=str(e).strip())
+                _log.warn(
+                    "connection lost while migrating ({error}); retrying", error=str(e).strip()
+                )
                 await deferLater(self.server.reactor, delay)
                 continue
             finally:

@@ -19,8 +19,8 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.logger import ILogObserver, Logger
-from twisted.python.components import Componentized
 from twisted.python import usage
+from twisted.python.components import Componentized
 
 from termrooms import __version__
 from termrooms.config import (
@@ -42,7 +42,9 @@ EXIT_FATAL = 1
 
 def _help(setting: Setting) -> str:
     """A setting's --help line: what it does, its default, its environment variable."""
-    shown = "" if setting.default in (None, (), False) else f" (default: {show_value(setting.default)})"
+    shown = (
+        "" if setting.default in (None, (), False) else f" (default: {show_value(setting.default)})"
+    )
     return f"{setting.help}{shown} [env {setting.env}]"
 
 

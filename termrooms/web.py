@@ -37,9 +37,7 @@ class TermroomsRequest(Request):
 
     def processingFailed(self, reason: Any) -> Any:
         # Twisted would render a traceback page; never show one to a client.
-        _log.failure(
-            "unhandled error (request {request_id})", reason, request_id=self.request_id
-        )
+        _log.failure("unhandled error (request {request_id})", reason, request_id=self.request_id)
         body = b'{"detail":"Something went wrong on our side.","error_code":"internal_error"}'
         self.setResponseCode(500)
         self.setHeader(b"content-type", b"application/json")

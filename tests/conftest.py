@@ -29,6 +29,7 @@ import psycopg2
 import pytest
 import pytest_twisted
 from psycopg2 import sql
+
 from support import (
     CuttableProxy,
     Daemon,
@@ -120,9 +121,7 @@ class DatabaseFactory:
         with connection.cursor() as cursor:
             for name in self.created:
                 cursor.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(name)
-                    )
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
         connection.close()
         self.created.clear()
@@ -191,8 +190,19 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str |
     port = free_port()
     directory = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -225,7 +235,9 @@ def _flush(url: str) -> None:
     """FLUSHDB over a raw socket: the fixture needs no client library of its own."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port or 6379), timeout=5) as s:
-        s.sendall(f"*2\r\n$6\r\nSELECT\r\n${len(str(TEST_REDIS_DB))}\r\n{TEST_REDIS_DB}\r\n".encode())
+        s.sendall(
+            f"*2\r\n$6\r\nSELECT\r\n${len(str(TEST_REDIS_DB))}\r\n{TEST_REDIS_DB}\r\n".encode()
+        )
         s.sendall(b"*1\r\n$7\r\nFLUSHDB\r\n")
         received = b""
         while received.count(b"\r\n") < 2:

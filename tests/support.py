@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,9 +13,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+import treq
 from twisted.internet import protocol
+from twisted.internet import reactor as default_reactor
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.task import deferLater
 from twisted.protocols import portforward
+
+from termrooms.config import Config
+from termrooms.server import TermroomsServer
+from termrooms.service import DatabaseStartupService
 
 BIN = Path(sys.executable).parent
 
@@ -88,8 +96,17 @@ def start_daemon(
     port = free_port()
     log_path = tmp_path / f"daemon-{port}.log"
     process = subprocess.Popen(
-        [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "termrooms",
-         "--listen", f"tcp:{port}:interface=127.0.0.1", "--log-format", "json", *args],
+        [
+            str(BIN / "twistd"),
+            "--nodaemon",
+            "--pidfile=",
+            "termrooms",
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--log-format",
+            "json",
+            *args,
+        ],
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
         cwd=tmp_path,
@@ -173,7 +190,48 @@ def target_of(database_url: str) -> str:
     """A client endpoint description for the server a PostgreSQL URL names."""
     parts = urlsplit(database_url)
     query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-    socket_dir = query.get("host") or (parts.hostname if (parts.hostname or "").startswith("/") else None)
+    socket_dir = query.get("host") or (
+        parts.hostname if (parts.hostname or "").startswith("/") else None
+    )
     if socket_dir:
         return f"unix:path={socket_dir}/.s.PGSQL.{parts.port or 5432}"
     return f"tcp:host={parts.hostname or '127.0.0.1'}:port={parts.port or 5432}"
+
+
+class RunningServer:
+    """An in-process termrooms server (start-up service and site) on a free port."""
+
+    def __init__(self, config: Config) -> None:
+        self.server = TermroomsServer(config, default_reactor)
+        self.fatal_messages: list[str] = []
+        self.startup = DatabaseStartupService(self.server, self.fatal_messages.append)
+
+    async def start(self) -> "RunningServer":
+        self.startup.startService()
+        self.port = default_reactor.listenTCP(0, self.server.get_site(), interface="127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
+        return self
+
+    async def stop(self) -> None:
+        await self.port.stopListening()
+        await self.startup.stopService()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        """One HTTP request; the decoded JSON body (None when empty) and the headers."""
+        response = await treq.request(method, self.url + path, **kwargs)
+        content = await response.content()
+        return response.code, json.loads(content) if content else None, response.headers
+
+    async def health(self) -> tuple[int, dict, Any]:
+        response = await treq.get(self.url + "/health")
+        return response.code, await response.json(), response.headers
+
+    async def wait_for_status(self, code: int, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body, _ = await self.health()
+            if status == code:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"/health stayed {status} {body}, wanted {code}")
+            await deferLater(default_reactor, 0.1)

@@ -43,9 +43,7 @@ def create_user(url: str, name: str, password: str = PASSWORD, *, admin: bool = 
 
 
 def test_check_config_prints_the_settings_with_the_database_password_hidden():
-    result = run_termrooms(
-        ["check-config", "--database-url", "postgresql://u:secret@h/db"]
-    )
+    result = run_termrooms(["check-config", "--database-url", "postgresql://u:secret@h/db"])
 
     assert result.returncode == 0, result.stderr
     assert "postgresql://u:***@h/db" in result.stdout
@@ -58,8 +56,10 @@ def test_check_config_hides_the_redis_password_too():
     result = run_termrooms(
         [
             "check-config",
-            "--database-url", "postgresql://u@h/db",
-            "--redis-url", "redis://:hunter22@cache:6379/0",
+            "--database-url",
+            "postgresql://u@h/db",
+            "--redis-url",
+            "redis://:hunter22@cache:6379/0",
         ]
     )
 
@@ -151,9 +151,7 @@ def test_invite_prints_a_code_and_stores_only_its_sha256(url):
     create_user(url, "alice", admin=True).check_returncode()
     [(admin_id,)] = query(url, "SELECT id FROM users")
 
-    result = run_termrooms(
-        ["invite", "--uses", "3", "--expires-in", "2d", "--database-url", url]
-    )
+    result = run_termrooms(["invite", "--uses", "3", "--expires-in", "2d", "--database-url", url])
 
     assert result.returncode == 0, result.stderr
     code = result.stdout.splitlines()[0].strip()

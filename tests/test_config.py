@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from termrooms.ratelimit import RateLimit
 from termrooms.config import (
     SETTINGS,
     Config,
     ConfigError,
     resolve_config,
 )
+from termrooms.ratelimit import RateLimit
 
 DEFAULTS = Config()
 
@@ -154,7 +154,15 @@ PRECEDENCE = [
         timedelta(hours=1),
         timedelta(seconds=90),
     ),
-    ("refresh_token_ttl", "7d", "2w", "12h", timedelta(days=7), timedelta(weeks=2), timedelta(hours=12)),
+    (
+        "refresh_token_ttl",
+        "7d",
+        "2w",
+        "12h",
+        timedelta(days=7),
+        timedelta(weeks=2),
+        timedelta(hours=12),
+    ),
     (
         "signing_key_file",
         "/etc/t/file.json",
@@ -169,8 +177,24 @@ PRECEDENCE = [
     ("argon2_parallelism", 2, "3", "4", 2, 3, 4),
     ("password_threads", 3, "4", "5", 3, 4, 5),
     ("password_queue", 10, "20", "30", 10, 20, 30),
-    ("login_rate_limit", "3/10s", "4/1m", "6/30", RateLimit(3, 10), RateLimit(4, 60), RateLimit(6, 30)),
-    ("register_rate_limit", "1/1h", "2/5m", "9/9s", RateLimit(1, 3600), RateLimit(2, 300), RateLimit(9, 9)),
+    (
+        "login_rate_limit",
+        "3/10s",
+        "4/1m",
+        "6/30",
+        RateLimit(3, 10),
+        RateLimit(4, 60),
+        RateLimit(6, 30),
+    ),
+    (
+        "register_rate_limit",
+        "1/1h",
+        "2/5m",
+        "9/9s",
+        RateLimit(1, 3600),
+        RateLimit(2, 300),
+        RateLimit(9, 9),
+    ),
 ]
 PRECEDENCE_IDS = [case[0] for case in PRECEDENCE]
 
@@ -609,9 +633,7 @@ def test_invalid_environment_value_is_an_error_naming_the_variable(name, value, 
 
 
 @pytest.mark.parametrize("name, value, why", INVALID, ids=INVALID_IDS)
-def test_invalid_file_value_is_an_error_naming_the_key_and_file(
-    tmp_path, name, value, why
-) -> None:
+def test_invalid_file_value_is_an_error_naming_the_key_and_file(tmp_path, name, value, why) -> None:
     path = write_toml(tmp_path, f"{name} = {toml_literal(value)}\n")
 
     error = config_error({}, {}, path)
@@ -796,7 +818,11 @@ def test_allowed_origin_with_non_numeric_port_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["host=h user=u password=secret dbname=db", "mysql://u:secret@h/db", "pg://h/db?password=secret"],
+    [
+        "host=h user=u password=secret dbname=db",
+        "mysql://u:secret@h/db",
+        "pg://h/db?password=secret",
+    ],
 )
 def test_a_rejected_database_url_is_never_echoed_with_its_password(url) -> None:
     error = config_error({"database_url": url}, {})

@@ -41,9 +41,7 @@ def stop_and_time(daemon) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
-def test_daemon_serves_health_with_external_database_and_exits_0_on_sigterm(
-    daemons, database_url
-):
+def test_daemon_serves_health_with_external_database_and_exits_0_on_sigterm(daemons, database_url):
     daemon = daemons(["--database-url", database_url])
     body = wait_for_health(daemon.base_url, 200)
     assert body == {"status": "ok", "database": "connected", "redis": "disabled"}
@@ -76,7 +74,9 @@ def test_daemon_with_no_database_url_runs_an_embedded_postgresql_and_stops_it(da
         assert (data_dir / "postgres" / "PG_VERSION").exists()
         code, _ = stop_and_time(daemon)
         assert code == 0, daemon.log()
-        assert not (data_dir / "postgres" / "postmaster.pid").exists(), "embedded server left running"
+        assert not (data_dir / "postgres" / "postmaster.pid").exists(), (
+            "embedded server left running"
+        )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

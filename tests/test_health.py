@@ -3,56 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest_twisted
-import treq
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
-from support import free_port
-
+from support import RunningServer, free_port
 from termrooms.config import Config
-from termrooms.server import TermroomsServer
-from termrooms.service import DatabaseStartupService
-
-
-class RunningServer:
-    """An in-process termrooms server (start-up service and site) on a free port."""
-
-    def __init__(self, config: Config) -> None:
-        self.server = TermroomsServer(config, reactor)
-        self.fatal_messages: list[str] = []
-        self.startup = DatabaseStartupService(self.server, self.fatal_messages.append)
-
-    async def start(self) -> "RunningServer":
-        self.startup.startService()
-        self.port = reactor.listenTCP(0, self.server.get_site(), interface="127.0.0.1")
-        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
-        return self
-
-    async def stop(self) -> None:
-        await self.port.stopListening()
-        await self.startup.stopService()
-
-    async def health(self) -> tuple[int, dict, Any]:
-        response = await treq.get(self.url + "/health")
-        return response.code, await response.json(), response.headers
-
-    async def wait_for_status(self, code: int, timeout: float = 20.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            status, body, _ = await self.health()
-            if status == code:
-                return body
-            if time.monotonic() > deadline:
-                raise AssertionError(f"/health stayed {status} {body}, wanted {code}")
-            await deferLater(reactor, 0.1)
 
 
 @pytest_twisted.ensureDeferred
-async def test_health_is_ok_with_database_connected_and_redis_disabled(database_proxy):
-    running = await RunningServer(Config(database_url=database_proxy.url)).start()
+async def test_health_is_ok_with_database_connected_and_redis_disabled(database_proxy, tmp_path):
+    running = await RunningServer(
+        Config(database_url=database_proxy.url, data_dir=tmp_path)
+    ).start()
     try:
         body = await running.wait_for_status(200)
         assert body == {"status": "ok", "database": "connected", "redis": "disabled"}
@@ -63,9 +25,11 @@ async def test_health_is_ok_with_database_connected_and_redis_disabled(database_
 
 @pytest_twisted.ensureDeferred
 async def test_health_is_503_while_database_is_unreachable_and_recovers_without_restart(
-    database_proxy,
+    database_proxy, tmp_path
 ):
-    running = await RunningServer(Config(database_url=database_proxy.url)).start()
+    running = await RunningServer(
+        Config(database_url=database_proxy.url, data_dir=tmp_path)
+    ).start()
     try:
         await running.wait_for_status(200)
 
@@ -88,9 +52,9 @@ async def test_health_is_503_while_database_is_unreachable_and_recovers_without_
 
 
 @pytest_twisted.ensureDeferred
-async def test_health_reports_redis_connected_when_configured(database_proxy, redis_url):
+async def test_health_reports_redis_connected_when_configured(database_proxy, redis_url, tmp_path):
     running = await RunningServer(
-        Config(database_url=database_proxy.url, redis_url=redis_url)
+        Config(database_url=database_proxy.url, redis_url=redis_url, data_dir=tmp_path)
     ).start()
     try:
         body = await running.wait_for_status(200)
@@ -101,10 +65,14 @@ async def test_health_reports_redis_connected_when_configured(database_proxy, re
 
 @pytest_twisted.ensureDeferred
 async def test_unreachable_redis_is_reported_but_does_not_make_the_instance_degraded(
-    database_proxy,
+    database_proxy, tmp_path
 ):
     running = await RunningServer(
-        Config(database_url=database_proxy.url, redis_url=f"redis://127.0.0.1:{free_port()}")
+        Config(
+            database_url=database_proxy.url,
+            redis_url=f"redis://127.0.0.1:{free_port()}",
+            data_dir=tmp_path,
+        )
     ).start()
     try:
         body = await running.wait_for_status(200)

@@ -106,14 +106,17 @@ def test_concurrent_creation_in_threads_yields_one_ring(tmp_path: Path) -> None:
         rings: list[KeyRing] = []
         failures: list[BaseException] = []
 
-        def create() -> None:
+        def create(key_file: Path, start: threading.Barrier, rings: list, failures: list) -> None:
             start.wait()
             try:
                 rings.append(load_or_create_key_ring(key_file, NOW))
             except BaseException as e:  # pragma: no cover - reported below
                 failures.append(e)
 
-        threads = [threading.Thread(target=create) for _ in range(8)]
+        threads = [
+            threading.Thread(target=create, args=(key_file, start, rings, failures))
+            for _ in range(8)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -19,7 +19,6 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from support import BIN, clean_environ, run_termrooms
-
 from termrooms.database import connect_one
 from termrooms.migrations import (
     MIGRATION_LOCK_KEY,
@@ -208,11 +207,9 @@ def test_two_migrate_processes_started_together_apply_each_delta_exactly_once(da
     ]
     outputs = [process.communicate(timeout=60) for process in processes]
 
-    for process, (stdout, stderr) in zip(processes, outputs):
+    for process, (_stdout, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr
-    applied_by_each = [
-        stdout.split("applied: ", 1)[1].strip().split(", ") for stdout, _ in outputs
-    ]
+    applied_by_each = [stdout.split("applied: ", 1)[1].strip().split(", ") for stdout, _ in outputs]
     applied = [label for labels in applied_by_each for label in labels if label != "nothing"]
     assert sorted(applied) == delta_labels()  # every delta once, by one process or the other
     assert [(v, n) for v, n, _ in ledger(database_url)] == expected_ledger_entries()

@@ -20,7 +20,10 @@ def test_unacceptable_usernames(name):
     assert username_problem(name)
 
 
-@pytest.mark.parametrize("password,ok", [("x" * 7, False), ("x" * 8, True), ("x" * 128, True), ("x" * 129, False), (None, False)])
+@pytest.mark.parametrize(
+    "password,ok",
+    [("x" * 7, False), ("x" * 8, True), ("x" * 128, True), ("x" * 129, False), (None, False)],
+)
 def test_password_length_bounds(password, ok):
     assert (password_problem(password) is None) is ok
 
@@ -39,7 +42,15 @@ def test_check_fields_passes_when_nothing_is_wrong():
 
 @pytest.mark.parametrize(
     "text,expected",
-    [("30s", 30), ("10m", 600), ("2h", 7200), ("7d", 604800), ("2w", 1209600), ("1h30m", 5400), (" 10M ", 600)],
+    [
+        ("30s", 30),
+        ("10m", 600),
+        ("2h", 7200),
+        ("7d", 604800),
+        ("2w", 1209600),
+        ("1h30m", 5400),
+        (" 10M ", 600),
+    ],
 )
 def test_durations(text, expected):
     assert parse_duration(text) == timedelta(seconds=expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ def _ms(value: int) -> int:
 
 def _assert_strictly_increasing(ids: list[int]) -> None:
     assert len(set(ids)) == len(ids)
-    assert all(a < b for a, b in zip(ids, ids[1:]))
+    assert all(a < b for a, b in itertools.pairwise(ids))
 
 
 def test_epoch_is_2024_01_01_utc_in_unix_ms() -> None:
@@ -78,9 +79,7 @@ def test_timestamp_bits_equal_ms_since_2024_for_a_fixed_clock() -> None:
     assert _ms(value) == expected_ms
     assert value == (expected_ms << 22) | (5 << 12) | 0
     parts = parse_snowflake(value)
-    assert parts == SnowflakeParts(
-        timestamp_ms=EPOCH_MS + expected_ms, node_id=5, sequence=0
-    )
+    assert parts == SnowflakeParts(timestamp_ms=EPOCH_MS + expected_ms, node_id=5, sequence=0)
     assert snowflake_time(value) == when
 
 
@@ -127,9 +126,7 @@ def test_sequence_overflow_borrows_next_ms_instead_of_repeating_or_sleeping() ->
     assert clock.calls == 10_000  # one read per id: no spin-wait on the clock
     # 4096 per millisecond, then the logical ms advances by one.
     assert [_ms(i) for i in ids] == [42_000] * 4096 + [42_001] * 4096 + [42_002] * 1808
-    assert [parse_snowflake(i).sequence for i in ids] == (
-        list(range(4096)) * 2 + list(range(1808))
-    )
+    assert [parse_snowflake(i).sequence for i in ids] == (list(range(4096)) * 2 + list(range(1808)))
     assert {parse_snowflake(i).node_id for i in ids} == {3}
 
 
@@ -219,9 +216,7 @@ def test_parse_snowflake_round_trips_every_field() -> None:
     assert parts.timestamp_ms == EPOCH_MS + 123_456_789
     assert parts.node_id == 1001
     assert parts.sequence == 4000
-    assert parse_snowflake(0) == SnowflakeParts(
-        timestamp_ms=EPOCH_MS, node_id=0, sequence=0
-    )
+    assert parse_snowflake(0) == SnowflakeParts(timestamp_ms=EPOCH_MS, node_id=0, sequence=0)
     assert parse_snowflake(MAX_ID) == SnowflakeParts(
         timestamp_ms=EPOCH_MS + MAX_TIMESTAMP_MS, node_id=1023, sequence=4095
     )

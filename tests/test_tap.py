@@ -16,7 +16,6 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from support import BIN, clean_environ, free_port, port_answers
-
 from termrooms import __version__
 from termrooms.config import SETTINGS, Config, ConfigError
 from termrooms.service import DatabaseStartupService
@@ -61,18 +60,28 @@ def test_repeated_listen_flag_gives_every_endpoint_in_order_as_tuple() -> None:
 def test_every_flag_sets_its_setting(tmp_path) -> None:
     options = parsed(
         [
-            "--listen", "tcp:8001",
-            "--database-url", "postgresql://db/x",
-            "--database-pool-size", "4",
-            "--redis-url", "redis://r:6379/1",
-            "--data-dir", str(tmp_path),
-            "--public-url", "https://chat.example/",
-            "--allowed-origins", "https://a.example,https://b.example",
+            "--listen",
+            "tcp:8001",
+            "--database-url",
+            "postgresql://db/x",
+            "--database-pool-size",
+            "4",
+            "--redis-url",
+            "redis://r:6379/1",
+            "--data-dir",
+            str(tmp_path),
+            "--public-url",
+            "https://chat.example/",
+            "--allowed-origins",
+            "https://a.example,https://b.example",
             "--open-registration",
-            "--node-id", "1023",
+            "--node-id",
+            "1023",
             "--no-migrate",
-            "--log-level", "debug",
-            "--log-format", "json",
+            "--log-level",
+            "debug",
+            "--log-format",
+            "json",
         ]
     )
 
@@ -240,8 +249,14 @@ def _listeners(top: IService) -> list[StreamServerEndpointService]:
 def test_make_service_adds_one_listener_per_listen_flag_on_its_endpoint() -> None:
     reactor = MemoryReactor()
     options = parsed(
-        ["--listen", "tcp:8001:interface=127.0.0.1", "--listen", "tcp:8002:interface=0.0.0.0",
-         "--database-url", "postgresql://db/x"]
+        [
+            "--listen",
+            "tcp:8001:interface=127.0.0.1",
+            "--listen",
+            "tcp:8002:interface=0.0.0.0",
+            "--database-url",
+            "postgresql://db/x",
+        ]
     )
 
     top = makeService(options, reactor=reactor)

@@ -20,7 +20,9 @@ from termrooms.web import TermroomsSite
 def build_router() -> Router:
     router = Router()
 
-    @router.route("/api/things/<name>", "GET", summary="A thing.", responses={200: {"type": "object"}})
+    @router.route(
+        "/api/things/<name>", "GET", summary="A thing.", responses={200: {"type": "object"}}
+    )
     async def thing(request: Any, name: str) -> dict:
         return {"name": name}
 
@@ -130,7 +132,9 @@ async def test_incoming_request_id_is_kept_and_echoed(site_url):
 
 @pytest_twisted.ensureDeferred
 async def test_unacceptable_request_id_is_replaced_by_a_fresh_one(site_url):
-    response = await treq.get(site_url + "/api/things/x", headers={"X-Request-ID": "bad id\u00e9" * 20})
+    response = await treq.get(
+        site_url + "/api/things/x", headers={"X-Request-ID": "bad id\u00e9" * 20}
+    )
     await response.content()
     (echoed,) = response.headers.getRawHeaders("x-request-id")
     assert len(echoed) == 32 and all(c in "0123456789abcdef" for c in echoed)
@@ -155,7 +159,12 @@ def test_openapi_document_lists_every_declared_route_with_its_methods():
     router = build_router()
     document = json.loads(router.openapi_json())
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/api/things/{name}", "/api/things", "/api/broken", "/api/needs-database"}
+    assert set(document["paths"]) == {
+        "/api/things/{name}",
+        "/api/things",
+        "/api/broken",
+        "/api/needs-database",
+    }
     thing = document["paths"]["/api/things/{name}"]["get"]
     assert thing["parameters"] == [
         {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -141,13 +141,15 @@ class AuthHandler:
             username=None if isinstance(username, str) else "must be a string",
             password=None if isinstance(password, str) else "must be a string",
         )
-        await self._limit(f"login-address:{client}", self.config.login_rate_limit)
-        await self._limit(
-            f"login-user:{username.lower()}",
-            self.config.login_rate_limit,
-            audit_username=username.lower(),
-            request_id=request_id,
-        )
+        # Throttled either way, the burst is audited under the username tried (client
+        # addresses are never written to the database).
+        for key in (f"login-address:{client}", f"login-user:{username.lower()}"):
+            await self._limit(
+                key,
+                self.config.login_rate_limit,
+                audit_username=username.lower(),
+                request_id=request_id,
+            )
         record = await self.database.run_interaction(login_record_txn, username)
         if record is None:
             # The same work and the same answer as a wrong password: no enumeration.
@@ -247,9 +249,7 @@ class AuthHandler:
 
     async def delete_account(self, requester: Requester, password: Any, request_id: str) -> None:
         check_fields(password=None if isinstance(password, str) else "must be a string")
-        record = await self.database.run_interaction(
-            _login_record_by_id_txn, requester.user_id
-        )
+        record = await self.database.run_interaction(_login_record_by_id_txn, requester.user_id)
         if record is None:
             raise ApiError("token_invalid", "This session has ended. Log in again.")
         verdict = await self._password_work(self.passwords.check, record.password_hash, password)

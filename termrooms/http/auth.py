@@ -324,4 +324,3 @@ def export_json(data: dict[str, Any]) -> dict[str, Any]:
 
 def _id(value: int | None) -> str | None:
     return None if value is None else str(value)
-

@@ -47,7 +47,9 @@ def register_health_routes(router: Router, server: Any) -> None:
         database = "disconnected"
         if database_ok:
             database = "connected" if server.schema_ready else "starting"
-        redis_state = "disabled" if redis_ok is None else ("connected" if redis_ok else "disconnected")
+        redis_state = (
+            "disabled" if redis_ok is None else ("connected" if redis_ok else "disconnected")
+        )
         body: dict[str, Any] = {"status": "ok", "database": database, "redis": redis_state}
         # Redis only carries hints (PostgreSQL is the truth), so without it the instance
         # still serves: it is reported, but only the database makes the instance degraded.

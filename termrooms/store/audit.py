@@ -27,9 +27,7 @@ async def insert_audit_txn(
     )
 
 
-async def audit_page_txn(
-    cursor: Any, before_id: int | None, limit: int
-) -> list[tuple[Any, ...]]:
+async def audit_page_txn(cursor: Any, before_id: int | None, limit: int) -> list[tuple[Any, ...]]:
     """Audit rows newest first, ``limit`` of them, older than ``before_id`` when given."""
     await cursor.execute(
         f"SELECT {AUDIT_COLUMNS} FROM audit_log"

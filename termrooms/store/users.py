@@ -138,9 +138,7 @@ async def delete_user_txn(cursor: Any, user_id: int, request_id: str | None = No
 
 async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
     """Everything stored about a user, for GDPR access requests (raw values)."""
-    await cursor.execute(
-        f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,)
-    )
+    await cursor.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
     profile = User(*cursor.fetchone())
     await cursor.execute(
         "SELECT r.name, m.role, m.joined_at, m.last_seen_at, m.read_seq"
