@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
+from autobahn.twisted.resource import WebSocketResource
 
 from termrooms.config import Config, signing_key_path
 from termrooms.database import Database
+from termrooms.gateway import GatewayFactory
 from termrooms.handlers.auth import AuthHandler
 from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
@@ -44,6 +47,7 @@ class TermroomsServer:
     signing_keys: SigningKeys | None = None
     limiter: RateLimiter | None = None
     auth_handler: AuthHandler | None = None
+    gateway: GatewayFactory | None = None
 
     def get_database(self) -> Database:
         if self.database is None:
@@ -106,14 +110,31 @@ class TermroomsServer:
                 self.get_limiter(),
                 self.get_snowflakes(),
                 time.time,
+                on_sessions_ended=self.get_gateway().registry.end_sessions,
             )
         return self.auth_handler
+
+    def get_gateway(self) -> GatewayFactory:
+        if self.gateway is None:
+            allowed = set(self.config.allowed_origins)
+            if self.config.public_url:
+                parts = urlsplit(self.config.public_url)
+                allowed.add(f"{parts.scheme}://{parts.netloc.lower()}")
+            self.gateway = GatewayFactory(
+                auth=self.get_auth_handler,
+                clock=self.reactor,
+                server_id=str(self.config.node_id),
+                allowed_origins=frozenset(allowed),
+            )
+        return self.gateway
 
     def get_router(self) -> Router:
         if self.router is None:
             self.router = Router()
             register_health_routes(self.router, self)
             register_auth_routes(self.router, self)
+            websocket = WebSocketResource(self.get_gateway())
+            self.router.app.route("/ws")(lambda request: websocket)
         return self.router
 
     def get_site(self) -> TermroomsSite:

@@ -14,15 +14,24 @@ from urllib.parse import urlsplit
 
 import attrs
 import treq
+from autobahn.twisted.websocket import (
+    WebSocketClientFactory,
+    WebSocketClientProtocol,
+    connectWS,
+)
 from twisted.internet import protocol
 from twisted.internet import reactor as default_reactor
+from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.protocols import portforward
 
 from termrooms.config import Config
+from termrooms.passwords import PasswordPolicy, PasswordWorkers, hash_password
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
+from termrooms.store.users import create_user_txn
 
 BIN = Path(sys.executable).parent
 
@@ -235,3 +244,118 @@ class RunningServer:
             if time.monotonic() > deadline:
                 raise AssertionError(f"/health stayed {status} {body}, wanted {code}")
             await deferLater(default_reactor, 0.1)
+
+
+class _WebSocketTestProtocol(WebSocketClientProtocol):
+    def onOpen(self) -> None:
+        self.factory.opened.callback(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.frames.put(json.loads(payload))
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self.factory.opened.called:
+            self.factory.opened.errback(ConnectionError(f"handshake failed: {reason}"))
+        self.factory.closed.callback((code, reason))
+
+
+@attrs.define(eq=False)
+class WebSocketTestClient:
+    """A real WebSocket client: frames arrive in a queue, the close code is awaited."""
+
+    protocol: Any
+    frames: DeferredQueue
+    closed: Deferred
+
+    async def next_frame(self, timeout: float = 5.0) -> dict:
+        return await with_timeout(self.frames.get(), timeout)
+
+    def send(self, frame: dict) -> None:
+        self.protocol.sendMessage(json.dumps(frame).encode())
+
+    async def close_code(self, timeout: float = 10.0) -> int | None:
+        code, _ = await with_timeout(self.closed, timeout)
+        return code
+
+
+async def ws_connect(url: str, origin: str | None = None) -> WebSocketTestClient:
+    factory = WebSocketClientFactory(url, origin=origin)
+    factory.protocol = _WebSocketTestProtocol
+    factory.frames = DeferredQueue()
+    factory.opened = Deferred()
+    factory.closed = Deferred()
+    connectWS(factory)
+    protocol = await with_timeout(factory.opened, 10.0)
+    return WebSocketTestClient(protocol, factory.frames, factory.closed)
+
+
+def with_timeout(d: Deferred, seconds: float) -> Deferred:
+    return d.addTimeout(seconds, default_reactor)
+
+
+async def websocket_handshake_status(
+    base_url: str, query: str, origin: str | None = None
+) -> tuple[int, Any]:
+    """The HTTP answer to an upgrade request: (status, JSON body or None)."""
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    if origin is not None:
+        headers["Origin"] = origin
+    response = await treq.get(f"{base_url}/ws{query}", headers=headers)
+    content = await response.content()
+    return response.code, json.loads(content) if content else None
+
+
+# --------------------------------------------------------------------------- accounts
+
+FAST = PasswordPolicy(memory_kib=8192, time_cost=1, parallelism=1)
+PASSWORD = "correct horse battery"
+
+
+def config_for(url: str, tmp_path: Any, **overrides: Any) -> Config:
+    settings = dict(
+        database_url=url,
+        data_dir=tmp_path,
+        argon2_memory_kib=FAST.memory_kib,
+        argon2_time_cost=FAST.time_cost,
+    )
+    settings.update(overrides)
+    return Config(**settings)
+
+
+async def start(config: Config, hasher: Any = None) -> RunningServer:
+    """A running server whose health is 200; ``hasher`` replaces argon2's, to watch it."""
+    running = RunningServer(config)
+    if hasher is not None:
+        running.server.passwords = PasswordWorkers(
+            running.server.reactor,
+            FAST,
+            threads=2,
+            queue=64,
+            make_hasher=lambda policy: hasher,
+        )
+    await running.start()
+    await running.wait_for_status(200)
+    return running
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def add_user(running: RunningServer, name: str, role: str = "user") -> None:
+    password_hash = await deferToThread(hash_password, PASSWORD, FAST)
+    await running.server.get_database().run_interaction(
+        create_user_txn, running.server.get_snowflakes().next_id(), name, password_hash, role=role
+    )
+
+
+async def login(running: RunningServer, name: str, password: str = PASSWORD) -> tuple[int, Any]:
+    code, body, _ = await running.request(
+        "POST", "/api/auth/login", json={"username": name, "password": password}
+    )
+    return code, body

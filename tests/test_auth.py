@@ -14,14 +14,10 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python.threadable import isInIOThread
 
-from support import RunningServer
-from termrooms.config import Config
-from termrooms.passwords import PasswordPolicy, PasswordWorkers, hash_password
+from support import FAST, PASSWORD, RunningServer, add_user, bearer, config_for, login, start
+from termrooms.passwords import PasswordPolicy, hash_password
 from termrooms.ratelimit import RateLimit
 from termrooms.store.users import create_user_txn
-
-FAST = PasswordPolicy(memory_kib=8192, time_cost=1, parallelism=1)
-PASSWORD = "correct horse battery"
 
 
 class CountingHasher:
@@ -51,32 +47,6 @@ class CountingHasher:
         return sum(1 for name, _ in self.calls if name == "verify")
 
 
-def config_for(url: str, tmp_path: Any, **overrides: Any) -> Config:
-    settings = dict(
-        database_url=url,
-        data_dir=tmp_path,
-        argon2_memory_kib=FAST.memory_kib,
-        argon2_time_cost=FAST.time_cost,
-    )
-    settings.update(overrides)
-    return Config(**settings)
-
-
-async def start(config: Config, hasher: CountingHasher | None = None) -> RunningServer:
-    running = RunningServer(config)
-    if hasher is not None:
-        running.server.passwords = PasswordWorkers(
-            running.server.reactor,
-            FAST,
-            threads=2,
-            queue=64,
-            make_hasher=lambda policy: hasher,
-        )
-    await running.start()
-    await running.wait_for_status(200)
-    return running
-
-
 @pytest_twisted.async_yield_fixture
 async def hasher() -> CountingHasher:
     yield CountingHasher(FAST)
@@ -87,24 +57,6 @@ async def running(fresh_migrated_database_url, tmp_path, hasher):
     server = await start(config_for(fresh_migrated_database_url, tmp_path), hasher)
     yield server
     await server.stop()
-
-
-async def add_user(running: RunningServer, name: str, role: str = "user") -> None:
-    password_hash = await deferToThread(hash_password, PASSWORD, FAST)
-    await running.server.get_database().run_interaction(
-        create_user_txn, running.server.get_snowflakes().next_id(), name, password_hash, role=role
-    )
-
-
-async def login(running: RunningServer, name: str, password: str = PASSWORD) -> tuple[int, Any]:
-    code, body, _ = await running.request(
-        "POST", "/api/auth/login", json={"username": name, "password": password}
-    )
-    return code, body
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def invite_code(running: RunningServer, admin_token: str, **body: Any) -> str:

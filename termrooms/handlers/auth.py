@@ -50,13 +50,17 @@ PASSWORDS_BUSY_RETRY_AFTER = 1
 class Requester:
     """Who is calling, as proven by a verified access token whose session still stands."""
 
-    user_id: int
+    user: User
     family_id: str
-    role: str
+    token_expires_at: int
+
+    @property
+    def user_id(self) -> int:
+        return self.user.id
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.user.role == "admin"
 
 
 @attrs.frozen
@@ -88,6 +92,9 @@ class AuthHandler:
     limiter: RateLimiter
     snowflakes: SnowflakeGenerator
     clock: Callable[[], float]
+    # Told when sessions end (user id, family id or None for all, reason), so open
+    # WebSockets of those sessions are closed at once.
+    on_sessions_ended: Callable[[int, str | None, str], Any] = lambda *_: None
     # Usernames whose login throttling was audited recently: one row per burst, not per try.
     _throttle_audited: dict[str, float] = attrs.field(factory=dict, init=False)
 
@@ -184,6 +191,7 @@ class AuthHandler:
             request_id,
         )
         if outcome.kind == "reused":
+            self.on_sessions_ended(outcome.user_id, outcome.family_id, "session revoked")
             _log.warn(
                 "spent refresh token presented again: session {family} of user {user_id} revoked",
                 family=outcome.family_id,
@@ -204,6 +212,7 @@ class AuthHandler:
 
     async def logout(self, requester: Requester, request_id: str) -> None:
         await self.database.run_interaction(self._logout_txn, requester.user_id, request_id)
+        self.on_sessions_ended(requester.user_id, None, "logged out")
 
     async def _logout_txn(self, cursor: Any, user_id: int, request_id: str) -> None:
         await revoke_user_sessions_txn(cursor, user_id, "logout")
@@ -229,7 +238,7 @@ class AuthHandler:
         user = await self.database.run_interaction(self._live_user_txn, claims)
         if user is None:
             raise ApiError("token_invalid", "This session has ended. Log in again.")
-        return Requester(user.id, claims.family_id, user.role)
+        return Requester(user, claims.family_id, claims.expires_at)
 
     async def _live_user_txn(self, cursor: Any, claims: Any) -> User | None:
         if not await session_is_live_txn(cursor, claims.user_id, claims.family_id):
@@ -256,6 +265,7 @@ class AuthHandler:
         if not verdict.matches:
             raise wrong_credentials()
         await self.database.run_interaction(delete_user_txn, requester.user_id, request_id)
+        self.on_sessions_ended(requester.user_id, None, "account deleted")
 
     # ------------------------------------------------------------------ admin
 

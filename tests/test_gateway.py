@@ -1,0 +1,205 @@
+"""The /ws handshake and token lifetime, with real WebSocket clients over TCP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import pytest_twisted
+from twisted.internet.task import Clock
+
+from support import add_user, config_for, login, start, websocket_handshake_status, ws_connect
+from termrooms.gateway import origin_allowed
+
+
+@pytest_twisted.async_yield_fixture
+async def running(fresh_migrated_database_url, tmp_path):
+    server = await start(
+        config_for(
+            fresh_migrated_database_url,
+            tmp_path,
+            allowed_origins=("https://chat.example",),
+        )
+    )
+    yield server
+    await server.stop()
+
+
+def ws_url(running, token: str) -> str:
+    return running.url.replace("http://", "ws://") + f"/ws?token={token}"
+
+
+async def session_for(running, name: str = "ada") -> dict:
+    await add_user(running, name)
+    status, session = await login(running, name)
+    assert status == 200
+    return session
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_bad_or_expired_token_is_401_before_the_upgrade(running):
+    status, body = await websocket_handshake_status(running.url, "")
+    assert (status, body["error_code"]) == (401, "unauthorized")
+    status, body = await websocket_handshake_status(running.url, "?token=nonsense")
+    assert (status, body["error_code"]) == (401, "token_invalid")
+
+    session = await session_for(running)
+    handler = running.server.get_auth_handler()
+    real_clock = handler.clock
+    handler.clock = lambda: real_clock() + 3600
+    try:
+        status, body = await websocket_handshake_status(
+            running.url, f"?token={session['access_token']}"
+        )
+    finally:
+        handler.clock = real_clock
+    assert (status, body["error_code"]) == (401, "token_expired")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_foreign_origin_is_403_and_allowed_or_absent_origins_connect(running):
+    session = await session_for(running)
+    query = f"?token={session['access_token']}"
+    status, body = await websocket_handshake_status(
+        running.url, query, origin="https://evil.example"
+    )
+    assert (status, body["error_code"]) == (403, "forbidden")
+
+    for origin in (None, "https://chat.example", running.url):
+        client = await ws_connect(ws_url(running, session["access_token"]), origin=origin)
+        assert (await client.next_frame())["type"] == "welcome"
+        client.protocol.sendClose(1000)
+        await client.close_code()
+
+
+@pytest_twisted.ensureDeferred
+async def test_welcome_frame_carries_the_user_server_id_and_heartbeat(running):
+    session = await session_for(running)
+    client = await ws_connect(ws_url(running, session["access_token"]))
+    welcome = await client.next_frame()
+    assert welcome == {
+        "type": "welcome",
+        "user": session["user"],
+        "server_id": "0",
+        "heartbeat_s": 25,
+    }
+    client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+    client.protocol.sendClose(1000)
+    await client.close_code()
+
+
+@pytest_twisted.ensureDeferred
+async def test_auth_frame_renews_the_token_and_expiry_closes_4001(running):
+    session = await session_for(running)
+    gateway = running.server.get_gateway()
+    gateway.clock = clock = Clock()
+    clock.advance(time.time())
+    client = await ws_connect(ws_url(running, session["access_token"]))
+    await client.next_frame()  # welcome
+
+    # Just before the first token expires, renew it with a token issued later.
+    clock.advance(800)
+    handler = running.server.get_auth_handler()
+    real_clock = handler.clock
+    handler.clock = lambda: real_clock() + 800
+    try:
+        renewed = handler.tokens.issue(
+            handler.keys.ring(),
+            int(session["user"]["id"]),
+            connection_family(gateway),
+            handler.clock(),
+        )
+        client.send({"type": "auth", "token": renewed})
+        authed = await client.next_frame()
+    finally:
+        handler.clock = real_clock
+    assert authed["type"] == "authed" and 890 <= authed["expires_in"] <= 900
+
+    clock.advance(200)  # past the first token's expiry: still open
+    client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+
+    clock.advance(800)  # past the renewed token's expiry
+    assert await client.close_code() == 4001
+
+
+def connection_family(gateway) -> str:
+    (connections,) = gateway.registry.by_user.values()
+    (connection,) = connections
+    return connection.family_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_logout_closes_every_socket_of_the_user_with_4001(running):
+    session = await session_for(running)
+    first = await ws_connect(ws_url(running, session["access_token"]))
+    second = await ws_connect(ws_url(running, session["access_token"]))
+    status, _, _ = await running.request(
+        "POST", "/api/auth/logout", headers={"Authorization": f"Bearer {session['access_token']}"}
+    )
+    assert status == 204
+    assert await first.close_code() == 4001
+    assert await second.close_code() == 4001
+
+
+@pytest_twisted.ensureDeferred
+async def test_garbage_frames_get_errors_then_a_1008_close(running):
+    session = await session_for(running)
+    client = await ws_connect(ws_url(running, session["access_token"]))
+    await client.next_frame()
+    client.protocol.sendMessage(b"not json")
+    error = await client.next_frame()
+    assert error["type"] == "error" and error["error_code"] == "invalid_json"
+    for _ in range(4):
+        client.protocol.sendMessage(b"[]")
+    assert await client.close_code() == 1008
+
+
+@pytest.mark.parametrize(
+    "origin, host, allowed",
+    [
+        ("https://chat.example", "other:8080", True),
+        ("http://localhost:8080", "localhost:8080", True),
+        ("https://LOCALHOST:8080", "localhost:8080", True),
+        ("https://evil.example", "localhost:8080", False),
+        ("null", "localhost:8080", False),
+        ("", "localhost:8080", False),
+    ],
+)
+def test_origin_rules(origin, host, allowed):
+    assert origin_allowed(origin, host, frozenset({"https://chat.example"})) is allowed
+
+
+@pytest_twisted.ensureDeferred
+async def test_refresh_reuse_closes_the_sockets_of_that_session_only(running):
+    stolen = await session_for(running)
+    _, other = await login(running, "ada")
+    victim = await ws_connect(ws_url(running, stolen["access_token"]))
+    bystander = await ws_connect(ws_url(running, other["access_token"]))
+    await victim.next_frame()
+    await bystander.next_frame()
+    for _ in range(2):  # the second use of the same refresh token is the reuse
+        await running.request(
+            "POST", "/api/auth/refresh", json={"refresh_token": stolen["refresh_token"]}
+        )
+    assert await victim.close_code() == 4001
+    bystander.send({"type": "ping"})
+    assert await bystander.next_frame() == {"type": "pong"}
+    bystander.protocol.sendClose(1000)
+    await bystander.close_code()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleting_the_account_closes_its_sockets_with_4001(running):
+    session = await session_for(running)
+    client = await ws_connect(ws_url(running, session["access_token"]))
+    await client.next_frame()
+    status, _, _ = await running.request(
+        "DELETE",
+        "/api/auth/me",
+        json={"password": "correct horse battery"},
+        headers={"Authorization": f"Bearer {session['access_token']}"},
+    )
+    assert status == 204
+    assert await client.close_code() == 4001
