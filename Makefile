@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test install install-test test-services clean
+.PHONY: run test install install-test test-services bench-logins clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,14 @@ test-services:
 	fi
 
 test: install-test test-services
-	$(BIN)/ruff check termrooms tests twisted
+	$(BIN)/ruff check termrooms tests twisted bench
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Logins per second with the default argon2id parameters (needs a PostgreSQL where a
+# scratch database can be made: BENCH_DATABASE_URL, default postgres@127.0.0.1:5432).
+BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+bench-logins: install
+	$(BIN)/python bench/logins.py --database-url $(BENCH_DATABASE_URL)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,26 @@
+"""The documents operators read stay in step with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from termrooms.config import SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_readme_configuration_table_has_every_setting(setting):
+    readme = (ROOT / "README.md").read_text()
+    assert f"| `{setting.flag}`" in readme
+    assert f"`{setting.env}`" in readme
+    assert f"`{setting.name}`" in readme
+
+
+def test_docs_protocol_carries_the_shared_contract_unchanged():
+    contract = ROOT.parent / "shared" / "spec" / "protocol.md"
+    if not contract.exists():
+        pytest.skip("the shared contract is not beside this checkout")
+    assert contract.read_text() in (ROOT / "docs" / "protocol.md").read_text()
