@@ -7,6 +7,7 @@ embedded PostgreSQL under ``--data-dir``.
     termrooms check-config
     termrooms create-user NAME [--admin] [--password-stdin]
     termrooms invite [--uses N] [--expires-in 7d] [--by ADMIN]
+    termrooms disable-user NAME / enable-user NAME
     termrooms rotate-key
 """
 
@@ -38,7 +39,12 @@ from termrooms.rules import check_fields, parse_duration, password_problem, user
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.audit import insert_audit_txn
 from termrooms.store.invites import create_invite_txn
-from termrooms.store.users import admin_id_by_name_txn, create_user_txn, oldest_admin_id_txn
+from termrooms.store.users import (
+    admin_id_by_name_txn,
+    create_user_txn,
+    oldest_admin_id_txn,
+    set_disabled_txn,
+)
 from termrooms.tap import ConfigOptions
 
 EXIT_USAGE = 2
@@ -93,6 +99,18 @@ class InviteOptions(ConfigOptions):
             raise usage.UsageError(f"--expires-in: {e}") from None
 
 
+class DisableUserOptions(ConfigOptions):
+    synopsis = "[options] NAME"
+    description = "Disable an account: its sessions end and its sockets close at once."
+
+    def parseArgs(self, name: str) -> None:
+        self["name"] = name
+
+
+class EnableUserOptions(DisableUserOptions):
+    description = "Let a disabled account log in again."
+
+
 class RotateKeyOptions(ConfigOptions):
     synopsis = "[options]"
     description = "Add a new access-token signing key; older keys verify until their tokens expire."
@@ -105,6 +123,8 @@ class TermroomsCommand(usage.Options):
         ["check-config", None, CheckConfigOptions, CheckConfigOptions.description],
         ["create-user", None, CreateUserOptions, CreateUserOptions.description],
         ["invite", None, InviteOptions, InviteOptions.description],
+        ["disable-user", None, DisableUserOptions, DisableUserOptions.description],
+        ["enable-user", None, EnableUserOptions, EnableUserOptions.description],
         ["rotate-key", None, RotateKeyOptions, RotateKeyOptions.description],
     ]
 
@@ -211,6 +231,23 @@ async def run_invite(reactor: Any, options: InviteOptions) -> None:
     print(f"{invite.code}\n(uses: {invite.uses}, expires: {expires})")
 
 
+async def _set_disabled(reactor: Any, options: DisableUserOptions, disabled: bool) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        user_id = await run_in_transaction(connection, set_disabled_txn, options["name"], disabled)
+    if user_id is None:
+        raise CommandFailed(f"no user named {options['name']!r}")
+    print(f"{'disabled' if disabled else 'enabled'} {options['name']} (id {user_id})")
+
+
+async def run_disable_user(reactor: Any, options: DisableUserOptions) -> None:
+    await _set_disabled(reactor, options, True)
+
+
+async def run_enable_user(reactor: Any, options: EnableUserOptions) -> None:
+    await _set_disabled(reactor, options, False)
+
+
 async def run_rotate_key(reactor: Any, options: RotateKeyOptions) -> None:
     config = options.config
     path = signing_key_path(config)
@@ -229,6 +266,8 @@ _COMMANDS = {
     "migrate": run_migrate,
     "create-user": run_create_user,
     "invite": run_invite,
+    "disable-user": run_disable_user,
+    "enable-user": run_enable_user,
     "rotate-key": run_rotate_key,
 }
 

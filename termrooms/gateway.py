@@ -10,7 +10,7 @@ contract are added by the rooms work on this same protocol.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import attrs
@@ -66,6 +66,15 @@ class ConnectionRegistry:
         for connection in list(self.by_user.get(user_id, ())):
             if family_id is None or connection.family_id == family_id:
                 connection.close_for_token(reason)
+                closed += 1
+        return closed
+
+    async def recheck(self, session_is_live: Callable[[int, str], Awaitable[bool]]) -> int:
+        """Close the sockets whose sessions ended while nobody could tell us; how many."""
+        closed = 0
+        for connection in [c for group in self.by_user.values() for c in group]:
+            if not await session_is_live(connection.user_id, connection.family_id):
+                connection.close_for_token("session ended")
                 closed += 1
         return closed
 

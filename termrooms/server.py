@@ -20,6 +20,7 @@ from termrooms.handlers.auth import AuthHandler
 from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
 from termrooms.http.router import Router
+from termrooms.notifications import SessionEndListener
 from termrooms.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
 from termrooms.redis import RedisAddress, RedisClient
@@ -48,6 +49,7 @@ class TermroomsServer:
     limiter: RateLimiter | None = None
     auth_handler: AuthHandler | None = None
     gateway: GatewayFactory | None = None
+    session_listener: SessionEndListener | None = None
 
     def get_database(self) -> Database:
         if self.database is None:
@@ -110,7 +112,6 @@ class TermroomsServer:
                 self.get_limiter(),
                 self.get_snowflakes(),
                 time.time,
-                on_sessions_ended=self.get_gateway().registry.end_sessions,
             )
         return self.auth_handler
 
@@ -127,6 +128,20 @@ class TermroomsServer:
                 allowed_origins=frozenset(allowed),
             )
         return self.gateway
+
+    def get_session_listener(self) -> SessionEndListener:
+        """Closes this instance's sockets of sessions ended anywhere (see notifications)."""
+        if self.session_listener is None:
+            registry = self.get_gateway().registry
+            self.session_listener = SessionEndListener(
+                self.reactor,
+                self.database_url or self.config.database_url,
+                on_ended=lambda ended: registry.end_sessions(
+                    ended.user_id, ended.family_id, ended.reason
+                ),
+                on_missed=lambda: registry.recheck(self.get_auth_handler().session_is_live),
+            )
+        return self.session_listener
 
     def get_router(self) -> Router:
         if self.router is None:

@@ -60,6 +60,7 @@ class DatabaseStartupService(Service):
         await database.start()
         await self._migrate(self.server.database_url or config.database_url)
         if self.running:
+            self.server.get_session_listener().start()
             self.server.schema_ready = True
             _log.info("database ready; termrooms is serving")
 
@@ -108,6 +109,8 @@ class DatabaseStartupService(Service):
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
+        if self.server.session_listener is not None:
+            self.server.session_listener.stop()
         if self.server.passwords is not None:
             self.server.passwords.stop()
         if self.server.database is not None:

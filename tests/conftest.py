@@ -277,5 +277,6 @@ async def database_proxy(migrated_database_url: str) -> CuttableProxy:
 
     proxy = await CuttableProxy(reactor, target_of(migrated_database_url)).start()
     proxy.url = proxy.url_through(migrated_database_url)
+    proxy.target_database_url = migrated_database_url
     yield proxy
     await proxy.cut()

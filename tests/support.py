@@ -169,6 +169,7 @@ class CuttableProxy:
     target_description: str
     port: int = 0
     url: str = ""  # the test database, reached through the proxy
+    target_database_url: str = ""  # the same database, reached directly
     _factory: Any = None
     _listening: Any = None
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
+import psycopg2
 import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
 
 from support import add_user, config_for, login, start, websocket_handshake_status, ws_connect
 from termrooms.gateway import origin_allowed
@@ -203,3 +206,87 @@ async def test_deleting_the_account_closes_its_sockets_with_4001(running):
     )
     assert status == 204
     assert await client.close_code() == 4001
+
+
+@pytest_twisted.ensureDeferred
+async def test_disabling_a_user_from_the_command_line_closes_their_sockets_at_once(
+    running, termrooms
+):
+    session = await session_for(running, "quinn")
+    client = await ws_connect(ws_url(running, session["access_token"]))
+    await client.next_frame()
+    result = await deferToThread(
+        termrooms,
+        ["disable-user", "quinn", "--database-url", running.server.config.database_url],
+    )
+    assert result.returncode == 0, result.stderr
+    assert await client.close_code() == 4001
+    status, error, _ = await running.request(
+        "GET", "/api/auth/me", headers={"Authorization": f"Bearer {session['access_token']}"}
+    )
+    assert (status, error["error_code"]) == (401, "token_invalid")
+    assert (await login(running, "quinn"))[0] == 401
+    result = await deferToThread(
+        termrooms, ["enable-user", "quinn", "--database-url", running.server.config.database_url]
+    )
+    assert result.returncode == 0, result.stderr
+    assert (await login(running, "quinn"))[0] == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_logout_on_one_instance_closes_the_users_sockets_on_another(
+    running, fresh_migrated_database_url, tmp_path
+):
+    # Instances of one deployment share the signing keys (the key file, here).
+    other = await start(
+        config_for(
+            fresh_migrated_database_url,
+            tmp_path / "other",
+            node_id=1,
+            signing_key_file=tmp_path / "signing-keys.json",
+        )
+    )
+    try:
+        session = await session_for(running)
+        client = await ws_connect(ws_url(other, session["access_token"]))
+        assert (await client.next_frame())["server_id"] == "1"
+        status, _, _ = await running.request(
+            "POST",
+            "/api/auth/logout",
+            headers={"Authorization": f"Bearer {session['access_token']}"},
+        )
+        assert status == 204
+        assert await client.close_code() == 4001
+    finally:
+        await other.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_ended_while_the_listener_was_cut_off_are_closed_when_it_returns(
+    database_proxy, tmp_path
+):
+    server = await start(config_for(database_proxy.url, tmp_path))
+    try:
+        session = await session_for(server, f"ruth{secrets.token_hex(3)}")
+        client = await ws_connect(ws_url(server, session["access_token"]))
+        await client.next_frame()
+        await database_proxy.cut()
+        # Revoked behind the instance's back: its NOTIFY reaches nobody.
+        revoke_directly(database_proxy.target_database_url, int(session["user"]["id"]))
+        await database_proxy.restore()
+        assert await client.close_code(timeout=20) == 4001
+    finally:
+        await server.stop()
+
+
+def revoke_directly(url: str, user_id: int) -> None:
+    connection = psycopg2.connect(url)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'test'"
+                " WHERE user_id = %s",
+                (user_id,),
+            )
+    finally:
+        connection.close()

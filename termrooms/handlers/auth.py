@@ -92,9 +92,6 @@ class AuthHandler:
     limiter: RateLimiter
     snowflakes: SnowflakeGenerator
     clock: Callable[[], float]
-    # Told when sessions end (user id, family id or None for all, reason), so open
-    # WebSockets of those sessions are closed at once.
-    on_sessions_ended: Callable[[int, str | None, str], Any] = lambda *_: None
     # Usernames whose login throttling was audited recently: one row per burst, not per try.
     _throttle_audited: dict[str, float] = attrs.field(factory=dict, init=False)
 
@@ -191,7 +188,6 @@ class AuthHandler:
             request_id,
         )
         if outcome.kind == "reused":
-            self.on_sessions_ended(outcome.user_id, outcome.family_id, "session revoked")
             _log.warn(
                 "spent refresh token presented again: session {family} of user {user_id} revoked",
                 family=outcome.family_id,
@@ -212,7 +208,6 @@ class AuthHandler:
 
     async def logout(self, requester: Requester, request_id: str) -> None:
         await self.database.run_interaction(self._logout_txn, requester.user_id, request_id)
-        self.on_sessions_ended(requester.user_id, None, "logged out")
 
     async def _logout_txn(self, cursor: Any, user_id: int, request_id: str) -> None:
         await revoke_user_sessions_txn(cursor, user_id, "logout")
@@ -240,6 +235,9 @@ class AuthHandler:
             raise ApiError("token_invalid", "This session has ended. Log in again.")
         return Requester(user, claims.family_id, claims.expires_at)
 
+    async def session_is_live(self, user_id: int, family_id: str) -> bool:
+        return await self.database.run_interaction(session_is_live_txn, user_id, family_id)
+
     async def _live_user_txn(self, cursor: Any, claims: Any) -> User | None:
         if not await session_is_live_txn(cursor, claims.user_id, claims.family_id):
             return None
@@ -265,7 +263,6 @@ class AuthHandler:
         if not verdict.matches:
             raise wrong_credentials()
         await self.database.run_interaction(delete_user_txn, requester.user_id, request_id)
-        self.on_sessions_ended(requester.user_id, None, "account deleted")
 
     # ------------------------------------------------------------------ admin
 

@@ -7,6 +7,7 @@ Only SHA-256 hashes of tokens are stored.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -94,7 +95,7 @@ async def rotate_refresh_txn(
 
 
 async def revoke_user_sessions_txn(cursor: Any, user_id: int, reason: str) -> list[str]:
-    """Revoke every live family of a user (logout, deletion); returns their ids."""
+    """Revoke every live family of a user (logout, deletion, disabling); returns their ids."""
     return await _revoke_families_txn(cursor, "user_id", user_id, reason)
 
 
@@ -102,10 +103,42 @@ async def _revoke_families_txn(cursor: Any, column: str, value: Any, reason: str
     where = {"user_id": "user_id = %s", "family_id": "id = %s::uuid"}[column]
     await cursor.execute(
         "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = %s"
-        f" WHERE {where} AND revoked_at IS NULL RETURNING id::text",
+        f" WHERE {where} AND revoked_at IS NULL RETURNING id::text, user_id",
         (reason, value),
     )
-    return [family_id for (family_id,) in cursor.fetchall()]
+    revoked = cursor.fetchall()
+    if revoked:
+        user_id = revoked[0][1]
+        family_id = revoked[0][0] if column == "family_id" else None
+        await notify_sessions_ended_txn(cursor, SessionsEnded(user_id, family_id, reason))
+    return [family_id for family_id, _ in revoked]
+
+
+SESSIONS_ENDED_CHANNEL = "termrooms_sessions_ended"
+
+
+@attrs.frozen
+class SessionsEnded:
+    """A user's sessions (all, or one family) ended: their sockets close with 4001."""
+
+    user_id: int
+    family_id: str | None
+    reason: str
+
+    def payload(self) -> str:
+        return json.dumps(
+            {"user_id": str(self.user_id), "family_id": self.family_id, "reason": self.reason}
+        )
+
+    @classmethod
+    def from_payload(cls, payload: str) -> "SessionsEnded":
+        data = json.loads(payload)
+        return cls(int(data["user_id"]), data["family_id"], str(data["reason"]))
+
+
+async def notify_sessions_ended_txn(cursor: Any, ended: SessionsEnded) -> None:
+    """Tell every instance, when this transaction commits (NOTIFY waits for the commit)."""
+    await cursor.execute("SELECT pg_notify(%s, %s)", (SESSIONS_ENDED_CHANNEL, ended.payload()))
 
 
 async def session_is_live_txn(cursor: Any, user_id: int, family_id: str) -> bool:

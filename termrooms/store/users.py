@@ -10,6 +10,7 @@ from psycopg2 import errors as pg_errors
 
 from termrooms.errors import ApiError
 from termrooms.store.audit import AUDIT_COLUMNS, insert_audit_txn
+from termrooms.store.sessions import revoke_user_sessions_txn
 
 
 @attrs.frozen
@@ -126,14 +127,34 @@ async def delete_user_txn(cursor: Any, user_id: int, request_id: str | None = No
         (user_id,),
     )
     await cursor.execute("DELETE FROM memberships WHERE user_id = %s", (user_id,))
-    await cursor.execute(
-        "UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = 'account_deleted'"
-        " WHERE user_id = %s AND revoked_at IS NULL",
-        (user_id,),
-    )
+    await revoke_user_sessions_txn(cursor, user_id, "account_deleted")
     await insert_audit_txn(
         cursor, "user.delete", actor_id=user_id, target_user_id=user_id, request_id=request_id
     )
+
+
+async def set_disabled_txn(
+    cursor: Any, username: str, disabled: bool, request_id: str | None = None
+) -> int | None:
+    """Disable (sessions revoked, sockets closed) or re-enable an account; its id, if any."""
+    await cursor.execute(
+        "UPDATE users SET disabled_at = CASE WHEN %s THEN coalesce(disabled_at, now()) END"
+        " WHERE lower(username) = lower(%s) AND deleted_at IS NULL RETURNING id",
+        (disabled, username),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    (user_id,) = row
+    if disabled:
+        await revoke_user_sessions_txn(cursor, user_id, "disabled")
+    await insert_audit_txn(
+        cursor,
+        "user.disable" if disabled else "user.enable",
+        target_user_id=user_id,
+        request_id=request_id,
+    )
+    return user_id
 
 
 async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
