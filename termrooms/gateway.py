@@ -19,6 +19,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
+from termrooms.database import DatabaseUnavailable
 from termrooms.errors import ApiError
 from termrooms.wire import user_json
 
@@ -82,6 +83,11 @@ class ConnectionRegistry:
         return sum(len(c) for c in self.by_user.values())
 
 
+_UNAVAILABLE = ApiError(
+    "unavailable", "The database is unavailable; try again shortly.", retry_after=5
+)
+
+
 class GatewayProtocol(WebSocketServerProtocol):
     """One client connection."""
 
@@ -112,6 +118,8 @@ class GatewayProtocol(WebSocketServerProtocol):
             requester = await self.factory.auth().requester_for_token(token)
         except ApiError as e:
             self._deny(e)
+        except DatabaseUnavailable:
+            self._deny(_UNAVAILABLE)
         self.user = requester.user
         self.family_id = requester.family_id
         self._token_expires_at = requester.token_expires_at
@@ -129,9 +137,10 @@ class GatewayProtocol(WebSocketServerProtocol):
         # The contract's error body on a refused handshake, not an empty response.
         error = self._denial or ApiError("bad_request", reason)
         body = json.dumps(error.body()).encode("utf-8")
+        retry_after = f"Retry-After: {error.retry_after}\r\n" if error.retry_after else ""
         head = (
             f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            f"Content-Length: {len(body)}\r\n{retry_after}Connection: close\r\n\r\n"
         )
         self.sendData(head.encode("latin-1") + body)
 
@@ -204,6 +213,8 @@ class GatewayProtocol(WebSocketServerProtocol):
             await handler(frame)
         except ApiError as e:
             self.send_error(e, ref)
+        except DatabaseUnavailable:
+            self.send_error(_UNAVAILABLE, ref)
         except Exception:
             _log.failure("{type} frame failed", type=frame.get("type"))
             self.send_error(ApiError("internal_error", "Something went wrong on our side."), ref)

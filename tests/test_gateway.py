@@ -290,3 +290,20 @@ def revoke_directly(url: str, user_id: int) -> None:
             )
     finally:
         connection.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_handshake_while_the_database_is_away_is_503_with_retry_after(
+    database_proxy, tmp_path
+):
+    server = await start(config_for(database_proxy.url, tmp_path))
+    try:
+        session = await session_for(server, f"sam{secrets.token_hex(3)}")
+        await database_proxy.cut()
+        status, body = await websocket_handshake_status(
+            server.url, f"?token={session['access_token']}"
+        )
+        assert (status, body["error_code"]) == (503, "unavailable")
+    finally:
+        await database_proxy.restore()
+        await server.stop()
