@@ -93,7 +93,7 @@ class _Cursor(txpostgres.Cursor):
         return self._connection.fileno()
 
 
-class _Connection(txpostgres.Connection):
+class DatabaseConnection(txpostgres.Connection):
     """
     A txpostgres connection that is opened in a thread (see open_async_connection),
     tells its pool when it is lost, and always names its socket to the reactor by the
@@ -102,13 +102,13 @@ class _Connection(txpostgres.Connection):
     """
 
     cursorFactory = _Cursor
-    on_lost: Callable[["_Connection"], None] | None = None
+    on_lost: Callable[["DatabaseConnection"], None] | None = None
     _fd: int = -1
 
     def open(self, dsn: str, timeout: float) -> Deferred:
         """Connect, in a thread; fires with this connection once it is up."""
 
-        def adopt(raw: Any) -> "_Connection":
+        def adopt(raw: Any) -> "DatabaseConnection":
             self._connection = raw
             self._fd = raw.fileno()
             self.reactor.addReader(self)  # as txpostgres does: NOTIFY arrives any time
@@ -150,8 +150,8 @@ class Database:
     size: int = 10
     connect_timeout: float = 5.0
     acquire_timeout: float = 5.0
-    _idle: deque[_Connection] = attrs.field(factory=deque, init=False)
-    _alive: set[_Connection] = attrs.field(factory=set, init=False)
+    _idle: deque[DatabaseConnection] = attrs.field(factory=deque, init=False)
+    _alive: set[DatabaseConnection] = attrs.field(factory=set, init=False)
     _waiters: deque[Deferred] = attrs.field(factory=deque, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _connected_waiters: list[Deferred] = attrs.field(factory=list, init=False)
@@ -177,32 +177,19 @@ class Database:
 
     async def _keep_connected(self) -> None:
         """Connect one slot, retrying with backoff until connected or closed."""
-        for delay in backoff_delays():
-            if self._closed:
-                return
-            connection = _Connection(reactor=self.reactor)
-            try:
-                await connection.open(self.dsn, self.connect_timeout)
-            except Exception as e:
-                _log.warn(
-                    "PostgreSQL connection failed ({error}); retrying in {delay:.1f} s",
-                    error=_one_line(e),
-                    delay=delay,
-                )
-                await deferLater(self.reactor, delay)
-                continue
-            if self._closed:
-                _safe_close(connection)
-                return
-            connection.on_lost = self._connection_lost
-            self._alive.add(connection)
-            self._release(connection)
-            waiters, self._connected_waiters = self._connected_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
+        connection = await connect_until_up(
+            self.reactor, self.dsn, self.connect_timeout, lambda: self._closed
+        )
+        if connection is None:
             return
+        connection.on_lost = self._connection_lost
+        self._alive.add(connection)
+        self._release(connection)
+        waiters, self._connected_waiters = self._connected_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
-    def _connection_lost(self, connection: _Connection) -> None:
+    def _connection_lost(self, connection: DatabaseConnection) -> None:
         if connection not in self._alive:
             return
         self._alive.discard(connection)
@@ -234,7 +221,7 @@ class Database:
         self._waiters.remove(waiter)
         waiter.errback(DatabaseUnavailable("every database connection stayed busy"))
 
-    def _release(self, connection: _Connection) -> None:
+    def _release(self, connection: DatabaseConnection) -> None:
         if connection not in self._alive or connection.closed:
             return
         if self._waiters:
@@ -300,9 +287,44 @@ class Database:
         self._idle.clear()
 
 
+async def connect_until_up(
+    reactor: Any,
+    dsn: str,
+    timeout: float,
+    stopped: Callable[[], bool],
+    prepare: Callable[[DatabaseConnection], Awaitable[Any]] | None = None,
+) -> DatabaseConnection | None:
+    """
+    A connection (``prepare``d, e.g. with LISTEN), retrying with capped, jittered
+    backoff for as long as it takes; None once ``stopped()`` says to give up.
+    """
+    for delay in backoff_delays():
+        if stopped():
+            return None
+        connection = DatabaseConnection(reactor=reactor)
+        try:
+            await connection.open(dsn, timeout)
+            if prepare is not None:
+                await prepare(connection)
+        except Exception as e:
+            _safe_close(connection)
+            _log.warn(
+                "PostgreSQL connection failed ({error}); retrying in {delay:.1f} s",
+                error=_one_line(e),
+                delay=delay,
+            )
+            await deferLater(reactor, delay)
+            continue
+        if stopped():
+            _safe_close(connection)
+            return None
+        return connection
+    return None  # backoff_delays never ends; this satisfies type checkers
+
+
 async def connect_one(reactor: Any, dsn: str, timeout: float = 10.0) -> txpostgres.Connection:
     """A single connection for work that needs a session of its own (migrations)."""
-    return await _Connection(reactor=reactor).open(dsn, timeout)
+    return await DatabaseConnection(reactor=reactor).open(dsn, timeout)
 
 
 def run_in_transaction(

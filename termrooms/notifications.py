@@ -11,10 +11,9 @@ from typing import Any, Awaitable, Callable
 
 import attrs
 from twisted.internet.defer import ensureDeferred
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from termrooms.database import _Connection, backoff_delays
+from termrooms.database import DatabaseConnection, connect_until_up
 from termrooms.store.sessions import SESSIONS_ENDED_CHANNEL, SessionsEnded
 
 _log = Logger()
@@ -27,7 +26,7 @@ class SessionEndListener:
     on_ended: Callable[[SessionsEnded], Any]
     on_missed: Callable[[], Awaitable[Any]]
     connect_timeout: float = 5.0
-    _connection: _Connection | None = attrs.field(default=None, init=False)
+    _connection: DatabaseConnection | None = attrs.field(default=None, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _listened_before: bool = attrs.field(default=False, init=False)
 
@@ -35,28 +34,20 @@ class SessionEndListener:
         ensureDeferred(self._keep_listening())
 
     async def _keep_listening(self) -> None:
-        for delay in backoff_delays():
-            if self._closed:
-                return
-            connection = _Connection(reactor=self.reactor)
-            try:
-                await connection.open(self.dsn, self.connect_timeout)
-                connection.addNotifyObserver(self._notified)
-                await connection.runOperation(f"LISTEN {SESSIONS_ENDED_CHANNEL}")
-            except Exception as e:
-                connection.close()
-                _log.warn("cannot LISTEN for ended sessions ({error}); retrying", error=str(e))
-                await deferLater(self.reactor, delay)
-                continue
-            if self._closed:
-                connection.close()
-                return
-            connection.on_lost = self._lost
-            self._connection = connection
-            if self._listened_before:
-                await self.on_missed()
-            self._listened_before = True
+        connection = await connect_until_up(
+            self.reactor, self.dsn, self.connect_timeout, lambda: self._closed, self._listen
+        )
+        if connection is None:
             return
+        connection.on_lost = self._lost
+        self._connection = connection
+        if self._listened_before:
+            await self.on_missed()
+        self._listened_before = True
+
+    async def _listen(self, connection: DatabaseConnection) -> None:
+        connection.addNotifyObserver(self._notified)
+        await connection.runOperation(f"LISTEN {SESSIONS_ENDED_CHANNEL}")
 
     def _notified(self, notify: Any) -> None:
         try:
@@ -68,7 +59,7 @@ class SessionEndListener:
             return
         self.on_ended(ended)
 
-    def _lost(self, connection: _Connection) -> None:
+    def _lost(self, connection: DatabaseConnection) -> None:
         connection.on_lost = None
         connection.close()
         self._connection = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import socket
@@ -34,6 +35,18 @@ from termrooms.service import DatabaseStartupService
 from termrooms.store.users import create_user_txn
 
 BIN = Path(sys.executable).parent
+
+
+def third_party_imports(module: Any) -> set[str]:
+    """What a module imports from outside the standard library: pure modules stay pure."""
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    return {n for n in imported if n.split(".")[0] not in sys.stdlib_module_names} - {"__future__"}
 
 
 def clean_environ() -> dict[str, str]:

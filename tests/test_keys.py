@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import stat
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from support import third_party_imports
 from termrooms import keys
 from termrooms.keys import KeyFileError, load_or_create_key_ring, read_key_ring, rotate_key
 from termrooms.tokens import AccessTokens, KeyRing, TokenError
@@ -363,12 +363,4 @@ def test_rotate_refuses_an_unsafe_file_and_leaves_it_alone(key_file: Path) -> No
 
 
 def test_module_imports_no_twisted_or_database() -> None:
-    tree = ast.parse(Path(keys.__file__).read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-    outside_stdlib = {n for n in imported if n.split(".")[0] not in sys.stdlib_module_names}
-    assert outside_stdlib - {"__future__"} == {"termrooms.tokens"}
+    assert third_party_imports(keys) == {"termrooms.tokens"}

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import itertools
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import attrs
 import pytest
 
+from support import third_party_imports
 from termrooms import snowflake
 from termrooms.snowflake import (
     EPOCH_MS,
@@ -270,12 +268,4 @@ def test_default_clock_stamps_ids_with_the_current_time() -> None:
 
 
 def test_module_is_pure_stdlib_plus_attrs() -> None:
-    tree = ast.parse(Path(snowflake.__file__).read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
-    assert third_party == {"attrs"}
+    assert third_party_imports(snowflake) == {"attrs"}

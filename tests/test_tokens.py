@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
 import hmac
 import json
 import secrets
-import sys
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from support import third_party_imports
 from termrooms import tokens
 from termrooms.tokens import (
     MAX_TOKEN_LENGTH,
@@ -505,12 +503,4 @@ def test_token_error_only_carries_contract_codes() -> None:
 
 
 def test_module_is_pure() -> None:
-    tree = ast.parse(Path(tokens.__file__).read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-    outside_stdlib = {n for n in imported if n.split(".")[0] not in sys.stdlib_module_names}
-    assert outside_stdlib - {"__future__"} == {"attrs", "jwt", "termrooms.errors"}
+    assert third_party_imports(tokens) == {"attrs", "jwt", "termrooms.errors"}
