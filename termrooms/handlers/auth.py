@@ -24,19 +24,21 @@ from termrooms.rules import check_fields, password_problem, username_problem
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.audit import audit_page_txn, insert_audit_txn
-from termrooms.store.invites import Invite, create_invite_txn, redeem_invite_txn
+from termrooms.store.invites import Invite, create_invite_txn
 from termrooms.store.sessions import (
-    revoke_user_sessions_txn,
+    logout_txn,
     rotate_refresh_txn,
     session_is_live_txn,
     start_family_txn,
 )
 from termrooms.store.users import (
     User,
-    create_user_txn,
     delete_user_txn,
     export_user_txn,
+    live_session_user_txn,
+    login_record_by_id_txn,
     login_record_txn,
+    register_user_txn,
     replace_password_hash_txn,
     user_by_id_txn,
 )
@@ -84,6 +86,8 @@ def new_refresh_token() -> str:
 
 @attrs.define(eq=False)
 class AuthHandler:
+    """The rules of accounts and sessions; routes and the gateway call it."""
+
     config: Config
     database: Database
     passwords: PasswordWorkers
@@ -111,34 +115,16 @@ class AuthHandler:
         password_hash = await self._password_work(self.passwords.hash, password)
         refresh_token = new_refresh_token()
         user, family_id = await self.database.run_interaction(
-            self._register_txn,
+            register_user_txn,
             self.snowflakes.next_id(),
             username,
             password_hash,
-            invite_code,
-            refresh_token_hash(refresh_token),
-            request_id,
+            invite_code=invite_code,
+            token_hash=refresh_token_hash(refresh_token),
+            refresh_expires_at=self._refresh_expiry(),
+            request_id=request_id,
         )
         return self._session(user, family_id, refresh_token)
-
-    async def _register_txn(
-        self,
-        cursor: Any,
-        user_id: int,
-        username: str,
-        password_hash: str,
-        invite_code: str | None,
-        token_hash: bytes,
-        request_id: str,
-    ) -> tuple[User, str]:
-        # One transaction: a taken name does not spend the invite, and vice versa.
-        if invite_code is not None and not await redeem_invite_txn(cursor, invite_code):
-            raise ApiError("invite_invalid", "The invite code is unknown, used up or expired.")
-        user = await create_user_txn(
-            cursor, user_id, username, password_hash, actor_id=user_id, request_id=request_id
-        )
-        family_id = await start_family_txn(cursor, user_id, token_hash, self._refresh_expiry())
-        return user, family_id
 
     async def login(self, username: Any, password: Any, client: str, request_id: str) -> Session:
         check_fields(
@@ -207,13 +193,7 @@ class AuthHandler:
         return self._session(user, outcome.family_id, next_token)
 
     async def logout(self, requester: Requester, request_id: str) -> None:
-        await self.database.run_interaction(self._logout_txn, requester.user_id, request_id)
-
-    async def _logout_txn(self, cursor: Any, user_id: int, request_id: str) -> None:
-        await revoke_user_sessions_txn(cursor, user_id, "logout")
-        await insert_audit_txn(
-            cursor, "auth.logout", actor_id=user_id, target_user_id=user_id, request_id=request_id
-        )
+        await self.database.run_interaction(logout_txn, requester.user_id, request_id)
 
     async def authenticate(self, authorization: bytes | None) -> Requester:
         """The requester behind an ``Authorization: Bearer`` header, or 401."""
@@ -230,18 +210,15 @@ class AuthHandler:
             claims = self.tokens.verify(self.keys.ring(), token, self.clock())
         except TokenError as e:
             raise ApiError(e.error_code, e.detail) from None
-        user = await self.database.run_interaction(self._live_user_txn, claims)
+        user = await self.database.run_interaction(
+            live_session_user_txn, claims.user_id, claims.family_id
+        )
         if user is None:
             raise ApiError("token_invalid", "This session has ended. Log in again.")
         return Requester(user, claims.family_id, claims.expires_at)
 
     async def session_is_live(self, user_id: int, family_id: str) -> bool:
         return await self.database.run_interaction(session_is_live_txn, user_id, family_id)
-
-    async def _live_user_txn(self, cursor: Any, claims: Any) -> User | None:
-        if not await session_is_live_txn(cursor, claims.user_id, claims.family_id):
-            return None
-        return await user_by_id_txn(cursor, claims.user_id)
 
     # ------------------------------------------------------------------ the caller's data
 
@@ -256,7 +233,7 @@ class AuthHandler:
 
     async def delete_account(self, requester: Requester, password: Any, request_id: str) -> None:
         check_fields(password=None if isinstance(password, str) else "must be a string")
-        record = await self.database.run_interaction(_login_record_by_id_txn, requester.user_id)
+        record = await self.database.run_interaction(login_record_by_id_txn, requester.user_id)
         if record is None:
             raise ApiError("token_invalid", "This session has ended. Log in again.")
         verdict = await self._password_work(self.passwords.check, record.password_hash, password)
@@ -348,10 +325,3 @@ class AuthHandler:
 def wrong_credentials() -> ApiError:
     """One answer for an unknown user and a wrong password alike."""
     return ApiError("invalid_credentials", "Wrong username or password.")
-
-
-async def _login_record_by_id_txn(cursor: Any, user_id: int) -> Any:
-    user = await user_by_id_txn(cursor, user_id)
-    if user is None:
-        return None
-    return await login_record_txn(cursor, user.username)

@@ -141,6 +141,14 @@ async def notify_sessions_ended_txn(cursor: Any, ended: SessionsEnded) -> None:
     await cursor.execute("SELECT pg_notify(%s, %s)", (SESSIONS_ENDED_CHANNEL, ended.payload()))
 
 
+async def logout_txn(cursor: Any, user_id: int, request_id: str | None = None) -> None:
+    """Revoke every session of the user, with its audit row."""
+    await revoke_user_sessions_txn(cursor, user_id, "logout")
+    await insert_audit_txn(
+        cursor, "auth.logout", actor_id=user_id, target_user_id=user_id, request_id=request_id
+    )
+
+
 async def session_is_live_txn(cursor: Any, user_id: int, family_id: str) -> bool:
     """Whether an access token's session still stands: family unrevoked, user active."""
     await cursor.execute(

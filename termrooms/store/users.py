@@ -10,7 +10,12 @@ from psycopg2 import errors as pg_errors
 
 from termrooms.errors import ApiError
 from termrooms.store.audit import AUDIT_COLUMNS, insert_audit_txn
-from termrooms.store.sessions import revoke_user_sessions_txn
+from termrooms.store.invites import redeem_invite_txn
+from termrooms.store.sessions import (
+    revoke_user_sessions_txn,
+    session_is_live_txn,
+    start_family_txn,
+)
 
 
 @attrs.frozen
@@ -94,6 +99,41 @@ async def login_record_txn(cursor: Any, username: str) -> LoginRecord | None:
     )
     row = cursor.fetchone()
     return LoginRecord(User(*row[:5]), row[5]) if row else None
+
+
+async def login_record_by_id_txn(cursor: Any, user_id: int) -> LoginRecord | None:
+    """The active account ``user_id`` with its password hash (to confirm a deletion)."""
+    await cursor.execute(
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users"
+        " WHERE id = %s AND deleted_at IS NULL AND disabled_at IS NULL",
+        (user_id,),
+    )
+    row = cursor.fetchone()
+    return LoginRecord(User(*row[:5]), row[5]) if row else None
+
+
+async def register_user_txn(
+    cursor: Any,
+    user_id: int,
+    username: str,
+    password_hash: str,
+    *,
+    invite_code: str | None,
+    token_hash: bytes,
+    refresh_expires_at: datetime,
+    request_id: str | None,
+) -> tuple[User, str]:
+    """
+    A new account and its first session. One transaction: a taken name does not use up
+    the invite, and a spent invite creates no account. Returns the user and session id.
+    """
+    if invite_code is not None and not await redeem_invite_txn(cursor, invite_code):
+        raise ApiError("invite_invalid", "The invite code is unknown, used up or expired.")
+    user = await create_user_txn(
+        cursor, user_id, username, password_hash, actor_id=user_id, request_id=request_id
+    )
+    family_id = await start_family_txn(cursor, user_id, token_hash, refresh_expires_at)
+    return user, family_id
 
 
 async def user_by_id_txn(cursor: Any, user_id: int) -> User | None:
@@ -183,3 +223,10 @@ async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
     )
     audit = cursor.fetchall()
     return {"profile": profile, "memberships": memberships, "messages": messages, "audit": audit}
+
+
+async def live_session_user_txn(cursor: Any, user_id: int, family_id: str) -> User | None:
+    """The user behind an access token, if its session still stands and the user is active."""
+    if not await session_is_live_txn(cursor, user_id, family_id):
+        return None
+    return await user_by_id_txn(cursor, user_id)
