@@ -19,9 +19,32 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
+from termrooms.bus import EventBus, LocalBus
 from termrooms.database import DatabaseUnavailable
 from termrooms.errors import ApiError
-from termrooms.wire import user_json
+from termrooms.events import (
+    AuthFrame,
+    CommandFrame,
+    JoinFrame,
+    LeaveFrame,
+    PingFrame,
+    ReadFrame,
+    SendFrame,
+    TypingFrame,
+    ack_frame,
+    authed_frame,
+    error_frame,
+    event_json,
+    frame_ref,
+    history_truncated_frame,
+    joined_frame,
+    parse_client_frame,
+    pong_frame,
+    presence_frame,
+    typing_frame,
+    welcome_frame,
+)
+from termrooms.wire import encode_json
 
 _log = Logger()
 
@@ -30,8 +53,9 @@ MAX_FRAME_BYTES = 64 * 1024
 BAD_FRAMES_BEFORE_CLOSE = 5
 CLOSE_TOKEN_ENDED = 4001
 CLOSE_POLICY = 1008
-# Frames of the contract that the rooms work implements; until then they get an error.
-ROOM_FRAMES = frozenset({"join", "leave", "send", "command", "typing", "read"})
+TYPING_EVERY_SECONDS = 2.0  # at most one typing frame per user, room and this interval
+REPLAY_PAGE = 200  # events read from PostgreSQL at a time when catching a client up
+REFILL_DELAY_SECONDS = 0.05  # how long a seq gap may wait for the bus before a refill
 
 
 def origin_allowed(origin: str, host: str | None, allowed: frozenset[str]) -> bool:
@@ -92,6 +116,7 @@ class GatewayProtocol(WebSocketServerProtocol):
     """One client connection."""
 
     factory: "GatewayFactory"
+    feeds: dict[int, "RoomFeed"]
     user: Any = None
     family_id: str | None = None
     _token_expires_at: float = 0.0
@@ -101,6 +126,10 @@ class GatewayProtocol(WebSocketServerProtocol):
     _denial: ApiError | None = None
 
     # ------------------------------------------------------------------ handshake
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feeds = {}
 
     def onConnect(self, request: ConnectionRequest) -> Any:
         origin = request.headers.get("origin")
@@ -150,18 +179,13 @@ class GatewayProtocol(WebSocketServerProtocol):
         self._registered = True
         self.factory.registry.add(self)
         self._schedule_expiry()
-        self.send_frame(
-            {
-                "type": "welcome",
-                "user": user_json(self.user),
-                "server_id": self.factory.server_id,
-                "heartbeat_s": HEARTBEAT_SECONDS,
-            }
-        )
+        self.send_frame(welcome_frame(self.user, self.factory.server_id, HEARTBEAT_SECONDS))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
+        for room_id in list(self.feeds):
+            self._unsubscribe(room_id)
         if self._registered:
             self._registered = False
             self.factory.registry.discard(self)
@@ -181,68 +205,264 @@ class GatewayProtocol(WebSocketServerProtocol):
     # ------------------------------------------------------------------ frames
 
     def send_frame(self, frame: dict[str, Any]) -> None:
-        self.sendMessage(json.dumps(frame, separators=(",", ":")).encode("utf-8"))
+        self.sendMessage(encode_json(frame))
 
     def send_error(self, error: ApiError, ref: Any = None) -> None:
-        self.send_frame({"type": "error", **error.body(), "ref": ref})
+        self.send_frame(error_frame(error, ref))
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        frame = None
+        raw = None
         if not isBinary:
             try:
-                frame = json.loads(payload)
+                raw = json.loads(payload)
             except ValueError:
                 pass
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             self._bad_frame(ApiError("invalid_json", "A frame is a JSON object with a type."))
             return
-        handler = getattr(self, f"handle_{frame['type']}", None)
-        ref = frame.get("ref")
-        if handler is None:
-            if frame["type"] in ROOM_FRAMES:
-                self.send_error(
-                    ApiError("bad_request", f"{frame['type']} frames are not served yet."), ref
-                )
+        try:
+            frame = parse_client_frame(raw)
+        except ApiError as e:
+            if e.error_code == "bad_request":
+                self._bad_frame(e, frame_ref(raw))
             else:
-                self._bad_frame(ApiError("bad_request", f"Unknown frame type {frame['type']!r}."))
+                self.send_error(e, frame_ref(raw))
             return
-        ensureDeferred(self._dispatch(handler, frame, ref))
+        handler = getattr(self, f"handle_{frame.type}")
+        ensureDeferred(self._dispatch(handler, frame))
 
-    async def _dispatch(self, handler: Callable[..., Any], frame: dict[str, Any], ref: Any) -> None:
+    async def _dispatch(self, handler: Callable[..., Any], frame: Any) -> None:
         try:
             await handler(frame)
         except ApiError as e:
-            self.send_error(e, ref)
+            self.send_error(e, frame.ref)
         except DatabaseUnavailable:
-            self.send_error(_UNAVAILABLE, ref)
+            self.send_error(_UNAVAILABLE, frame.ref)
         except Exception:
-            _log.failure("{type} frame failed", type=frame.get("type"))
-            self.send_error(ApiError("internal_error", "Something went wrong on our side."), ref)
+            _log.failure("{type} frame failed", type=frame.type)
+            self.send_error(
+                ApiError("internal_error", "Something went wrong on our side."), frame.ref
+            )
 
-    def _bad_frame(self, error: ApiError) -> None:
+    def _bad_frame(self, error: ApiError, ref: Any = None) -> None:
         self._bad_frames += 1
         if self._bad_frames >= BAD_FRAMES_BEFORE_CLOSE:
             # sendClose() only takes 1000 and 3000-4999; 1008 is the contract's code here.
             self.sendCloseFrame(code=CLOSE_POLICY, reasonUtf8=b"too many bad frames")
         else:
-            self.send_error(error)
+            self.send_error(error, ref)
 
-    async def handle_ping(self, frame: dict[str, Any]) -> None:
-        self.send_frame({"type": "pong"})
+    async def handle_ping(self, frame: PingFrame) -> None:
+        self.send_frame(pong_frame())
 
-    async def handle_auth(self, frame: dict[str, Any]) -> None:
+    async def handle_auth(self, frame: AuthFrame) -> None:
         """Renew the connection's token before it expires."""
-        token = frame.get("token")
-        if not isinstance(token, str) or not token:
-            raise ApiError("unauthorized", "An auth frame carries the new access token.")
-        requester = await self.factory.auth().requester_for_token(token)
+        requester = await self.factory.auth().requester_for_token(frame.token)
         if requester.user_id != self.user_id:
             raise ApiError("forbidden", "The token is another user's.")
         self.family_id = requester.family_id
         self._token_expires_at = requester.token_expires_at
         self._schedule_expiry()
         expires_in = int(self._token_expires_at - self.factory.clock.seconds())
-        self.send_frame({"type": "authed", "expires_in": max(0, expires_in)})
+        self.send_frame(authed_frame(max(0, expires_in)))
+
+    # ------------------------------------------------------------------ rooms
+
+    async def handle_join(self, frame: JoinFrame) -> None:
+        """Subscribe (joining a public room as member), then replay and go live in order."""
+        rooms = self.factory.rooms()
+        view = await rooms.join(frame.room, self.user)
+        room = view.room
+        if room.id in self.feeds:
+            feed = self.feeds[room.id]
+        else:
+            feed = RoomFeed(self, room.id, room.name)
+            self.feeds[room.id] = feed
+            self.factory.bus.subscribe(room.id, self)
+            self.factory.presence.arrive(room.id, room.name, self.user.username)
+        feed.catching_up = True
+        # Subscribed first, so nothing committed from here on is missed; the replay
+        # below and the live events buffered meanwhile are merged by seq.
+        fresh = await rooms.view(room.name, self.user)
+        last_seq = fresh.room.last_seq
+        self.send_frame(
+            joined_frame(
+                room.name, fresh.room.topic, last_seq, self.factory.presence.online(room.id)
+            )
+        )
+        if frame.since is None:
+            feed.next_seq = max(feed.next_seq, last_seq + 1)
+        else:
+            await feed.replay_from(frame.since, last_seq)
+        feed.go_live()
+
+    async def handle_leave(self, frame: LeaveFrame) -> None:
+        view = await self.factory.rooms().view(frame.room, self.user)
+        self._unsubscribe(view.room.id)
+
+    async def handle_send(self, frame: SendFrame) -> None:
+        event, _ = await self.factory.rooms().post(
+            frame.room, self.user, frame.body, frame.client_msg_id
+        )
+        # After the commit, and the same ack for a retried client_msg_id.
+        self.send_frame(ack_frame(frame.client_msg_id, event.id, event.seq))
+
+    async def handle_read(self, frame: ReadFrame) -> None:
+        await self.factory.rooms().mark_read(frame.room, self.user, frame.seq)
+
+    async def handle_typing(self, frame: TypingFrame) -> None:
+        feed = self._feed_named(frame.room)
+        now = self.factory.clock.seconds()
+        if now - feed.typing_sent_at < TYPING_EVERY_SECONDS:
+            return
+        feed.typing_sent_at = now
+        payload = encode_json(typing_frame(feed.room_name, self.user.username))
+        self.factory.bus.publish(feed.room_id, None, payload, skip=self)
+
+    async def handle_command(self, frame: CommandFrame) -> None:
+        raise ApiError("bad_request", "Slash commands are not served yet.")
+
+    def _feed_named(self, name: str) -> "RoomFeed":
+        for feed in self.feeds.values():
+            if feed.room_name.lower() == name.lower():
+                return feed
+        raise ApiError("not_found", f"Join {name} on this connection first.")
+
+    def deliver(self, room_id: int, seq: int | None, prepared: Any) -> None:
+        """From the bus: an ephemeral frame goes out; a stored event goes through its feed."""
+        feed = self.feeds.get(room_id)
+        if feed is None:
+            return
+        if seq is None:
+            self.sendPreparedMessage(prepared)
+        else:
+            feed.offer(seq, prepared)
+
+    def _unsubscribe(self, room_id: int) -> None:
+        feed = self.feeds.pop(room_id, None)
+        if feed is None:
+            return
+        self.factory.bus.unsubscribe(room_id, self)
+        self.factory.presence.depart(room_id, feed.room_name, self.user.username)
+
+
+@attrs.define(eq=False)
+class RoomFeed:
+    """
+    One connection's view of one room: stored events go out exactly once and in seq
+    order. Live events that arrive early (during a replay, or ahead of a missing seq) wait
+    in ``pending``; a gap that the bus does not fill soon is read from PostgreSQL.
+    """
+
+    connection: GatewayProtocol
+    room_id: int
+    room_name: str
+    next_seq: int = 1
+    catching_up: bool = True
+    pending: dict[int, Any] = attrs.field(factory=dict)
+    refilling: bool = False
+    typing_sent_at: float = float("-inf")
+
+    def offer(self, seq: int, prepared: Any) -> None:
+        if seq < self.next_seq:
+            return  # seen already
+        if self.catching_up or seq > self.next_seq:
+            self.pending[seq] = prepared
+            if not self.catching_up:
+                self._schedule_refill()
+            return
+        self.connection.sendPreparedMessage(prepared)
+        self.next_seq += 1
+        self._drain()
+
+    def _drain(self) -> None:
+        while self.next_seq in self.pending:
+            self.connection.sendPreparedMessage(self.pending.pop(self.next_seq))
+            self.next_seq += 1
+        for stale in [s for s in self.pending if s < self.next_seq]:
+            del self.pending[stale]
+
+    async def replay_from(self, since: int, last_seq: int) -> None:
+        """Every event after ``since`` up to ``last_seq``, a page at a time."""
+        rooms = self.connection.factory.rooms()
+        self.next_seq = since + 1
+        while self.next_seq <= last_seq:
+            page = await rooms.events_after(self.room_id, self.next_seq - 1, REPLAY_PAGE)
+            if not page:
+                break
+            if page[0].seq > self.next_seq:
+                self.connection.send_frame(history_truncated_frame(self.room_name, page[0].seq))
+            for event in page:
+                self.connection.sendMessage(encode_json(event_json(event)))
+                self.next_seq = event.seq + 1
+
+    def go_live(self) -> None:
+        self.catching_up = False
+        self._drain()
+        if self.pending:
+            self._schedule_refill()
+
+    def _schedule_refill(self) -> None:
+        if not self.refilling:
+            self.refilling = True
+            clock = self.connection.factory.clock
+            clock.callLater(REFILL_DELAY_SECONDS, lambda: ensureDeferred(self._refill()))
+
+    async def _refill(self) -> None:
+        """Read the events the bus skipped, then deliver what waited behind them."""
+        try:
+            while self.pending and not self.catching_up:
+                upto = min(self.pending)
+                if upto <= self.next_seq:
+                    self._drain()
+                    continue
+                rooms = self.connection.factory.rooms()
+                page = await rooms.events_after(
+                    self.room_id, self.next_seq - 1, min(REPLAY_PAGE, upto - self.next_seq)
+                )
+                if not page:
+                    break
+                for event in page:
+                    if event.seq == self.next_seq:
+                        self.connection.sendMessage(encode_json(event_json(event)))
+                        self.next_seq += 1
+                self._drain()
+        finally:
+            self.refilling = False
+
+
+@attrs.define(eq=False)
+class Presence:
+    """
+    Who is online in each room on this instance: users with at least one socket
+    subscribed. Several tabs count as one; presence frames go out when the first opens
+    and when the last closes.
+    """
+
+    bus: EventBus
+    _rooms: dict[int, dict[str, int]] = attrs.field(factory=dict)
+
+    def arrive(self, room_id: int, room_name: str, username: str) -> None:
+        counts = self._rooms.setdefault(room_id, {})
+        counts[username] = counts.get(username, 0) + 1
+        if counts[username] == 1:
+            frame = presence_frame(room_name, username, "online")
+            self.bus.publish(room_id, None, encode_json(frame))
+
+    def depart(self, room_id: int, room_name: str, username: str) -> None:
+        counts = self._rooms.get(room_id, {})
+        if username not in counts:
+            return
+        counts[username] -= 1
+        if counts[username] == 0:
+            del counts[username]
+            if not counts:
+                del self._rooms[room_id]
+            frame = presence_frame(room_name, username, "offline")
+            self.bus.publish(room_id, None, encode_json(frame))
+
+    def online(self, room_id: int) -> list[str]:
+        return sorted(self._rooms.get(room_id, ()))
 
 
 class GatewayFactory(WebSocketServerFactory):
@@ -254,12 +474,16 @@ class GatewayFactory(WebSocketServerFactory):
         self,
         *,
         auth: Callable[[], Any],
+        rooms: Callable[[], Any],
         clock: Any,
         server_id: str,
         allowed_origins: frozenset[str],
     ) -> None:
         super().__init__()
         self.auth = auth
+        self.rooms = rooms
+        self.bus: EventBus = LocalBus(self.prepareMessage)
+        self.presence = Presence(self.bus)
         self.clock = clock
         self.server_id = server_id
         self.allowed_origins = allowed_origins

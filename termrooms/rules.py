@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from termrooms.errors import ApiError, FieldError
 
-USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}$")
-ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}\Z")
+ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _DURATION = re.compile(r"^(?:\d+[smhdw])+$")

@@ -17,8 +17,10 @@ from termrooms.config import Config, signing_key_path
 from termrooms.database import Database
 from termrooms.gateway import GatewayFactory
 from termrooms.handlers.auth import AuthHandler
+from termrooms.handlers.rooms import RoomHandler
 from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
+from termrooms.http.rooms import register_room_routes
 from termrooms.http.router import Router
 from termrooms.notifications import SessionEndListener
 from termrooms.passwords import PasswordPolicy, PasswordWorkers
@@ -50,6 +52,7 @@ class TermroomsServer:
     auth_handler: AuthHandler | None = None
     gateway: GatewayFactory | None = None
     session_listener: SessionEndListener | None = None
+    room_handler: RoomHandler | None = None
 
     def get_database(self) -> Database:
         if self.database is None:
@@ -123,11 +126,20 @@ class TermroomsServer:
                 allowed.add(f"{parts.scheme}://{parts.netloc.lower()}")
             self.gateway = GatewayFactory(
                 auth=self.get_auth_handler,
+                rooms=self.get_room_handler,
                 clock=self.reactor,
                 server_id=str(self.config.node_id),
                 allowed_origins=frozenset(allowed),
             )
         return self.gateway
+
+    def get_room_handler(self) -> RoomHandler:
+        if self.room_handler is None:
+            gateway = self.get_gateway()
+            self.room_handler = RoomHandler(
+                self.get_database(), gateway.bus, self.get_snowflakes(), gateway.presence.online
+            )
+        return self.room_handler
 
     def get_session_listener(self) -> SessionEndListener:
         """Closes this instance's sockets of sessions ended anywhere (see notifications)."""
@@ -148,6 +160,7 @@ class TermroomsServer:
             self.router = Router()
             register_health_routes(self.router, self)
             register_auth_routes(self.router, self)
+            register_room_routes(self.router, self)
             websocket = WebSocketResource(self.get_gateway())
             self.router.app.route("/ws")(lambda request: websocket)
         return self.router

@@ -5,6 +5,7 @@ route and frame agrees with the contract. Pure.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,3 +25,8 @@ def user_json(user: Any) -> dict[str, Any]:
         "role": user.role,
         "created_at": iso_time(user.created_at),
     }
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as every response and frame is written."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

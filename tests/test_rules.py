@@ -15,7 +15,9 @@ def test_acceptable_usernames(name):
     assert username_problem(name) is None
 
 
-@pytest.mark.parametrize("name", ["ab", "x" * 33, "has space", "émile", "semi;colon", "", None, 42])
+@pytest.mark.parametrize(
+    "name", ["ab", "x" * 33, "has space", "émile", "semi;colon", "", None, 42, "ada\n"]
+)
 def test_unacceptable_usernames(name):
     assert username_problem(name)
 

@@ -8,7 +8,7 @@ from typing import Any
 from twisted.web.iweb import IRequest
 
 from termrooms.handlers.auth import AuthHandler, Requester, Session
-from termrooms.http.router import JsonResponse, Router, json_body
+from termrooms.http.router import JsonResponse, Router, json_body, query_int
 from termrooms.invites import DEFAULT_INVITE_USES
 from termrooms.rules import check_fields, parse_duration
 from termrooms.wire import iso_time, user_json
@@ -250,8 +250,8 @@ def register_auth_routes(router: Router, server: Any) -> None:
     )
     async def audit(request: IRequest) -> dict[str, Any]:
         who = await requester(request)
-        before = _query_int(request, "before", 1, 2**63 - 1)
-        limit = _query_int(request, "limit", 1, MAX_AUDIT_PAGE) or 50
+        before = query_int(request, "before", 1, 2**63 - 1)
+        limit = query_int(request, "limit", 1, MAX_AUDIT_PAGE) or 50
         rows = await auth().audit_page(who, before, limit)
         entries = [audit_json(row) for row in rows]
         return {
@@ -261,19 +261,6 @@ def register_auth_routes(router: Router, server: Any) -> None:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _query_int(request: IRequest, name: str, low: int, high: int) -> int | None:
-    values = request.args.get(name.encode())
-    if not values:
-        return None
-    try:
-        number = int(values[0])
-    except ValueError:
-        number = low - 1
-    if not low <= number <= high:
-        check_fields(**{name: f"must be a whole number from {low} to {high}"})
-    return number
 
 
 def audit_json(row: tuple[Any, ...]) -> dict[str, Any]:

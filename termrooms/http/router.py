@@ -18,8 +18,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from termrooms import __version__
 from termrooms.database import RETRY_AFTER_SECONDS, DatabaseUnavailable
-from termrooms.errors import ApiError
+from termrooms.errors import ApiError, FieldError
 from termrooms.http.openapi import RouteSpec, build_document
+from termrooms.wire import encode_json
 
 _log = Logger()
 
@@ -34,10 +35,6 @@ class JsonResponse:
     body: Any
     status: int = 200
     headers: Mapping[str, str] = attrs.field(factory=dict)
-
-
-def encode_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def write_json(request: IRequest, response: JsonResponse) -> bytes:
@@ -68,6 +65,24 @@ def json_body(request: IRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, An
     if not isinstance(body, dict):
         raise ApiError("invalid_json", "The body must be a JSON object.")
     return body
+
+
+def query_int(request: IRequest, name: str, low: int, high: int = 2**63 - 1) -> int | None:
+    """An integer query parameter within [low, high], None when absent, else a 422."""
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    try:
+        number = int(values[0])
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise ApiError(
+            "validation_error",
+            f"{name} must be a whole number from {low} to {high}",
+            validation_errors=(FieldError(name, f"must be a whole number from {low} to {high}"),),
+        )
+    return number
 
 
 def error_response(error: ApiError) -> JsonResponse:

@@ -1,0 +1,200 @@
+"""``/api/rooms/*``: thin routes over RoomHandler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.iweb import IRequest
+
+from termrooms.events import event_json
+from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
+from termrooms.http.router import JsonResponse, Router, json_body, query_int
+
+ROOM_SCHEMA = {
+    "type": "object",
+    "required": ["id", "name", "topic", "visibility", "member_count", "online_count"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "topic": {"type": "string"},
+        "visibility": {"enum": ["public", "private"]},
+        "member_count": {"type": "integer"},
+        "online_count": {"type": "integer"},
+        "unread": {"type": "integer"},
+        "role": {"enum": ["owner", "moderator", "member"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "last_seq": {"type": "integer"},
+    },
+}
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["type", "id", "room", "seq", "ts", "user"],
+    "properties": {
+        "type": {"type": "string"},
+        "id": {"type": "string"},
+        "room": {"type": "string"},
+        "seq": {"type": "integer"},
+        "ts": {"type": "string", "format": "date-time"},
+        "user": {"type": ["string", "null"]},
+    },
+}
+MEMBER_SCHEMA = {
+    "type": "object",
+    "required": ["username", "display_name", "role", "online", "last_seen_at"],
+    "properties": {
+        "username": {"type": "string"},
+        "display_name": {"type": "string"},
+        "role": {"enum": ["owner", "moderator", "member"]},
+        "online": {"type": "boolean"},
+        "last_seen_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+SEQ_QUERY = {"type": "integer", "minimum": 0}
+
+
+def register_room_routes(router: Router, server: Any) -> None:
+    """Rooms, membership, history and posting; ``server`` is the TermroomsServer."""
+
+    def rooms() -> RoomHandler:
+        return server.get_room_handler()
+
+    async def user_of(request: IRequest) -> Any:
+        who = await server.get_auth_handler().authenticate(request.getHeader(b"authorization"))
+        request.user_id = who.user_id
+        return who.user
+
+    async def maybe_user_of(request: IRequest) -> Any:
+        """The caller when a token is sent; public rooms are readable without one."""
+        if request.getHeader(b"authorization") is None:
+            return None
+        return await user_of(request)
+
+    @router.route(
+        "/api/rooms",
+        "GET",
+        summary="Public rooms and the caller's private rooms, with unread counts.",
+        tags=("rooms",),
+        auth=True,
+        responses={200: {"type": "array", "items": ROOM_SCHEMA}, 401: None},
+    )
+    async def list_rooms(request: IRequest) -> list[dict[str, Any]]:
+        return await rooms().list_rooms(await user_of(request))
+
+    @router.route(
+        "/api/rooms",
+        "POST",
+        summary="Create a room; the caller is its owner.",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["name", "visibility"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"},
+                "topic": {"type": "string"},
+                "visibility": {"enum": ["public", "private"]},
+            },
+        },
+        responses={201: ROOM_SCHEMA, 400: None, 401: None, 409: None, 422: None},
+    )
+    async def create_room(request: IRequest) -> JsonResponse:
+        user = await user_of(request)
+        body = json_body(request)
+        room = await rooms().create_room(
+            user, body.get("name"), body.get("topic"), body.get("visibility"), request.request_id
+        )
+        view = await rooms().view(room.name, user)
+        return JsonResponse(await rooms().room_json(view), 201)
+
+    @router.route(
+        "/api/rooms/<name>",
+        "GET",
+        summary="A room: for its members, or for anyone when it is public.",
+        tags=("rooms",),
+        responses={200: ROOM_SCHEMA, 401: None, 404: None},
+    )
+    async def get_room(request: IRequest, name: str) -> dict[str, Any]:
+        return await rooms().room_json(await rooms().view(name, await maybe_user_of(request)))
+
+    @router.route(
+        "/api/rooms/<name>/join",
+        "POST",
+        summary="Join a public room, or a private one the caller was invited to.",
+        tags=("rooms",),
+        auth=True,
+        responses={200: ROOM_SCHEMA, 401: None, 403: None, 404: None},
+    )
+    async def join(request: IRequest, name: str) -> dict[str, Any]:
+        view = await rooms().join(name, await user_of(request))
+        return await rooms().room_json(view)
+
+    @router.route(
+        "/api/rooms/<name>/leave",
+        "POST",
+        summary="Leave a room (end the membership).",
+        tags=("rooms",),
+        auth=True,
+        responses={204: None, 401: None, 403: None, 404: None},
+    )
+    async def leave(request: IRequest, name: str) -> JsonResponse:
+        await rooms().leave(name, await user_of(request))
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/members",
+        "GET",
+        summary="The room's members, with their roles and who is online.",
+        tags=("rooms",),
+        auth=True,
+        responses={200: {"type": "array", "items": MEMBER_SCHEMA}, 401: None, 403: None, 404: None},
+    )
+    async def members(request: IRequest, name: str) -> list[dict[str, Any]]:
+        return await rooms().members(name, await user_of(request))
+
+    @router.route(
+        "/api/rooms/<name>/messages",
+        "GET",
+        summary="History, oldest first: ?before=SEQ or ?after=SEQ, limit 1-200 (default 50).",
+        tags=("rooms",),
+        query={"before": SEQ_QUERY, "after": SEQ_QUERY, "limit": {"type": "integer"}},
+        responses={
+            200: {
+                "type": "object",
+                "required": ["events", "has_more"],
+                "properties": {
+                    "events": {"type": "array", "items": EVENT_SCHEMA},
+                    "has_more": {"type": "boolean"},
+                },
+            },
+            401: None,
+            404: None,
+            422: None,
+        },
+    )
+    async def history(request: IRequest, name: str) -> dict[str, Any]:
+        user = await maybe_user_of(request)
+        before = query_int(request, "before", 0)
+        after = query_int(request, "after", 0)
+        limit = query_int(request, "limit", 1, MAX_PAGE)
+        page = await rooms().history(name, user, before, after, 50 if limit is None else limit)
+        return {"events": [event_json(e) for e in page.events], "has_more": page.has_more}
+
+    @router.route(
+        "/api/rooms/<name>/messages",
+        "POST",
+        summary="Post a message (bots, scripts); a repeated client_msg_id stores nothing new.",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["body"],
+            "properties": {"body": {"type": "string"}, "client_msg_id": {"type": "string"}},
+        },
+        responses={201: EVENT_SCHEMA, 400: None, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def post_message(request: IRequest, name: str) -> JsonResponse:
+        user = await user_of(request)
+        body = json_body(request)
+        event, _ = await rooms().post(name, user, body.get("body"), body.get("client_msg_id"))
+        # A retry answers exactly as the original did.
+        return JsonResponse(event_json(event), 201)

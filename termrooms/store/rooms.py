@@ -1,0 +1,325 @@
+"""
+Rooms, memberships and room events.
+
+Every stored room event takes the next seq of its room in the transaction that stores
+it: the room's row is updated (``last_seq + 1``) and locked by that update, so events of
+one room commit one at a time, in seq order, and a rolled-back transaction gives its seq
+back. Nothing is ever numbered twice or skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Mapping
+
+import attrs
+from psycopg2 import errors as pg_errors
+
+from termrooms.errors import ApiError
+from termrooms.events import RoomEvent
+from termrooms.store.audit import insert_audit_txn
+
+
+@attrs.frozen
+class Room:
+    id: int
+    name: str
+    topic: str
+    visibility: str
+    created_at: datetime
+    last_seq: int
+
+
+@attrs.frozen
+class Standing:
+    """A user's place in a room: role (None when not a member), bans, mutes, invitations."""
+
+    role: str | None
+    banned: bool
+    muted_until: datetime | None
+    muted: bool
+    invited: bool
+    read_seq: int
+
+
+_ROOM_COLUMNS = "id, name, topic, visibility, created_at, last_seq"
+_EVENT_SELECT = (
+    "SELECT e.id, e.room_id, r.name, e.seq, e.type, e.created_at, u.username, t.username,"
+    "       e.target_event_id, e.body, e.client_msg_id, e.action, e.data, e.deleted_at"
+    "  FROM room_events e"
+    "  JOIN rooms r ON r.id = e.room_id"
+    "  LEFT JOIN users u ON u.id = e.user_id"
+    "  LEFT JOIN users t ON t.id = e.target_user_id"
+)
+
+
+def _event(row: tuple[Any, ...]) -> RoomEvent:
+    return RoomEvent(*row)
+
+
+async def room_by_name_txn(cursor: Any, name: str) -> Room | None:
+    """A live room by name, in any case."""
+    await cursor.execute(
+        f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE lower(name) = lower(%s) AND deleted_at IS NULL",
+        (name,),
+    )
+    row = cursor.fetchone()
+    return Room(*row) if row else None
+
+
+async def standing_txn(cursor: Any, room_id: int, user_id: int) -> Standing:
+    """Where the user stands in the room; lifted bans and mutes no longer count."""
+    await cursor.execute(
+        "SELECT m.role, m.read_seq,"
+        "       EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = %(room)s"
+        "               AND b.user_id = %(user)s"
+        "               AND (b.expires_at IS NULL OR b.expires_at > now())),"
+        "       x.user_id IS NOT NULL, x.expires_at,"
+        "       EXISTS (SELECT 1 FROM room_invitations i WHERE i.room_id = %(room)s"
+        "               AND i.user_id = %(user)s)"
+        "  FROM (SELECT 1) one"
+        "  LEFT JOIN memberships m ON m.room_id = %(room)s AND m.user_id = %(user)s"
+        "  LEFT JOIN room_mutes x ON x.room_id = %(room)s AND x.user_id = %(user)s"
+        "        AND (x.expires_at IS NULL OR x.expires_at > now())",
+        {"room": room_id, "user": user_id},
+    )
+    role, read_seq, banned, muted, muted_until, invited = cursor.fetchone()
+    return Standing(
+        role=role,
+        banned=banned,
+        muted_until=muted_until,
+        muted=muted,
+        invited=invited,
+        read_seq=read_seq or 0,
+    )
+
+
+async def append_event_txn(
+    cursor: Any,
+    event_id: int,
+    room_id: int,
+    event_type: str,
+    *,
+    user_id: int | None = None,
+    target_user_id: int | None = None,
+    target_event_id: int | None = None,
+    body: str | None = None,
+    client_msg_id: str | None = None,
+    action: bool = False,
+    data: Mapping[str, Any] | None = None,
+) -> RoomEvent:
+    """Store one event with the room's next seq (see the module docstring); one round trip."""
+    extras = dict(data or {})
+    await cursor.execute(
+        "WITH bumped AS ("
+        "   UPDATE rooms SET last_seq = last_seq + 1 WHERE id = %(room)s"
+        "   RETURNING last_seq, name),"
+        " stored AS ("
+        "   INSERT INTO room_events (id, room_id, seq, type, user_id, target_user_id,"
+        "                            target_event_id, body, client_msg_id, action, data)"
+        "   SELECT %(id)s, %(room)s, bumped.last_seq, %(type)s, %(user)s, %(target)s,"
+        "          %(target_event)s, %(body)s, %(client_msg_id)s, %(action)s, %(data)s"
+        "     FROM bumped"
+        "   RETURNING seq, created_at)"
+        " SELECT stored.seq, stored.created_at, bumped.name,"
+        "        (SELECT username FROM users WHERE id = %(user)s),"
+        "        (SELECT username FROM users WHERE id = %(target)s)"
+        "   FROM stored, bumped",
+        {
+            "room": room_id,
+            "id": event_id,
+            "type": event_type,
+            "user": user_id,
+            "target": target_user_id,
+            "target_event": target_event_id,
+            "body": body,
+            "client_msg_id": client_msg_id,
+            "action": action,
+            "data": json.dumps(extras),
+        },
+    )
+    seq, created_at, room_name, user, target_user = cursor.fetchone()
+    return RoomEvent(
+        id=event_id,
+        room_id=room_id,
+        room_name=room_name,
+        seq=seq,
+        type=event_type,
+        created_at=created_at,
+        user=user,
+        target_user=target_user,
+        target_event_id=target_event_id,
+        body=body,
+        client_msg_id=client_msg_id,
+        action=action,
+        data=extras,
+    )
+
+
+async def post_message_txn(
+    cursor: Any,
+    event_id: int,
+    room_id: int,
+    author_id: int,
+    body: str,
+    client_msg_id: str | None,
+    action: bool = False,
+) -> tuple[RoomEvent, bool]:
+    """
+    Store a message unless this author already stored ``client_msg_id`` in this room;
+    returns (the event, whether it is new). The room row is locked first, so a retry
+    racing its original sees the original's commit.
+    """
+    await cursor.execute("SELECT 1 FROM rooms WHERE id = %s FOR UPDATE", (room_id,))
+    if client_msg_id is not None:
+        await cursor.execute(
+            f"{_EVENT_SELECT} WHERE e.room_id = %s AND e.user_id = %s AND e.client_msg_id = %s",
+            (room_id, author_id, client_msg_id),
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            return _event(row), False
+    event = await append_event_txn(
+        cursor,
+        event_id,
+        room_id,
+        "message",
+        user_id=author_id,
+        body=body,
+        client_msg_id=client_msg_id,
+        action=action,
+    )
+    return event, True
+
+
+async def events_after_txn(
+    cursor: Any, room_id: int, after_seq: int, limit: int
+) -> list[RoomEvent]:
+    """Up to ``limit`` events with seq > after_seq, oldest first."""
+    await cursor.execute(
+        f"{_EVENT_SELECT} WHERE e.room_id = %s AND e.seq > %s ORDER BY e.seq LIMIT %s",
+        (room_id, after_seq, limit),
+    )
+    return [_event(row) for row in cursor.fetchall()]
+
+
+async def events_before_txn(
+    cursor: Any, room_id: int, before_seq: int | None, limit: int
+) -> list[RoomEvent]:
+    """Up to ``limit`` events with seq < before_seq (or the newest), oldest first."""
+    await cursor.execute(
+        f"{_EVENT_SELECT} WHERE e.room_id = %s AND (%s::bigint IS NULL OR e.seq < %s)"
+        " ORDER BY e.seq DESC LIMIT %s",
+        (room_id, before_seq, before_seq, limit),
+    )
+    return [_event(row) for row in reversed(cursor.fetchall())]
+
+
+async def oldest_seq_txn(cursor: Any, room_id: int) -> int | None:
+    await cursor.execute("SELECT min(seq) FROM room_events WHERE room_id = %s", (room_id,))
+    (oldest,) = cursor.fetchone()
+    return oldest
+
+
+async def create_room_txn(
+    cursor: Any,
+    room_id: int,
+    event_id: int,
+    name: str,
+    topic: str,
+    visibility: str,
+    creator_id: int,
+    request_id: str | None = None,
+) -> tuple[Room, RoomEvent]:
+    """A room with its creator as owner, and the creator's member_joined event (seq 1)."""
+    try:
+        await cursor.execute(
+            "INSERT INTO rooms (id, name, topic, visibility, created_by)"
+            f" VALUES (%s, %s, %s, %s, %s) RETURNING {_ROOM_COLUMNS}",
+            (room_id, name, topic, visibility, creator_id),
+        )
+    except pg_errors.UniqueViolation:
+        raise ApiError("name_taken", f"A room called {name!r} exists.") from None
+    room = Room(*cursor.fetchone())
+    await cursor.execute(
+        "INSERT INTO memberships (room_id, user_id, role) VALUES (%s, %s, 'owner')",
+        (room_id, creator_id),
+    )
+    joined = await append_event_txn(cursor, event_id, room_id, "member_joined", user_id=creator_id)
+    await insert_audit_txn(
+        cursor,
+        "room.create",
+        actor_id=creator_id,
+        room_id=room_id,
+        data={"name": name, "visibility": visibility},
+        request_id=request_id,
+    )
+    return attrs.evolve(room, last_seq=joined.seq), joined
+
+
+async def add_member_txn(
+    cursor: Any, room_id: int, user_id: int, event_id: int
+) -> RoomEvent | None:
+    """Make the user a member (member_joined), or None when they already are one."""
+    await cursor.execute(
+        "INSERT INTO memberships (room_id, user_id, role) VALUES (%s, %s, 'member')"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        (room_id, user_id),
+    )
+    if cursor.fetchone() is None:
+        return None
+    return await append_event_txn(cursor, event_id, room_id, "member_joined", user_id=user_id)
+
+
+async def remove_member_txn(
+    cursor: Any, room_id: int, user_id: int, event_id: int
+) -> RoomEvent | None:
+    """End a membership (member_left), or None when there was none."""
+    await cursor.execute(
+        "DELETE FROM memberships WHERE room_id = %s AND user_id = %s RETURNING 1",
+        (room_id, user_id),
+    )
+    if cursor.fetchone() is None:
+        return None
+    return await append_event_txn(cursor, event_id, room_id, "member_left", user_id=user_id)
+
+
+async def rooms_for_user_txn(cursor: Any, user_id: int) -> list[tuple[Any, ...]]:
+    """Public rooms and the user's private ones: (room columns..., member_count, unread)."""
+    await cursor.execute(
+        "SELECT r.id, r.name, r.topic, r.visibility, r.created_at, r.last_seq,"
+        "       (SELECT count(*) FROM memberships c WHERE c.room_id = r.id),"
+        "       CASE WHEN m.user_id IS NULL THEN NULL ELSE r.last_seq - m.read_seq END"
+        "  FROM rooms r"
+        "  LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %s"
+        " WHERE r.deleted_at IS NULL AND (r.visibility = 'public' OR m.user_id IS NOT NULL)"
+        " ORDER BY lower(r.name)",
+        (user_id,),
+    )
+    return cursor.fetchall()
+
+
+async def members_txn(cursor: Any, room_id: int) -> list[tuple[Any, ...]]:
+    """(user id, username, display_name, role, last_seen_at) of every member."""
+    await cursor.execute(
+        "SELECT u.id, u.username, u.display_name, m.role, m.last_seen_at"
+        "  FROM memberships m JOIN users u ON u.id = m.user_id"
+        " WHERE m.room_id = %s ORDER BY lower(u.username)",
+        (room_id,),
+    )
+    return cursor.fetchall()
+
+
+async def member_count_txn(cursor: Any, room_id: int) -> int:
+    await cursor.execute("SELECT count(*) FROM memberships WHERE room_id = %s", (room_id,))
+    return cursor.fetchone()[0]
+
+
+async def set_read_marker_txn(cursor: Any, room_id: int, user_id: int, seq: int) -> None:
+    """Move the read marker forward (never back, never past the room's last event)."""
+    await cursor.execute(
+        "UPDATE memberships m SET read_seq = least(greatest(m.read_seq, %s), r.last_seq)"
+        "  FROM rooms r WHERE r.id = m.room_id AND m.room_id = %s AND m.user_id = %s",
+        (seq, room_id, user_id),
+    )

@@ -1,0 +1,368 @@
+"""The slash-command parser: every command of the contract, and every way to get one wrong."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import partial
+
+import pytest
+
+from support import third_party_imports
+from termrooms import commands
+from termrooms.commands import (
+    COMMAND_ACTION,
+    USAGE,
+    Command,
+    CommandError,
+    help_lines,
+    may_use,
+    parse_command,
+)
+from termrooms.roles import Action, Actor
+
+# The contract's list, in its order.
+CONTRACT_COMMANDS = [
+    "help",
+    "join",
+    "part",
+    "me",
+    "topic",
+    "who",
+    "rooms",
+    "nick",
+    "invite",
+    "kick",
+    "ban",
+    "unban",
+    "mute",
+    "unmute",
+    "op",
+    "deop",
+    "delete",
+]
+MAX_ID = 2**63 - 1
+
+
+def test_every_contract_command_has_a_usage_line_and_a_permission() -> None:
+    assert list(USAGE) == CONTRACT_COMMANDS
+    assert set(COMMAND_ACTION) == set(USAGE)
+    for name, synopsis in USAGE.items():
+        assert synopsis.startswith(f"/{name}")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/help", Command(name="help")),
+        ("/join general", Command(name="join", room="general")),
+        ("/part", Command(name="part")),
+        ("/part Dev-Talk_2", Command(name="part", room="Dev-Talk_2")),
+        ("/me waves", Command(name="me", text="waves")),
+        ("/topic release on Friday", Command(name="topic", text="release on Friday")),
+        ("/topic", Command(name="topic", text="")),
+        ("/who", Command(name="who")),
+        ("/rooms", Command(name="rooms")),
+        ("/nick Ada Lovelace", Command(name="nick", text="Ada Lovelace")),
+        ("/invite grace.h", Command(name="invite", user="grace.h")),
+        ("/kick bob", Command(name="kick", user="bob")),
+        ("/kick bob stop shouting", Command(name="kick", user="bob", text="stop shouting")),
+        ("/ban bob", Command(name="ban", user="bob")),
+        ("/ban bob spamming links", Command(name="ban", user="bob", text="spamming links")),
+        (
+            "/ban bob 1h spamming",
+            Command(name="ban", user="bob", text="spamming", duration=timedelta(hours=1)),
+        ),
+        ("/ban bob 7d", Command(name="ban", user="bob", duration=timedelta(days=7))),
+        ("/unban bob", Command(name="unban", user="bob")),
+        ("/mute bob", Command(name="mute", user="bob")),
+        ("/mute bob 10m", Command(name="mute", user="bob", duration=timedelta(minutes=10))),
+        ("/mute bob 1h30m", Command(name="mute", user="bob", duration=timedelta(minutes=90))),
+        ("/unmute bob", Command(name="unmute", user="bob")),
+        ("/op bob", Command(name="op", user="bob")),
+        ("/deop bob", Command(name="deop", user="bob")),
+        ("/delete 123456789012345678", Command(name="delete", event_id=123456789012345678)),
+        (f"/delete {MAX_ID}", Command(name="delete", event_id=MAX_ID)),
+        ("/delete 1", Command(name="delete", event_id=1)),
+    ],
+)
+def test_typical_lines(line, expected) -> None:
+    assert parse_command(line) == expected
+
+
+def test_every_command_has_a_typical_line_tested() -> None:
+    tested = {
+        "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick",
+        "ban", "unban", "mute", "unmute", "op", "deop", "delete",
+    }  # fmt: skip
+    assert tested == set(USAGE)
+
+
+# ------------------------------------------------------------------ usage errors
+
+
+@pytest.mark.parametrize(
+    ("line", "command", "message"),
+    [
+        # wrong number of arguments
+        ("/help me", "help", "takes no arguments"),
+        ("/who all", "who", "takes no arguments"),
+        ("/rooms public", "rooms", "takes no arguments"),
+        ("/join", "join", "needs more arguments"),
+        ("/join a b", "join", "too many arguments"),
+        ("/part a b", "part", "too many arguments"),
+        ("/me", "me", "needs an action"),
+        ("/me    ", "me", "needs an action"),
+        ("/nick", "nick", "must be 1-64 characters"),
+        ("/invite", "invite", "needs more arguments"),
+        ("/invite bob carol", "invite", "too many arguments"),
+        ("/kick", "kick", "needs more arguments"),
+        ("/ban", "ban", "needs more arguments"),
+        ("/unban", "unban", "needs more arguments"),
+        ("/unban bob now", "unban", "too many arguments"),
+        ("/mute", "mute", "needs more arguments"),
+        ("/mute bob 10m shouting", "mute", "too many arguments"),
+        ("/unmute", "unmute", "needs more arguments"),
+        ("/op", "op", "needs more arguments"),
+        ("/op bob carol", "op", "too many arguments"),
+        ("/deop", "deop", "needs more arguments"),
+        ("/delete", "delete", "needs more arguments"),
+        ("/delete 1 2", "delete", "too many arguments"),
+        # room names (1-32 of A-Z a-z 0-9 - _)
+        ("/join #general", "join", "is not a room name"),
+        ("/join " + "x" * 33, "join", "is not a room name"),
+        ("/join café", "join", "is not a room name"),
+        ("/part dev.talk", "part", "is not a room name"),
+        # usernames (3-32 of A-Z a-z 0-9 . - _)
+        ("/invite ab", "invite", "is not a username"),
+        ("/kick @bob", "kick", "is not a username"),
+        ("/ban " + "b" * 33, "ban", "is not a username"),
+        ("/unban bob!", "unban", "is not a username"),
+        ("/mute émile", "mute", "is not a username"),
+        ("/unmute b", "unmute", "is not a username"),
+        ("/op b;ob", "op", "is not a username"),
+        ("/deop <bob>", "deop", "is not a username"),
+        # durations
+        ("/mute bob soon", "mute", "is not a duration"),
+        ("/mute bob 0m", "mute", "is not a duration"),
+        ("/mute bob 10", "mute", "is not a duration"),
+        ("/mute bob -5m", "mute", "is not a duration"),
+        ("/mute bob 10y", "mute", "is not a duration"),
+        ("/mute bob 99999999999w", "mute", "at most 3650d"),
+        ("/mute bob 3651d", "mute", "at most 3650d"),
+        ("/ban bob 3651d spam", "ban", "at most 3650d"),
+        ("/ban bob 99999999999w", "ban", "at most 3650d"),
+        # event ids: positive decimal 63-bit integers
+        ("/delete 0", "delete", "is not an event id"),
+        ("/delete -1", "delete", "is not an event id"),
+        ("/delete 007", "delete", "is not an event id"),
+        ("/delete 1.5", "delete", "is not an event id"),
+        ("/delete 0x10", "delete", "is not an event id"),
+        ("/delete abc", "delete", "is not an event id"),
+        ("/delete ١٢٣", "delete", "is not an event id"),  # Arabic-Indic digits
+        (f"/delete {MAX_ID + 1}", "delete", "is not an event id"),
+        ("/delete " + "9" * 5000, "delete", "is not an event id"),
+        # text arguments
+        ("/me \x00", "me", "control characters"),
+        ("/me a\x1bb", "me", "control characters"),
+        ("/me " + "x" * 4001, "me", "1-4000 characters"),
+        ("/me \ud800", "me", "valid Unicode"),
+        ("/topic a\x07b", "topic", "control characters"),
+        ("/topic line one\nline two", "topic", "one line"),
+        ("/topic a\u2028b", "topic", "one line"),
+        ("/topic " + "t" * 513, "topic", "at most 512 characters"),
+        ("/nick " + "n" * 65, "nick", "must be at most 64 characters"),
+        ("/nick Ada\x00", "nick", "control characters"),
+        ("/nick Ada\tLovelace", "nick", "control characters"),
+        ("/nick A\x85da", "nick", "control characters"),  # C1 NEL
+        ("/kick bob " + "r" * 513, "kick", "the reason must be at most 512"),
+        ("/ban bob 1h bad\nreason", "ban", "the reason must be one line"),
+        ("/kick bob a\x7fb", "kick", "control characters"),
+    ],
+)
+def test_usage_errors(line, command, message) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command(line)
+    assert caught.value.usage == f"usage: {USAGE[command]}"
+    assert message in caught.value.message
+
+
+def test_usage_line_is_written_as_the_contract_writes_it() -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command("/mute bob forever")
+    assert caught.value.usage == "usage: /mute USER [DURATION like 10m]"
+    assert str(caught.value) == f"{caught.value.message}\nusage: /mute USER [DURATION like 10m]"
+
+
+@pytest.mark.parametrize("line", ["/frobnicate", "/x now", "/JOINS general", "/", "//join a"])
+def test_unknown_command_points_at_help(line) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command(line)
+    typed = line.split()[0]
+    assert caught.value.message == f"unknown command {typed}; try /help"
+    assert caught.value.usage == "usage: /help"
+
+
+def test_unknown_command_name_is_shortened_in_the_answer() -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command("/" + "z" * 5000)
+    assert caught.value.message == "unknown command /" + "z" * 32 + "…; try /help"
+
+
+@pytest.mark.parametrize("line", ["hello", "", "   ", "join general", "\\join general"])
+def test_a_line_without_a_slash_is_not_a_command(line) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command(line)
+    assert caught.value.message == "commands start with /; try /help"
+    assert caught.value.usage == "usage: /help"
+
+
+# ------------------------------------------------------------------ case and whitespace
+
+
+@pytest.mark.parametrize("line", ["/JOIN General", "/Join General", "/jOiN General"])
+def test_command_names_are_case_insensitive_and_arguments_keep_their_case(line) -> None:
+    assert parse_command(line) == Command(name="join", room="General")
+
+
+def test_usernames_keep_their_case() -> None:
+    assert parse_command("/KICK Bob Too LOUD") == Command(name="kick", user="Bob", text="Too LOUD")
+
+
+def test_duration_units_are_case_insensitive() -> None:
+    assert parse_command("/ban bob 2H").duration == timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("   /join   general   ", Command(name="join", room="general")),
+        ("/join\tgeneral\n", Command(name="join", room="general")),
+        ("/part   ", Command(name="part")),
+        ("/who \t ", Command(name="who")),
+        ("/mute   bob    10m  ", Command(name="mute", user="bob", duration=timedelta(minutes=10))),
+        ("/delete  42 ", Command(name="delete", event_id=42)),
+        ("/me   waves    at   everyone  ", Command(name="me", text="waves    at   everyone")),
+        ("/topic   a  b   c  ", Command(name="topic", text="a  b   c")),
+        ("/topic    ", Command(name="topic", text="")),
+        ("/nick   Ada   L.  ", Command(name="nick", text="Ada   L.")),
+        (
+            "/kick   bob    please   stop ",
+            Command(name="kick", user="bob", text="please   stop"),
+        ),
+        (
+            "/ban  bob   1h   far   too  much ",
+            Command(name="ban", user="bob", text="far   too  much", duration=timedelta(hours=1)),
+        ),
+        ("/kick bob   ", Command(name="kick", user="bob")),
+        ("/join\u00a0general", Command(name="join", room="general")),  # no-break space
+    ],
+)
+def test_extra_whitespace_is_tolerated_and_inner_whitespace_kept(line, expected) -> None:
+    assert parse_command(line) == expected
+
+
+def test_me_keeps_inner_newlines_and_tabs_as_a_message_body_may() -> None:
+    assert parse_command("/me waves\n\tand bows").text == "waves\n\tand bows"
+
+
+# ------------------------------------------------------------------ unicode text
+
+
+@pytest.mark.parametrize(
+    "text", ["tanzt 💃 auf dem Tisch", "поёт песню", "走开了", "waves 👋🏽", "ﷺ مرحبا"]
+)
+def test_unicode_actions_and_topics(text) -> None:
+    assert parse_command(f"/me {text}") == Command(name="me", text=text)
+    assert parse_command(f"/topic {text}") == Command(name="topic", text=text)
+    assert parse_command(f"/nick {text}") == Command(name="nick", text=text)
+
+
+def test_length_limits_count_characters_not_bytes() -> None:
+    assert parse_command("/me " + "é" * 4000).text == "é" * 4000
+    assert parse_command("/topic " + "日" * 512).text == "日" * 512
+    assert parse_command("/nick " + "🙂" * 64).text == "🙂" * 64
+
+
+# ------------------------------------------------------------------ /ban's optional duration
+
+
+@pytest.mark.parametrize(
+    ("line", "duration", "reason"),
+    [
+        ("/ban bob 1h30m spam", timedelta(minutes=90), "spam"),
+        ("/ban bob 1hour spam", None, "1hour spam"),  # not a whole duration: reason text
+        ("/ban bob 0m spam", None, "0m spam"),  # parse_duration refuses zero
+        ("/ban bob spam 1h", None, "spam 1h"),  # only the first reason word counts
+        ("/ban bob 10", None, "10"),
+        ("/ban bob 3650d", timedelta(days=3650), None),
+    ],
+)
+def test_ban_takes_a_duration_only_when_the_first_word_is_one(line, duration, reason) -> None:
+    command = parse_command(line)
+    assert (command.duration, command.text) == (duration, reason)
+
+
+def test_commands_are_frozen() -> None:
+    import attrs
+
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        parse_command("/join a").room = "b"  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ /help
+
+
+def synopses(lines: list[str]) -> list[str]:
+    """The synopsis part of each help line, before the two-space gap."""
+    return [re.split(r" {2}", line)[0] for line in lines]
+
+
+def test_help_lists_every_command_when_everything_is_allowed() -> None:
+    lines = help_lines(lambda name: True)
+    assert synopses(lines) == list(USAGE.values())
+    assert all(len(line) > len(USAGE[name]) + 2 for line, name in zip(lines, USAGE, strict=True))
+
+
+def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
+    allowed = {"rooms", "help", "kick"}
+    assert synopses(help_lines(allowed.__contains__)) == ["/help", "/rooms", "/kick USER [REASON]"]
+    assert help_lines(lambda name: False) == []
+
+
+EVERYONE = ["help", "join", "part", "rooms", "nick"]
+MEMBER = [*EVERYONE, "me", "who", "delete"]
+MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
+
+
+@pytest.mark.parametrize(
+    ("who", "usable"),
+    [
+        (Actor(room_role=None, server_admin=False), EVERYONE),
+        (Actor(room_role="member", server_admin=False), MEMBER),
+        (Actor(room_role="member", server_admin=False, muted=True), set(MEMBER) - {"me"}),
+        (Actor(room_role="moderator", server_admin=False), MODERATOR),
+        (Actor(room_role="owner", server_admin=False), USAGE),
+        (Actor(room_role=None, server_admin=True), USAGE),
+        (Actor(room_role="owner", server_admin=True, banned=True), EVERYONE),
+    ],
+)
+def test_help_filtered_by_room_role(who, usable) -> None:
+    shown = synopses(help_lines(partial(may_use, who)))
+    assert shown == [USAGE[name] for name in USAGE if name in set(usable)]
+
+
+def test_command_actions_name_roles_actions() -> None:
+    assert COMMAND_ACTION["me"] is Action.SEND
+    assert COMMAND_ACTION["topic"] is Action.SET_TOPIC
+    assert all(a is None or isinstance(a, Action) for a in COMMAND_ACTION.values())
+
+
+def test_module_is_pure() -> None:
+    assert third_party_imports(commands) == {
+        "attrs",
+        "termrooms.events",
+        "termrooms.roles",
+        "termrooms.rules",
+        "termrooms.snowflake",
+    }
