@@ -20,7 +20,6 @@ roles' question; ``COMMAND_ACTION`` says which ``roles.Action`` each command nee
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -28,28 +27,28 @@ import attrs
 
 from termrooms.events import body_problem
 from termrooms.roles import Action, Actor, may
-from termrooms.rules import ROOM_NAME, USERNAME, parse_duration
+from termrooms.rules import (
+    REASON_MAX,
+    ROOM_NAME,
+    TOPIC_MAX,
+    USERNAME,
+    display_name_problem,
+    parse_duration,
+    single_line_problem,
+)
 from termrooms.snowflake import MAX_ID
 
 __all__ = [
     "COMMAND_ACTION",
-    "DISPLAY_NAME_MAX",
     "DURATION_MAX",
-    "REASON_MAX",
-    "TOPIC_MAX",
     "USAGE",
     "Command",
     "CommandError",
-    "display_name_problem",
     "help_lines",
     "may_use",
     "parse_command",
-    "single_line_problem",
 ]
 
-DISPLAY_NAME_MAX = 64
-TOPIC_MAX = 512
-REASON_MAX = 512
 # Longer is "forever" in practice, and now + duration must stay a valid timestamp.
 DURATION_MAX = timedelta(days=3650)
 
@@ -154,22 +153,6 @@ def may_use(actor: Actor, name: str) -> bool:
 def help_lines(allowed: Callable[[str], bool]) -> list[str]:
     """``/help``'s answer: the synopsis of each command ``allowed(name)`` lets through."""
     return [f"{USAGE[name]}  {_SUMMARY[name]}" for name in USAGE if allowed(name)]
-
-
-def single_line_problem(text: str, limit: int) -> str | None:
-    """Why ``text`` is no good as a topic or reason, or None: one line, no controls."""
-    if len(text) > limit:
-        return f"must be at most {limit} characters"
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
-        return "must be one line without control characters"
-    return None
-
-
-def display_name_problem(name: str) -> str | None:
-    """Why ``name`` is no good as a display name, or None when it is."""
-    if not name:
-        return f"must be 1-{DISPLAY_NAME_MAX} characters"
-    return single_line_problem(name, DISPLAY_NAME_MAX)
 
 
 def parse_command(line: str) -> Command:

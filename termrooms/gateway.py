@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 import attrs
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import DeferredLock, ensureDeferred
 from twisted.logger import Logger
 
-from termrooms.bus import EventBus, LocalBus
+from termrooms.bus import EventBus, LocalBus, Subscriber
 from termrooms.database import DatabaseUnavailable
 from termrooms.errors import ApiError
 from termrooms.events import (
@@ -53,6 +53,7 @@ MAX_FRAME_BYTES = 64 * 1024
 BAD_FRAMES_BEFORE_CLOSE = 5
 CLOSE_TOKEN_ENDED = 4001
 CLOSE_POLICY = 1008
+_UNORDERED_FRAMES = frozenset({"ping", "typing"})  # cheap, and order-free
 TYPING_EVERY_SECONDS = 2.0  # at most one typing frame per user, room and this interval
 REPLAY_PAGE = 200  # events read from PostgreSQL at a time when catching a client up
 REFILL_DELAY_SECONDS = 0.05  # how long a seq gap may wait for the bus before a refill
@@ -130,6 +131,7 @@ class GatewayProtocol(WebSocketServerProtocol):
     def __init__(self) -> None:
         super().__init__()
         self.feeds = {}
+        self._in_order = DeferredLock()
 
     def onConnect(self, request: ConnectionRequest) -> Any:
         origin = request.headers.get("origin")
@@ -229,7 +231,13 @@ class GatewayProtocol(WebSocketServerProtocol):
                 self.send_error(e, frame_ref(raw))
             return
         handler = getattr(self, f"handle_{frame.type}")
-        ensureDeferred(self._dispatch(handler, frame))
+        if frame.type in _UNORDERED_FRAMES:
+            ensureDeferred(self._dispatch(handler, frame))
+        else:
+            # A connection's room frames run one after another, in the order sent: a send
+            # right after a join finds the membership, and one client's messages are
+            # stored in the order it sent them.
+            self._in_order.run(lambda: ensureDeferred(self._dispatch(handler, frame)))
 
     async def _dispatch(self, handler: Callable[..., Any], frame: Any) -> None:
         try:
@@ -273,23 +281,20 @@ class GatewayProtocol(WebSocketServerProtocol):
         rooms = self.factory.rooms()
         view = await rooms.join(frame.room, self.user)
         room = view.room
-        if room.id in self.feeds:
-            feed = self.feeds[room.id]
-        else:
-            feed = RoomFeed(self, room.id, room.name)
-            self.feeds[room.id] = feed
+        feed = self.feeds.get(room.id)
+        arriving = feed is None
+        if arriving:
+            feed = self.feeds[room.id] = RoomFeed(self, room.id, room.name)
             self.factory.bus.subscribe(room.id, self)
-            self.factory.presence.arrive(room.id, room.name, self.user.username)
         feed.catching_up = True
         # Subscribed first, so nothing committed from here on is missed; the replay
         # below and the live events buffered meanwhile are merged by seq.
         fresh = await rooms.view(room.name, self.user)
         last_seq = fresh.room.last_seq
-        self.send_frame(
-            joined_frame(
-                room.name, fresh.room.topic, last_seq, self.factory.presence.online(room.id)
-            )
-        )
+        online = sorted({*self.factory.presence.online(room.id), self.user.username})
+        self.send_frame(joined_frame(room.name, fresh.room.topic, last_seq, online))
+        if arriving:
+            self.factory.presence.arrive(room.id, room.name, self.user.username, skip=self)
         if frame.since is None:
             feed.next_seq = max(feed.next_seq, last_seq + 1)
         else:
@@ -442,12 +447,14 @@ class Presence:
     bus: EventBus
     _rooms: dict[int, dict[str, int]] = attrs.field(factory=dict)
 
-    def arrive(self, room_id: int, room_name: str, username: str) -> None:
+    def arrive(
+        self, room_id: int, room_name: str, username: str, skip: Subscriber | None = None
+    ) -> None:
         counts = self._rooms.setdefault(room_id, {})
         counts[username] = counts.get(username, 0) + 1
         if counts[username] == 1:
             frame = presence_frame(room_name, username, "online")
-            self.bus.publish(room_id, None, encode_json(frame))
+            self.bus.publish(room_id, None, encode_json(frame), skip=skip)
 
     def depart(self, room_id: int, room_name: str, username: str) -> None:
         counts = self._rooms.get(room_id, {})
@@ -496,6 +503,9 @@ class GatewayFactory(WebSocketServerFactory):
             openHandshakeTimeout=10,
             closeHandshakeTimeout=5,
             perMessageCompressionAccept=lambda offers: None,
+            # Close a misbehaving client with its close code (1009, 1008) and a close
+            # handshake, rather than a bare TCP drop the client would see as 1006.
+            failByDrop=False,
         )
 
     def origin_allowed(self, origin: str, host: str | None) -> bool:

@@ -8,6 +8,7 @@ Pure logic: no I/O.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 
 from termrooms.errors import ApiError, FieldError
@@ -15,6 +16,9 @@ from termrooms.errors import ApiError, FieldError
 USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}\Z")
 ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
+DISPLAY_NAME_MAX = 64
+TOPIC_MAX = 512
+REASON_MAX = 512
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _DURATION = re.compile(r"^(?:\d+[smhdw])+$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -54,3 +58,19 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
     return timedelta(seconds=seconds)
+
+
+def single_line_problem(text: str, limit: int) -> str | None:
+    """Why ``text`` is no good as a topic or reason, or None: one line, no controls."""
+    if len(text) > limit:
+        return f"must be at most {limit} characters"
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
+        return "must be one line without control characters"
+    return None
+
+
+def display_name_problem(name: str) -> str | None:
+    """Why ``name`` is no good as a display name, or None when it is."""
+    if not name:
+        return f"must be 1-{DISPLAY_NAME_MAX} characters"
+    return single_line_problem(name, DISPLAY_NAME_MAX)

@@ -17,7 +17,7 @@ from termrooms.bus import EventBus
 from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.events import RoomEvent, clean_body, client_msg_id_problem, event_json
-from termrooms.rules import ROOM_NAME, check_fields
+from termrooms.rules import ROOM_NAME, TOPIC_MAX, check_fields, single_line_problem
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.rooms import (
     Room,
@@ -39,7 +39,6 @@ from termrooms.store.users import User
 from termrooms.wire import encode_json, iso_time
 
 MAX_PAGE = 200
-TOPIC_MAX = 512
 
 
 def encode_event(event: RoomEvent) -> bytes:
@@ -128,7 +127,11 @@ class RoomHandler:
             name=None
             if isinstance(name, str) and ROOM_NAME.match(name)
             else "must be 1-32 characters of A-Z a-z 0-9 - _",
-            topic=_topic_problem(topic),
+            topic=None
+            if topic is None
+            else single_line_problem(topic, TOPIC_MAX)
+            if isinstance(topic, str)
+            else "must be text",
             visibility=None
             if visibility in ("public", "private")
             else 'must be "public" or "private"',
@@ -271,13 +274,3 @@ class RoomHandler:
     def publish(self, event: RoomEvent) -> None:
         """Hand a committed event to its room's subscribers."""
         self.bus.publish(event.room_id, event.seq, encode_event(event))
-
-
-def _topic_problem(topic: Any) -> str | None:
-    if topic is None:
-        return None
-    if not isinstance(topic, str) or len(topic) > TOPIC_MAX:
-        return f"must be text of at most {TOPIC_MAX} characters"
-    if any(ord(c) < 32 and c not in "\t" for c in topic):
-        return "must not contain control characters"
-    return None
