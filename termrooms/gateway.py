@@ -41,6 +41,7 @@ from termrooms.events import (
     parse_client_frame,
     pong_frame,
     presence_frame,
+    reply_frame,
     typing_frame,
     welcome_frame,
 )
@@ -325,7 +326,14 @@ class GatewayProtocol(WebSocketServerProtocol):
         self.factory.bus.publish(feed.room_id, None, payload, skip=self)
 
     async def handle_command(self, frame: CommandFrame) -> None:
-        raise ApiError("bad_request", "Slash commands are not served yet.")
+        outcome = await self.factory.commands().run(frame.room, self.user, frame.line)
+        self.send_frame(reply_frame(frame.ref, outcome.ok, outcome.text))
+        if outcome.subscribe is not None:
+            await self.handle_join(JoinFrame(room=outcome.subscribe))
+        if outcome.unsubscribe is not None:
+            for feed in list(self.feeds.values()):
+                if feed.room_name.lower() == outcome.unsubscribe.lower():
+                    self._unsubscribe(feed.room_id)
 
     def _feed_named(self, name: str) -> "RoomFeed":
         for feed in self.feeds.values():
@@ -342,6 +350,10 @@ class GatewayProtocol(WebSocketServerProtocol):
             self.sendPreparedMessage(prepared)
         else:
             feed.offer(seq, prepared)
+
+    def leave_room(self, room_id: int) -> None:
+        """Stop receiving a room at once (kicked, banned, the room deleted)."""
+        self._unsubscribe(room_id)
 
     def _unsubscribe(self, room_id: int) -> None:
         feed = self.feeds.pop(room_id, None)
@@ -482,6 +494,7 @@ class GatewayFactory(WebSocketServerFactory):
         *,
         auth: Callable[[], Any],
         rooms: Callable[[], Any],
+        commands: Callable[[], Any],
         clock: Any,
         server_id: str,
         allowed_origins: frozenset[str],
@@ -489,6 +502,7 @@ class GatewayFactory(WebSocketServerFactory):
         super().__init__()
         self.auth = auth
         self.rooms = rooms
+        self.commands = commands
         self.bus: EventBus = LocalBus(self.prepareMessage)
         self.presence = Presence(self.bus)
         self.clock = clock
@@ -510,3 +524,12 @@ class GatewayFactory(WebSocketServerFactory):
 
     def origin_allowed(self, origin: str, host: str | None) -> bool:
         return origin_allowed(origin, host, self.allowed_origins)
+
+    def remove_from_room(self, room_id: int, user_id: int | None) -> None:
+        """A user's sockets (or, with None, every socket) stop receiving the room now."""
+        if user_id is None:
+            connections = self.bus.subscribers(room_id)
+        else:
+            connections = frozenset(self.registry.by_user.get(user_id, ()))
+        for connection in connections:
+            connection.leave_room(room_id)

@@ -17,6 +17,7 @@ from termrooms.config import Config, signing_key_path
 from termrooms.database import Database
 from termrooms.gateway import GatewayFactory
 from termrooms.handlers.auth import AuthHandler
+from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.rooms import RoomHandler
 from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
@@ -53,6 +54,7 @@ class TermroomsServer:
     gateway: GatewayFactory | None = None
     session_listener: SessionEndListener | None = None
     room_handler: RoomHandler | None = None
+    command_runner: CommandRunner | None = None
 
     def get_database(self) -> Database:
         if self.database is None:
@@ -127,6 +129,7 @@ class TermroomsServer:
             self.gateway = GatewayFactory(
                 auth=self.get_auth_handler,
                 rooms=self.get_room_handler,
+                commands=self.get_command_runner,
                 clock=self.reactor,
                 server_id=str(self.config.node_id),
                 allowed_origins=frozenset(allowed),
@@ -137,9 +140,18 @@ class TermroomsServer:
         if self.room_handler is None:
             gateway = self.get_gateway()
             self.room_handler = RoomHandler(
-                self.get_database(), gateway.bus, self.get_snowflakes(), gateway.presence.online
+                self.get_database(),
+                gateway.bus,
+                self.get_snowflakes(),
+                gateway.presence.online,
+                on_removed=gateway.remove_from_room,
             )
         return self.room_handler
+
+    def get_command_runner(self) -> CommandRunner:
+        if self.command_runner is None:
+            self.command_runner = CommandRunner(self.get_room_handler(), self.get_database())
+        return self.command_runner
 
     def get_session_listener(self) -> SessionEndListener:
         """Closes this instance's sockets of sessions ended anywhere (see notifications)."""

@@ -9,6 +9,7 @@ A private room is invisible to anyone who is not a member: every call answers
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import attrs
@@ -17,8 +18,37 @@ from termrooms.bus import EventBus
 from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.events import RoomEvent, clean_body, client_msg_id_problem, event_json
-from termrooms.rules import ROOM_NAME, TOPIC_MAX, check_fields, single_line_problem
+from termrooms.roles import (
+    HIERARCHICAL_ACTIONS,
+    Action,
+    Actor,
+    effective_role,
+    may,
+    may_act_on,
+    may_delete_message,
+    may_join,
+    may_read,
+    role_after,
+)
+from termrooms.rules import (
+    REASON_MAX,
+    ROOM_NAME,
+    TOPIC_MAX,
+    check_fields,
+    single_line_problem,
+    username_problem,
+)
 from termrooms.snowflake import SnowflakeGenerator
+from termrooms.store.moderation import (
+    Target,
+    delete_message_txn,
+    delete_room_txn,
+    invite_txn,
+    message_author_txn,
+    moderate_txn,
+    set_topic_txn,
+    target_txn,
+)
 from termrooms.store.rooms import (
     Room,
     Standing,
@@ -60,6 +90,16 @@ class Page:
     has_more: bool
 
 
+def actor_of(view: RoomView, user: User) -> Actor:
+    standing = view.standing
+    return Actor(
+        room_role=standing.role if standing else None,
+        server_admin=user.role == "admin",
+        muted=bool(standing and standing.muted),
+        banned=bool(standing and standing.banned),
+    )
+
+
 def _not_found(name: Any) -> ApiError:
     return ApiError("not_found", f"No room called {name!r}.")
 
@@ -70,6 +110,8 @@ class RoomHandler:
     bus: EventBus
     snowflakes: SnowflakeGenerator
     online_in: Callable[[int], list[str]]  # usernames with a socket subscribed to a room
+    # Told when a user (or, with None, everyone) must stop receiving a room at once.
+    on_removed: Callable[[int, int | None], Any] = lambda room_id, user_id: None
 
     # ------------------------------------------------------------------ visibility
 
@@ -80,12 +122,13 @@ class RoomHandler:
         room, standing = await self.database.run_interaction(self._view_txn, name, user)
         if room is None:
             raise _not_found(name)
-        if room.visibility == "private" and not (
-            standing is not None and standing.role is not None and not standing.banned
-        ):
-            if not (user is not None and user.role == "admin"):
+        view = RoomView(room, standing)
+        if user is None:
+            if room.visibility != "public":
                 raise _not_found(name)
-        return RoomView(room, standing)
+        elif not may_read(actor_of(view, user), public=room.visibility == "public"):
+            raise _not_found(name)
+        return view
 
     @staticmethod
     async def _view_txn(cursor: Any, name: str, user: User | None) -> tuple[Any, Any]:
@@ -94,13 +137,18 @@ class RoomHandler:
             return room, None
         return room, await standing_txn(cursor, room.id, user.id)
 
-    async def member_view(self, name: Any, user: User) -> RoomView:
-        """As view(), for calls only members may make (reading a public room is not one)."""
+    async def member_view(self, name: Any, user: User, action: Action = Action.READ) -> RoomView:
+        """As view(), for what only members may do; ``action`` must be the user's to take."""
         view = await self.view(name, user)
-        if view.standing is None or view.standing.role is None:
-            if view.room.visibility == "private":
-                raise _not_found(name)
+        actor = actor_of(view, user)
+        if effective_role(actor) is None:
             raise ApiError("forbidden", f"Join {view.room.name} first.")
+        if actor.banned:
+            raise ApiError("banned", f"You are banned from {view.room.name}.")
+        if action is Action.SEND and actor.muted:
+            raise ApiError("muted", f"You are muted in {view.room.name}.")
+        if not may(actor, action):
+            raise ApiError("forbidden", f"Your role in {view.room.name} does not allow that.")
         return view
 
     # ------------------------------------------------------------------ rooms
@@ -169,29 +217,24 @@ class RoomHandler:
 
     async def join(self, name: Any, user: User) -> RoomView:
         """Become a member: any public room, or a private one the user was invited to."""
-        view = (
-            await self.view(name, user)
-            if user.role == "admin"
-            else await self._joinable(name, user)
-        )
-        if view.standing is not None and view.standing.banned:
-            raise ApiError("banned", f"You are banned from {view.room.name}.")
+        if not isinstance(name, str) or not ROOM_NAME.match(name):
+            raise _not_found(name)
+        room, standing = await self.database.run_interaction(self._view_txn, name, user)
+        if room is None:
+            raise _not_found(name)
+        view = RoomView(room, standing)
+        actor = actor_of(view, user)
+        public = room.visibility == "public"
+        if not may_join(actor, public=public, invited=standing.invited):
+            if actor.banned and (public or standing.invited or effective_role(actor) is not None):
+                raise ApiError("banned", f"You are banned from {room.name}.")
+            raise _not_found(name)
         joined = await self.database.run_interaction(
             add_member_txn, view.room.id, user.id, self.snowflakes.next_id()
         )
         if joined is not None:
             self.publish(joined)
         return await self.view(name, user)
-
-    async def _joinable(self, name: Any, user: User) -> RoomView:
-        if not isinstance(name, str) or not ROOM_NAME.match(name):
-            raise _not_found(name)
-        room, standing = await self.database.run_interaction(self._view_txn, name, user)
-        if room is None:
-            raise _not_found(name)
-        if room.visibility == "private" and not (standing.role is not None or standing.invited):
-            raise _not_found(name)
-        return RoomView(room, standing)
 
     async def leave(self, name: Any, user: User) -> None:
         view = await self.member_view(name, user)
@@ -247,9 +290,7 @@ class RoomHandler:
             client_msg_id=None if client_msg_id is None else client_msg_id_problem(client_msg_id)
         )
         text = clean_body(body)
-        view = await self.member_view(name, user)
-        if view.standing.muted:
-            raise ApiError("muted", f"You are muted in {view.room.name}.")
+        view = await self.member_view(name, user, Action.SEND)
         event, new = await self.database.run_interaction(
             post_message_txn,
             self.snowflakes.next_id(),
@@ -266,6 +307,113 @@ class RoomHandler:
     async def mark_read(self, name: Any, user: User, seq: int) -> None:
         view = await self.member_view(name, user)
         await self.database.run_interaction(set_read_marker_txn, view.room.id, user.id, seq)
+
+    # ------------------------------------------------------------------ changing rooms
+
+    async def set_topic(self, name: Any, user: User, topic: Any) -> RoomEvent:
+        if not isinstance(topic, str):
+            check_fields(topic="must be text")
+        check_fields(topic=single_line_problem(topic, TOPIC_MAX))
+        view = await self.member_view(name, user, Action.SET_TOPIC)
+        event = await self.database.run_interaction(
+            set_topic_txn, view.room.id, topic, user.id, self.snowflakes.next_id()
+        )
+        self.publish(event)
+        return event
+
+    async def delete_room(self, name: Any, user: User, request_id: str | None) -> None:
+        view = await self.member_view(name, user, Action.DELETE_ROOM)
+        await self.database.run_interaction(delete_room_txn, view.room.id, user.id, request_id)
+        self.on_removed(view.room.id, None)
+
+    async def invite(self, name: Any, user: User, username: Any, request_id: str | None) -> None:
+        view = await self.member_view(name, user, Action.INVITE)
+        target = await self._target(view, username)
+        await self.database.run_interaction(
+            invite_txn, view.room.id, target.id, user.id, request_id
+        )
+
+    async def delete_message(self, name: Any, user: User, message_id: Any) -> RoomEvent:
+        view = await self.member_view(name, user)
+        if not isinstance(message_id, int) or not 0 < message_id < 2**63:
+            raise ApiError("not_found", "No such message in this room.")
+        found = await self.database.run_interaction(message_author_txn, view.room.id, message_id)
+        if found is None or found[1]:
+            raise ApiError("not_found", "No such message in this room.")
+        if not may_delete_message(actor_of(view, user), is_author=found[0] == user.id):
+            raise ApiError("forbidden", "Only moderators delete other people's messages.")
+        event = await self.database.run_interaction(
+            delete_message_txn, view.room.id, message_id, user.id, self.snowflakes.next_id()
+        )
+        self.publish(event)
+        return event
+
+    async def moderate(
+        self,
+        name: Any,
+        user: User,
+        action: Any,
+        username: Any,
+        reason: Any = None,
+        duration: timedelta | None = None,
+        request_id: str | None = None,
+    ) -> RoomEvent:
+        """kick, ban, unban, mute, unmute, op or deop: a stored event and an audit row."""
+        try:
+            act = Action(action)
+        except ValueError:
+            act = None
+        if act not in HIERARCHICAL_ACTIONS:
+            check_fields(action="must be kick, ban, unban, mute, unmute, op or deop")
+        if reason is not None and (
+            not isinstance(reason, str) or single_line_problem(reason, REASON_MAX)
+        ):
+            check_fields(reason=f"must be one line of at most {REASON_MAX} characters")
+        view = await self.member_view(name, user, act)
+        target = await self._target(view, username)
+        if not may_act_on(
+            actor_of(view, user),
+            target.room_role,
+            target.server_admin,
+            act,
+            target_is_self=target.id == user.id,
+        ):
+            raise ApiError("forbidden", f"You may not {act.value} {target.username} here.")
+        new_role = None
+        if act in (Action.OP, Action.DEOP):
+            try:
+                new_role = role_after(act, target.room_role).value
+            except ValueError as e:
+                check_fields(username=str(e))
+        elif act is Action.KICK and target.room_role is None:
+            raise ApiError("not_found", f"{target.username} is not in {view.room.name}.")
+        expires_at = None
+        if duration is not None and act in (Action.BAN, Action.MUTE):
+            expires_at = datetime.now(timezone.utc) + duration
+        event = await self.database.run_interaction(
+            moderate_txn,
+            view.room.id,
+            act.value,
+            user.id,
+            target.id,
+            self.snowflakes.next_id(),
+            reason=reason,
+            expires_at=expires_at,
+            new_role=new_role,
+            request_id=request_id,
+        )
+        self.publish(event)
+        if act in (Action.KICK, Action.BAN):
+            self.on_removed(view.room.id, target.id)
+        return event
+
+    async def _target(self, view: RoomView, username: Any) -> Target:
+        if not isinstance(username, str) or username_problem(username):
+            check_fields(username="must be a username")
+        target = await self.database.run_interaction(target_txn, view.room.id, username)
+        if target is None:
+            raise ApiError("not_found", f"No user called {username!r}.")
+        return target
 
     async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
         """For catching a subscriber up: a page of events after ``after_seq``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from twisted.web.iweb import IRequest
@@ -9,6 +10,7 @@ from twisted.web.iweb import IRequest
 from termrooms.events import event_json
 from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
 from termrooms.http.router import JsonResponse, Router, json_body, query_int
+from termrooms.rules import check_fields
 
 ROOM_SCHEMA = {
     "type": "object",
@@ -49,6 +51,7 @@ MEMBER_SCHEMA = {
         "last_seen_at": {"type": ["string", "null"], "format": "date-time"},
     },
 }
+MAX_DURATION_S = 3650 * 86400
 SEQ_QUERY = {"type": "integer", "minimum": 0}
 
 
@@ -198,3 +201,108 @@ def register_room_routes(router: Router, server: Any) -> None:
         event, _ = await rooms().post(name, user, body.get("body"), body.get("client_msg_id"))
         # A retry answers exactly as the original did.
         return JsonResponse(event_json(event), 201)
+
+    @router.route(
+        "/api/rooms/<name>",
+        "PATCH",
+        summary="Set the topic (moderator and above).",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["topic"],
+            "properties": {"topic": {"type": "string", "maxLength": 512}},
+        },
+        responses={200: ROOM_SCHEMA, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def patch_room(request: IRequest, name: str) -> dict[str, Any]:
+        user = await user_of(request)
+        body = json_body(request)
+        if "topic" not in body:
+            check_fields(topic="is required")
+        await rooms().set_topic(name, user, body["topic"])
+        return await rooms().room_json(await rooms().view(name, user))
+
+    @router.route(
+        "/api/rooms/<name>",
+        "DELETE",
+        summary="Delete the room (owner or server admin); its history is kept.",
+        tags=("rooms",),
+        auth=True,
+        responses={204: None, 401: None, 403: None, 404: None},
+    )
+    async def delete_room(request: IRequest, name: str) -> JsonResponse:
+        await rooms().delete_room(name, await user_of(request), request.request_id)
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/members",
+        "POST",
+        summary="Invite a user into the room (moderator and above); they may then join.",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["username"],
+            "properties": {"username": {"type": "string"}},
+        },
+        responses={204: None, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def invite_member(request: IRequest, name: str) -> JsonResponse:
+        user = await user_of(request)
+        body = json_body(request)
+        await rooms().invite(name, user, body.get("username"), request.request_id)
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/messages/<message_id>",
+        "DELETE",
+        summary="Delete a message: its author, or a moderator and above. Emits message_deleted.",
+        tags=("rooms",),
+        auth=True,
+        responses={204: None, 401: None, 403: None, 404: None},
+    )
+    async def delete_message(request: IRequest, name: str, message_id: str) -> JsonResponse:
+        user = await user_of(request)
+        number = int(message_id) if message_id.isdigit() and len(message_id) < 20 else 0
+        await rooms().delete_message(name, user, number)
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/moderation",
+        "POST",
+        summary="kick, ban, unban, mute, unmute, op or deop a user (moderator and above).",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["action", "username"],
+            "properties": {
+                "action": {"enum": ["kick", "ban", "unban", "mute", "unmute", "op", "deop"]},
+                "username": {"type": "string"},
+                "reason": {"type": "string", "maxLength": 512},
+                "duration_s": {"type": "integer", "minimum": 1},
+            },
+        },
+        responses={200: EVENT_SCHEMA, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def moderate(request: IRequest, name: str) -> dict[str, Any]:
+        user = await user_of(request)
+        body = json_body(request)
+        duration_s = body.get("duration_s")
+        if duration_s is not None and (
+            isinstance(duration_s, bool)
+            or not isinstance(duration_s, int)
+            or not 1 <= duration_s <= MAX_DURATION_S
+        ):
+            check_fields(duration_s=f"must be whole seconds from 1 to {MAX_DURATION_S}")
+        event = await rooms().moderate(
+            name,
+            user,
+            body.get("action"),
+            body.get("username"),
+            body.get("reason"),
+            None if duration_s is None else timedelta(seconds=duration_s),
+            request.request_id,
+        )
+        return event_json(event)

@@ -230,3 +230,11 @@ async def live_session_user_txn(cursor: Any, user_id: int, family_id: str) -> Us
     if not await session_is_live_txn(cursor, user_id, family_id):
         return None
     return await user_by_id_txn(cursor, user_id)
+
+
+async def set_display_name_txn(cursor: Any, user_id: int, display_name: str) -> None:
+    """/nick: how the user is shown; the username stays."""
+    await cursor.execute(
+        "UPDATE users SET display_name = %s WHERE id = %s AND deleted_at IS NULL",
+        (display_name, user_id),
+    )

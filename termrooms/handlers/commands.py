@@ -1,0 +1,107 @@
+"""
+Running slash commands: parsed by the pure ``termrooms.commands``, carried out by the
+same RoomHandler methods the REST routes call, so a command and its route always agree.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import attrs
+
+from termrooms.commands import CommandError, help_lines, may_use, parse_command
+from termrooms.database import Database
+from termrooms.errors import ApiError
+from termrooms.handlers.rooms import RoomHandler, actor_of
+from termrooms.rules import ROOM_NAME
+from termrooms.store.users import User, set_display_name_txn
+
+# Moderation commands and the REST moderation action they are.
+_MODERATION = ("kick", "ban", "unban", "mute", "unmute", "op", "deop")
+
+
+@attrs.frozen
+class CommandOutcome:
+    """The reply, and what the connection should subscribe to or drop."""
+
+    ok: bool
+    text: str
+    subscribe: str | None = None  # a room to join on this connection (/join)
+    unsubscribe: str | None = None  # a room to stop receiving (/part)
+
+
+@attrs.define(eq=False)
+class CommandRunner:
+    rooms: RoomHandler
+    database: Database
+
+    async def run(self, room_name: str, user: User, line: str) -> CommandOutcome:
+        try:
+            command = parse_command(line)
+        except CommandError as e:
+            return CommandOutcome(False, str(e))
+        try:
+            return await self._run(command, room_name, user)
+        except ApiError as e:
+            return CommandOutcome(False, e.detail)
+
+    async def _run(self, command: Any, room_name: str, user: User) -> CommandOutcome:
+        name = command.name
+        if name == "help":
+            view = await self.rooms.view(room_name, user)
+            lines = help_lines(partial(may_use, actor_of(view, user)))
+            return CommandOutcome(True, "\n".join(lines))
+        if name == "join":
+            return await self._join(command.room, user)
+        if name == "part":
+            target = command.room or room_name
+            await self.rooms.leave(target, user)
+            return CommandOutcome(True, f"left {target}", unsubscribe=target)
+        if name == "me":
+            await self.rooms.post(room_name, user, command.text, None, action=True)
+            return CommandOutcome(True, "")
+        if name == "topic":
+            await self.rooms.set_topic(room_name, user, command.text)
+            return CommandOutcome(True, f"topic set to {command.text!r}")
+        if name == "who":
+            await self.rooms.member_view(room_name, user)
+            online = self.rooms.online_in((await self.rooms.view(room_name, user)).room.id)
+            return CommandOutcome(True, "online: " + (", ".join(online) or "nobody"))
+        if name == "rooms":
+            listed = await self.rooms.list_rooms(user)
+            return CommandOutcome(
+                True, "rooms: " + (", ".join(r["name"] for r in listed) or "none")
+            )
+        if name == "nick":
+            await self.database.run_interaction(set_display_name_txn, user.id, command.text)
+            return CommandOutcome(True, f"you are now shown as {command.text}")
+        if name == "invite":
+            await self.rooms.invite(room_name, user, command.user, None)
+            return CommandOutcome(True, f"invited {command.user} to {room_name}")
+        if name in _MODERATION:
+            await self.rooms.moderate(
+                room_name, user, name, command.user, command.text or None, command.duration
+            )
+            return CommandOutcome(True, f"{name}: {command.user}")
+        if name == "delete":
+            await self.rooms.delete_message(room_name, user, command.event_id)
+            return CommandOutcome(True, f"deleted {command.event_id}")
+        return CommandOutcome(False, f"/{name} is not available here")
+
+    async def _join(self, room: str, user: User) -> CommandOutcome:
+        """/join: join the room, creating it (public) when it does not exist."""
+        if not ROOM_NAME.match(room):
+            return CommandOutcome(False, f"{room!r} is not a room name")
+        try:
+            await self.rooms.join(room, user)
+        except ApiError as e:
+            if e.error_code != "not_found":
+                raise
+            try:
+                await self.rooms.create_room(user, room, "", "public", None)
+            except ApiError as taken:
+                if taken.error_code != "name_taken":
+                    raise
+                raise e from None  # a private room of that name: it does not exist for you
+        return CommandOutcome(True, f"joined {room}", subscribe=room)
