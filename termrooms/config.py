@@ -408,6 +408,34 @@ SETTINGS: tuple[Setting, ...] = (
         switch=True,
     ),
     Setting(
+        "max_connections",
+        _integer_between(1, 1_000_000),
+        10_000,
+        "WebSocket connections this instance holds; beyond it the handshake answers 503.",
+        metavar="N",
+    ),
+    Setting(
+        "ws_max_message_bytes",
+        _integer_between(1024, 16 * 1024 * 1024),
+        64 * 1024,
+        "Largest WebSocket message or frame a client may send; bigger closes with 1009.",
+        metavar="BYTES",
+    ),
+    Setting(
+        "ws_rate_limit",
+        _rate,
+        RateLimit(20, 0.1),
+        "Frames per WebSocket connection: burst/seconds per frame (default 10/s, burst 20).",
+        metavar="RATE",
+    ),
+    Setting(
+        "slow_consumer_bytes",
+        _integer_between(64 * 1024, 1024 * 1024 * 1024),
+        1024 * 1024,
+        "Unsent data a WebSocket may pile up before it is closed with 4009.",
+        metavar="BYTES",
+    ),
+    Setting(
         "log_level",
         _one_of(LOG_LEVELS),
         "info",
@@ -452,6 +480,10 @@ class Config:
     login_rate_limit: RateLimit = RateLimit(5, 20.0)
     register_rate_limit: RateLimit = RateLimit(5, 60.0)
     no_rate_limits: bool = False
+    max_connections: int = 10_000
+    ws_max_message_bytes: int = 64 * 1024
+    ws_rate_limit: RateLimit = RateLimit(20, 0.1)
+    slow_consumer_bytes: int = 1024 * 1024
     log_level: str = "info"
     log_format: str = "auto"
     config_file: Path | None = None

@@ -45,6 +45,7 @@ from termrooms.events import (
     typing_frame,
     welcome_frame,
 )
+from termrooms.ratelimit import Bucket, RateLimit, take
 from termrooms.wire import encode_json
 
 _log = Logger()
@@ -54,6 +55,9 @@ MAX_FRAME_BYTES = 64 * 1024
 BAD_FRAMES_BEFORE_CLOSE = 5
 CLOSE_TOKEN_ENDED = 4001
 CLOSE_POLICY = 1008
+CLOSE_RATE_LIMIT = 4008
+CLOSE_TOO_SLOW = 4009
+FLOODED_FRAMES_BEFORE_CLOSE = 50  # refused frames in a row before a flooder is closed
 _UNORDERED_FRAMES = frozenset({"ping", "typing"})  # cheap, and order-free
 TYPING_EVERY_SECONDS = 2.0  # at most one typing frame per user, room and this interval
 REPLAY_PAGE = 200  # events read from PostgreSQL at a time when catching a client up
@@ -133,8 +137,12 @@ class GatewayProtocol(WebSocketServerProtocol):
         super().__init__()
         self.feeds = {}
         self._in_order = DeferredLock()
+        self._bucket: Bucket | None = None
+        self._refused_in_a_row = 0
 
     def onConnect(self, request: ConnectionRequest) -> Any:
+        if len(self.factory.registry) >= self.factory.max_connections:
+            self._deny(ApiError("unavailable", "This server is full; try another.", retry_after=5))
         origin = request.headers.get("origin")
         # request.host has lost its port; the Host header as sent has it.
         host = request.headers.get("host")
@@ -214,6 +222,8 @@ class GatewayProtocol(WebSocketServerProtocol):
         self.send_frame(error_frame(error, ref))
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.factory.frame_limit is not None and not self._within_frame_limit():
+            return
         raw = None
         if not isBinary:
             try:
@@ -252,6 +262,24 @@ class GatewayProtocol(WebSocketServerProtocol):
             self.send_error(
                 ApiError("internal_error", "Something went wrong on our side."), frame.ref
             )
+
+    def _within_frame_limit(self) -> bool:
+        """The connection's token bucket: errors while over it, 4008 for a client that persists."""
+        self._bucket, decision = take(
+            self._bucket, self.factory.frame_limit, self.factory.clock.seconds()
+        )
+        if decision.allowed:
+            self._refused_in_a_row = 0
+            return True
+        self._refused_in_a_row += 1
+        if self._refused_in_a_row >= FLOODED_FRAMES_BEFORE_CLOSE:
+            self.sendClose(CLOSE_RATE_LIMIT, "rate limit abuse")
+        elif self._refused_in_a_row == 1 or self._refused_in_a_row % 10 == 0:
+            error = ApiError(
+                "rate_limited", "Too many frames; slow down.", retry_after=decision.retry_after
+            )
+            self.send_error(error)
+        return False
 
     def _bad_frame(self, error: ApiError, ref: Any = None) -> None:
         self._bad_frames += 1
@@ -344,12 +372,19 @@ class GatewayProtocol(WebSocketServerProtocol):
     def deliver(self, room_id: int, seq: int | None, prepared: Any) -> None:
         """From the bus: an ephemeral frame goes out; a stored event goes through its feed."""
         feed = self.feeds.get(room_id)
-        if feed is None:
+        if feed is None or self.state != WebSocketServerProtocol.STATE_OPEN:
             return
         if seq is None:
             self.sendPreparedMessage(prepared)
         else:
             feed.offer(seq, prepared)
+        if self._unsent_bytes() > self.factory.slow_consumer_bytes:
+            # Rather than buffer without bound for a client that stopped reading.
+            self.sendClose(CLOSE_TOO_SLOW, "too slow to keep up")
+
+    def _unsent_bytes(self) -> int:
+        transport = self.transport
+        return len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
 
     def leave_room(self, room_id: int) -> None:
         """Stop receiving a room at once (kicked, banned, the room deleted)."""
@@ -498,6 +533,10 @@ class GatewayFactory(WebSocketServerFactory):
         clock: Any,
         server_id: str,
         allowed_origins: frozenset[str],
+        max_connections: int = 10_000,
+        max_message_bytes: int = MAX_FRAME_BYTES,
+        frame_limit: RateLimit | None = None,
+        slow_consumer_bytes: int = 1024 * 1024,
     ) -> None:
         super().__init__()
         self.auth = auth
@@ -509,9 +548,13 @@ class GatewayFactory(WebSocketServerFactory):
         self.server_id = server_id
         self.allowed_origins = allowed_origins
         self.registry = ConnectionRegistry()
+        self.max_connections = max_connections
+        self.frame_limit = frame_limit
+        self.slow_consumer_bytes = slow_consumer_bytes
+        # Every limit of a connection, in one place.
         self.setProtocolOptions(
-            maxMessagePayloadSize=MAX_FRAME_BYTES,
-            maxFramePayloadSize=MAX_FRAME_BYTES,
+            maxMessagePayloadSize=max_message_bytes,
+            maxFramePayloadSize=max_message_bytes,
             autoPingInterval=HEARTBEAT_SECONDS,
             autoPingTimeout=HEARTBEAT_SECONDS,
             openHandshakeTimeout=10,

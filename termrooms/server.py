@@ -133,6 +133,10 @@ class TermroomsServer:
                 clock=self.reactor,
                 server_id=str(self.config.node_id),
                 allowed_origins=frozenset(allowed),
+                max_connections=self.config.max_connections,
+                max_message_bytes=self.config.ws_max_message_bytes,
+                frame_limit=None if self.config.no_rate_limits else self.config.ws_rate_limit,
+                slow_consumer_bytes=self.config.slow_consumer_bytes,
             )
         return self.gateway
 

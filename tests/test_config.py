@@ -297,6 +297,10 @@ ENVIRONMENT = [
     ("TERMROOMS_LOGIN_RATE_LIMIT", "10/1m", "login_rate_limit", RateLimit(10, 60)),
     ("TERMROOMS_REGISTER_RATE_LIMIT", "2/1h", "register_rate_limit", RateLimit(2, 3600)),
     ("TERMROOMS_NO_RATE_LIMITS", "1", "no_rate_limits", True),
+    ("TERMROOMS_MAX_CONNECTIONS", "500", "max_connections", 500),
+    ("TERMROOMS_WS_MAX_MESSAGE_BYTES", "131072", "ws_max_message_bytes", 131072),
+    ("TERMROOMS_WS_RATE_LIMIT", "5/1s", "ws_rate_limit", RateLimit(5, 1)),
+    ("TERMROOMS_SLOW_CONSUMER_BYTES", "2097152", "slow_consumer_bytes", 2097152),
 ]
 
 

@@ -243,6 +243,8 @@ class RoomHandler:
         )
         if left is not None:
             self.publish(left)
+        # No longer a member: none of the user's sockets receives the room any more.
+        self.on_removed(view.room.id, user.id)
 
     async def members(self, name: Any, user: User) -> list[dict[str, Any]]:
         view = await self.member_view(name, user)
@@ -387,6 +389,10 @@ class RoomHandler:
                 check_fields(username=str(e))
         elif act is Action.KICK and target.room_role is None:
             raise ApiError("not_found", f"{target.username} is not in {view.room.name}.")
+        elif act is Action.UNBAN and not target.banned:
+            check_fields(username=f"{target.username} is not banned here")
+        elif act is Action.UNMUTE and not target.muted:
+            check_fields(username=f"{target.username} is not muted here")
         expires_at = None
         if duration is not None and act in (Action.BAN, Action.MUTE):
             expires_at = datetime.now(timezone.utc) + duration
@@ -400,6 +406,7 @@ class RoomHandler:
             reason=reason,
             expires_at=expires_at,
             new_role=new_role,
+            duration_s=None if duration is None else int(duration.total_seconds()),
             request_id=request_id,
         )
         self.publish(event)

@@ -13,6 +13,7 @@ import attrs
 from termrooms.events import RoomEvent
 from termrooms.store.audit import insert_audit_txn
 from termrooms.store.rooms import append_event_txn
+from termrooms.wire import iso_time
 
 
 @attrs.frozen
@@ -23,15 +24,24 @@ class Target:
     username: str
     server_admin: bool
     room_role: str | None
+    banned: bool
+    muted: bool
 
 
 async def target_txn(cursor: Any, room_id: int, username: str) -> Target | None:
-    """An active user by name (any case) with their role in the room, if any."""
+    """An active user by name (any case) with their role, ban and mute in the room."""
     await cursor.execute(
-        "SELECT u.id, u.username, u.role = 'admin', m.role FROM users u"
-        "  LEFT JOIN memberships m ON m.room_id = %s AND m.user_id = u.id"
-        " WHERE lower(u.username) = lower(%s) AND u.deleted_at IS NULL",
-        (room_id, username),
+        "SELECT u.id, u.username, u.role = 'admin', m.role,"
+        "       EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = %(room)s"
+        "               AND b.user_id = u.id"
+        "               AND (b.expires_at IS NULL OR b.expires_at > now())),"
+        "       EXISTS (SELECT 1 FROM room_mutes x WHERE x.room_id = %(room)s"
+        "               AND x.user_id = u.id"
+        "               AND (x.expires_at IS NULL OR x.expires_at > now()))"
+        "  FROM users u"
+        "  LEFT JOIN memberships m ON m.room_id = %(room)s AND m.user_id = u.id"
+        " WHERE lower(u.username) = lower(%(name)s) AND u.deleted_at IS NULL",
+        {"room": room_id, "name": username},
     )
     row = cursor.fetchone()
     return Target(*row) if row else None
@@ -111,6 +121,7 @@ async def moderate_txn(
     reason: str | None = None,
     expires_at: datetime | None = None,
     new_role: str | None = None,
+    duration_s: int | None = None,
     request_id: str | None = None,
 ) -> RoomEvent:
     """Apply one moderation action with its room event and audit row."""
@@ -118,9 +129,17 @@ async def moderate_txn(
     if reason:
         data["reason"] = reason
     if expires_at is not None:
-        data["expires_at"] = expires_at.isoformat()
+        data["expires_at"] = iso_time(expires_at)  # stored as the wire shows it
+        if duration_s is not None:
+            data["duration_s"] = duration_s
     if action == "kick":
         await _remove_membership(cursor, room_id, target_id)
+        # Kicked out of a private room, a user needs a new invitation to come back (a ban
+        # keeps it: lifting the ban restores the access the user had).
+        await cursor.execute(
+            "DELETE FROM room_invitations WHERE room_id = %s AND user_id = %s",
+            (room_id, target_id),
+        )
         event_type = "member_kicked"
     elif action == "ban":
         await cursor.execute(
