@@ -10,6 +10,7 @@ contract are added by the rooms work on this same protocol.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -396,6 +397,7 @@ class GatewayProtocol(WebSocketServerProtocol):
             return
         self.factory.bus.unsubscribe(room_id, self)
         self.factory.presence.depart(room_id, feed.room_name, self.user.username)
+        self.factory.departed(room_id, self.user_id)
 
 
 @attrs.define(eq=False)
@@ -548,6 +550,7 @@ class GatewayFactory(WebSocketServerFactory):
         self.server_id = server_id
         self.allowed_origins = allowed_origins
         self.registry = ConnectionRegistry()
+        self._departed: dict[tuple[int, int], datetime] = {}
         self.max_connections = max_connections
         self.frame_limit = frame_limit
         self.slow_consumer_bytes = slow_consumer_bytes
@@ -567,6 +570,21 @@ class GatewayFactory(WebSocketServerFactory):
 
     def origin_allowed(self, origin: str, host: str | None) -> bool:
         return origin_allowed(origin, host, self.allowed_origins)
+
+    def seen_now(self) -> list[tuple[int, int, datetime]]:
+        """(room, user, when) for every member seen since the last call: all subscribed
+        sockets now, and those that left meanwhile."""
+        now = datetime.now(timezone.utc)
+        seen = {(room_id, user_id): when for (room_id, user_id), when in self._departed.items()}
+        self._departed = {}
+        for connections in self.registry.by_user.values():
+            for connection in connections:
+                for room_id in connection.feeds:
+                    seen[(room_id, connection.user_id)] = now
+        return [(room_id, user_id, when) for (room_id, user_id), when in seen.items()]
+
+    def departed(self, room_id: int, user_id: int) -> None:
+        self._departed[(room_id, user_id)] = datetime.now(timezone.utc)
 
     def remove_from_room(self, room_id: int, user_id: int | None) -> None:
         """A user's sockets (or, with None, every socket) stop receiving the room now."""

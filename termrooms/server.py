@@ -29,6 +29,7 @@ from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
 from termrooms.redis import RedisAddress, RedisClient
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
+from termrooms.store.rooms import touch_last_seen_txn
 from termrooms.tokens import AccessTokens
 from termrooms.web import TermroomsSite
 
@@ -170,6 +171,12 @@ class TermroomsServer:
                 on_missed=lambda: registry.recheck(self.get_auth_handler().session_is_live),
             )
         return self.session_listener
+
+    async def record_last_seen(self) -> None:
+        """Write when members were last seen in their rooms: a batch every interval."""
+        seen = self.get_gateway().seen_now()
+        if seen and self.schema_ready:
+            await self.get_database().run_interaction(touch_last_seen_txn, seen)
 
     def get_router(self) -> Router:
         if self.router is None:

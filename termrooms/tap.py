@@ -17,7 +17,9 @@ from functools import partial
 from typing import Any
 
 from twisted.application import strports
+from twisted.application.internet import TimerService
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import ensureDeferred
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
@@ -184,6 +186,20 @@ def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> N
         reactor.callWhenRunning(reactor.stop)
 
 
+LAST_SEEN_EVERY_SECONDS = 30.0
+
+
+def _logged(work: Any) -> Any:
+    """A TimerService call that logs its failure instead of stopping the timer."""
+
+    def run() -> Any:
+        d = ensureDeferred(work())
+        d.addErrback(lambda f: _log.failure("periodic {name} failed", f, name=work.__name__))
+        return d
+
+    return run
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """The daemon's service tree; stop order is the reverse of the order added here."""
     if reactor is None:
@@ -197,6 +213,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         top.log_observer = make_observer(config.log_level, config.log_format)
     ExitZeroOnSigterm(reactor).setServiceParent(top)
     DatabaseStartupService(server, partial(exit_after_shutdown, reactor)).setServiceParent(top)
+    last_seen = TimerService(LAST_SEEN_EVERY_SECONDS, _logged(server.record_last_seen))
+    last_seen.setServiceParent(top)
     site = server.get_site()
     for description in config.listen:
         strports.service(description, site, reactor=reactor).setServiceParent(top)

@@ -370,3 +370,25 @@ async def test_bad_frames_and_oversized_frames(running):
     assert (error["error_code"], error["ref"]) == ("validation_error", "r1")
     client.protocol.sendMessage(b"x" * (65 * 1024))
     assert await client.close_code() == 1009
+
+
+@pytest_twisted.ensureDeferred
+async def test_last_seen_is_written_in_batches_not_per_message(running):
+    ada = await user_session(running, "ada")
+    await make_room(running, ada)
+    headers = bearer(ada["access_token"])
+    _, before, _ = await running.request("GET", "/api/rooms/lobby/members", headers=headers)
+    client = await connect(running, ada)
+    client.send({"type": "join", "room": "lobby"})
+    await frames_until(client, lambda f: f["type"] == "joined")
+    for i in range(5):
+        client.send({"type": "send", "room": "lobby", "body": f"b{i}", "client_msg_id": f"s{i}"})
+    await frames_until(client, lambda f: f.get("type") == "ack" and f["client_msg_id"] == "s4")
+    _, unchanged, _ = await running.request("GET", "/api/rooms/lobby/members", headers=headers)
+    assert unchanged[0]["last_seen_at"] == before[0]["last_seen_at"]  # no write per message
+    assert unchanged[0]["online"] is True
+
+    await running.server.record_last_seen()  # what the 30 s timer runs
+    _, after, _ = await running.request("GET", "/api/rooms/lobby/members", headers=headers)
+    assert after[0]["last_seen_at"] > before[0]["last_seen_at"]
+    await close(client)

@@ -323,3 +323,16 @@ async def set_read_marker_txn(cursor: Any, room_id: int, user_id: int, seq: int)
         "  FROM rooms r WHERE r.id = m.room_id AND m.room_id = %s AND m.user_id = %s",
         (seq, room_id, user_id),
     )
+
+
+async def touch_last_seen_txn(cursor: Any, seen: list[tuple[int, int, datetime]]) -> None:
+    """Record when members were last seen, many at once (one statement, not one a message)."""
+    if not seen:
+        return
+    values = ",".join(["(%s::bigint, %s::bigint, %s::timestamptz)"] * len(seen))
+    await cursor.execute(
+        "UPDATE memberships m SET last_seen_at = greatest(m.last_seen_at, v.seen)"
+        f"  FROM (VALUES {values}) AS v (room_id, user_id, seen)"
+        " WHERE m.room_id = v.room_id AND m.user_id = v.user_id",
+        [value for row in seen for value in row],
+    )
