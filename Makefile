@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test install install-test test-services bench-logins clean
+.PHONY: run test install install-test test-services bench-logins bench-fanout clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: install-test test-services
 BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 bench-logins: install
 	$(BIN)/python bench/logins.py --database-url $(BENCH_DATABASE_URL)
+
+# One room's fan-out: 200 subscribers, 10 senders, acks and deliveries per second.
+bench-fanout: install
+	$(BIN)/python bench/fanout.py --database-url $(BENCH_DATABASE_URL)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
