@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import time
-from pathlib import Path
 
 import treq
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
-
-# Run as a script, bench/ is on sys.path: the daemon helpers are shared with logins.py.
-from logins import BIN, drop_database, free_port, scratch_database, wait_until_healthy
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
-from twisted.internet.task import deferLater, react
+from twisted.internet.task import deferLater
+
+from harness import DEFAULT_ADMIN_URL, daemon, measure
 
 
 class BenchClient(WebSocketClientProtocol):
@@ -124,62 +120,24 @@ async def run(reactor, base_url: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s offered in all")
     parser.add_argument("--duration", type=float, default=10.0)
     args = parser.parse_args()
 
-    name, url = scratch_database(args.database_url)
-    port = free_port()
-    data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"termrooms-bench-{port}"
-    daemon = subprocess.Popen(
-        [
-            str(BIN / "twistd"),
-            "--nodaemon",
-            "--pidfile=",
-            "termrooms",
-            "--listen",
-            f"tcp:{port}:interface=127.0.0.1:backlog=1024",
-            "--database-url",
-            url,
-            "--data-dir",
-            str(data_dir),
-            "--open-registration",
-            "--no-rate-limits",
-            "--argon2-memory-kib",
-            "8192",
-            "--argon2-time-cost",
-            "1",
-            "--log-level",
-            "warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    flags = ["--open-registration", "--no-rate-limits"]
+    flags += ["--argon2-memory-kib", "8192", "--argon2-time-cost", "1"]  # fast sign-ups
+    with daemon(args.database_url, *flags) as base_url:
+        results = measure(lambda reactor: run(reactor, base_url, args))
+
+    print(
+        f"{'scenario':<40} {'acked/s':>8} {'deliv/s':>9} {'ack p50':>8} {'ack p99':>8}"
+        f" {'lost':>5} {'disorder':>8}"
     )
-    results: dict = {}
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base_url)
-
-        async def go(reactor) -> None:
-            results.update(await run(reactor, base_url, args))
-
-        try:
-            react(go)
-        except SystemExit:
-            pass
-    finally:
-        daemon.terminate()
-        daemon.wait(15)
-        drop_database(args.database_url, name)
-
-    header = f"{'scenario':<40} {'acked/s':>8} {'deliv/s':>9} {'ack p50':>8} {'ack p99':>8} {'lost':>5} {'disorder':>8}"
-    label = (
-        f"1 room, {args.subscribers + args.senders} subs, {args.senders} senders @ {args.rate:g}/s"
-    )
-    print(header)
+    label = f"1 room, {args.subscribers + args.senders} subs, {args.senders} senders"
+    label += f" @ {args.rate:g}/s"
     print(
         f"{label:<40} {results['acked_per_s']:>8.1f} {results['deliveries_per_s']:>9.0f}"
         f" {results['ack_p50']:>7.1f}ms {results['ack_p99']:>7.1f}ms {results['lost']:>5}"
