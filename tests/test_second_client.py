@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest_twisted
 from twisted.internet.threads import deferToThread
@@ -10,6 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from support import config_for, start
+from test_daemon import wait_for_health
 from test_rooms import make_room, user_session
 
 
@@ -61,3 +63,37 @@ async def test_join_replay_send_and_ack_through_the_websockets_library(
         assert await deferToThread(refused_status, ws_url) == 401
     finally:
         await server.stop()
+
+
+def register(base_url: str, username: str) -> str:
+    request = urllib.request.Request(
+        base_url + "/api/auth/register",
+        data=json.dumps({"username": username, "password": "correct horse battery"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["access_token"]
+
+
+def create_room(base_url: str, token: str, name: str) -> None:
+    request = urllib.request.Request(
+        base_url + "/api/rooms",
+        data=json.dumps({"name": name, "visibility": "public"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def test_a_real_daemon_process_serves_the_room_protocol(daemons, database_url):
+    daemon = daemons(
+        ["--database-url", database_url, "--open-registration", "--argon2-memory-kib", "8192"]
+    )
+    wait_for_health(daemon.base_url, 200)
+    token = register(daemon.base_url, "ada")
+    create_room(daemon.base_url, token, "lobby")
+    frames = chat_session(daemon.base_url.replace("http://", "ws://") + "/ws", token)
+    acks = [f for f in frames if f["type"] == "ack"]
+    assert len(acks) == 2 and acks[0] == acks[1]
+    assert daemon.stop() == 0
