@@ -18,6 +18,7 @@ from termrooms.bus import EventBus
 from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.events import RoomEvent, clean_body, client_msg_id_problem, event_json
+from termrooms.handlers.writer import RoomWriter
 from termrooms.roles import (
     HIERARCHICAL_ACTIONS,
     Action,
@@ -50,6 +51,7 @@ from termrooms.store.moderation import (
     target_txn,
 )
 from termrooms.store.rooms import (
+    Draft,
     Room,
     Standing,
     add_member_txn,
@@ -58,7 +60,6 @@ from termrooms.store.rooms import (
     events_before_txn,
     member_count_txn,
     members_txn,
-    post_message_txn,
     remove_member_txn,
     room_by_name_txn,
     rooms_for_user_txn,
@@ -110,6 +111,9 @@ class RoomHandler:
     bus: EventBus
     snowflakes: SnowflakeGenerator
     online_in: Callable[[int], list[str]]  # usernames with a socket subscribed to a room
+    writer: RoomWriter = attrs.field(
+        default=attrs.Factory(lambda self: RoomWriter(self.database), takes_self=True)
+    )
     # Told when a user (or, with None, everyone) must stop receiving a room at once.
     on_removed: Callable[[int, int | None], Any] = lambda room_id, user_id: None
 
@@ -293,14 +297,8 @@ class RoomHandler:
         )
         text = clean_body(body)
         view = await self.member_view(name, user, Action.SEND)
-        event, new = await self.database.run_interaction(
-            post_message_txn,
-            self.snowflakes.next_id(),
-            view.room.id,
-            user.id,
-            text,
-            client_msg_id,
-            action,
+        event, new = await self.writer.post(
+            view.room.id, Draft(self.snowflakes.next_id(), user.id, text, client_msg_id, action)
         )
         if new:
             self.publish(event)

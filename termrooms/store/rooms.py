@@ -44,14 +44,18 @@ class Standing:
 
 
 _ROOM_COLUMNS = "id, name, topic, visibility, created_at, last_seq"
-_EVENT_SELECT = (
-    "SELECT e.id, e.room_id, r.name, e.seq, e.type, e.created_at, u.username, t.username,"
-    "       e.target_event_id, e.body, e.client_msg_id, e.action, e.data, e.deleted_at"
-    "  FROM room_events e"
-    "  JOIN rooms r ON r.id = e.room_id"
-    "  LEFT JOIN users u ON u.id = e.user_id"
-    "  LEFT JOIN users t ON t.id = e.target_user_id"
+# RoomEvent's fields, in its order.
+_EVENT_COLUMNS = (
+    "e.id, e.room_id, r.name, e.seq, e.type, e.created_at, u.username, t.username,"
+    " e.target_event_id, e.body, e.client_msg_id, e.action, e.data, e.deleted_at"
 )
+_EVENT_FROM = (
+    " FROM room_events e"
+    " JOIN rooms r ON r.id = e.room_id"
+    " LEFT JOIN users u ON u.id = e.user_id"
+    " LEFT JOIN users t ON t.id = e.target_user_id"
+)
+_EVENT_SELECT = f"SELECT {_EVENT_COLUMNS}{_EVENT_FROM}"
 
 
 def _event(row: tuple[Any, ...]) -> RoomEvent:
@@ -157,40 +161,59 @@ async def append_event_txn(
     )
 
 
-async def post_message_txn(
-    cursor: Any,
-    event_id: int,
-    room_id: int,
-    author_id: int,
-    body: str,
-    client_msg_id: str | None,
-    action: bool = False,
-) -> tuple[RoomEvent, bool]:
+@attrs.frozen
+class Draft:
+    """A message to store, as a sender asked for it."""
+
+    event_id: int
+    author_id: int
+    body: str
+    client_msg_id: str | None
+    action: bool = False
+
+
+async def post_messages_txn(
+    cursor: Any, room_id: int, drafts: list[Draft]
+) -> list[tuple[RoomEvent, bool]]:
     """
-    Store a message unless this author already stored ``client_msg_id`` in this room;
-    returns (the event, whether it is new). The room row is locked first, so a retry
-    racing its original sees the original's commit.
+    Store messages to one room in one transaction (one commit for the lot), each unless
+    its author already stored its client_msg_id here; returns, in order, (event, is new).
+    The room row is locked first, so a retry racing its original sees the original.
     """
     await cursor.execute("SELECT 1 FROM rooms WHERE id = %s FOR UPDATE", (room_id,))
-    if client_msg_id is not None:
+    known: dict[tuple[int, str], RoomEvent] = {}
+    keyed = [d for d in drafts if d.client_msg_id is not None]
+    if keyed:
         await cursor.execute(
-            f"{_EVENT_SELECT} WHERE e.room_id = %s AND e.user_id = %s AND e.client_msg_id = %s",
-            (room_id, author_id, client_msg_id),
+            f"SELECT e.user_id, {_EVENT_COLUMNS}{_EVENT_FROM}"
+            " JOIN unnest(%s::bigint[], %s::text[]) AS k (user_id, client_msg_id)"
+            "   ON e.user_id = k.user_id AND e.client_msg_id = k.client_msg_id"
+            " WHERE e.room_id = %s",
+            ([d.author_id for d in keyed], [d.client_msg_id for d in keyed], room_id),
         )
-        row = cursor.fetchone()
-        if row is not None:
-            return _event(row), False
-    event = await append_event_txn(
-        cursor,
-        event_id,
-        room_id,
-        "message",
-        user_id=author_id,
-        body=body,
-        client_msg_id=client_msg_id,
-        action=action,
-    )
-    return event, True
+        for row in cursor.fetchall():
+            event = _event(row[1:])
+            known[(row[0], event.client_msg_id)] = event
+    results = []
+    for draft in drafts:
+        key = (draft.author_id, draft.client_msg_id)
+        if draft.client_msg_id is not None and key in known:
+            results.append((known[key], False))
+            continue
+        event = await append_event_txn(
+            cursor,
+            draft.event_id,
+            room_id,
+            "message",
+            user_id=draft.author_id,
+            body=draft.body,
+            client_msg_id=draft.client_msg_id,
+            action=draft.action,
+        )
+        if draft.client_msg_id is not None:
+            known[key] = event  # the same id twice in one batch: the second is a retry
+        results.append((event, True))
+    return results
 
 
 async def events_after_txn(
