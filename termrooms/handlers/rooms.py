@@ -119,14 +119,19 @@ class RoomHandler:
 
     # ------------------------------------------------------------------ visibility
 
-    async def view(self, name: Any, user: User | None) -> RoomView:
-        """The room, if this user may know it exists; not_found otherwise."""
+    async def _lookup(self, name: Any, user: User | None) -> RoomView:
+        """The room and the user's standing in it, before any visibility rule."""
         if not isinstance(name, str) or not ROOM_NAME.match(name):
             raise _not_found(name)
         room, standing = await self.database.run_interaction(self._view_txn, name, user)
         if room is None:
             raise _not_found(name)
-        view = RoomView(room, standing)
+        return RoomView(room, standing)
+
+    async def view(self, name: Any, user: User | None) -> RoomView:
+        """The room, if this user may know it exists; not_found otherwise."""
+        view = await self._lookup(name, user)
+        room = view.room
         if user is None:
             if room.visibility != "public":
                 raise _not_found(name)
@@ -221,12 +226,8 @@ class RoomHandler:
 
     async def join(self, name: Any, user: User) -> RoomView:
         """Become a member: any public room, or a private one the user was invited to."""
-        if not isinstance(name, str) or not ROOM_NAME.match(name):
-            raise _not_found(name)
-        room, standing = await self.database.run_interaction(self._view_txn, name, user)
-        if room is None:
-            raise _not_found(name)
-        view = RoomView(room, standing)
+        view = await self._lookup(name, user)
+        room, standing = view.room, view.standing
         actor = actor_of(view, user)
         public = room.visibility == "public"
         if not may_join(actor, public=public, invited=standing.invited):
