@@ -18,6 +18,7 @@ import attrs
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import DeferredLock, ensureDeferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from termrooms.bus import EventBus, LocalBus, Subscriber
@@ -61,6 +62,7 @@ CLOSE_TOO_SLOW = 4009
 FLOODED_FRAMES_BEFORE_CLOSE = 50  # refused frames in a row before a flooder is closed
 _UNORDERED_FRAMES = frozenset({"ping", "typing"})  # cheap, and order-free
 TYPING_EVERY_SECONDS = 2.0  # at most one typing frame per user, room and this interval
+TYPING_RECORDS_BEFORE_SWEEP = 10_000
 REPLAY_PAGE = 200  # events read from PostgreSQL at a time when catching a client up
 REFILL_DELAY_SECONDS = 0.05  # how long a seq gap may wait for the bus before a refill
 
@@ -347,10 +349,8 @@ class GatewayProtocol(WebSocketServerProtocol):
 
     async def handle_typing(self, frame: TypingFrame) -> None:
         feed = self._feed_named(frame.room)
-        now = self.factory.clock.seconds()
-        if now - feed.typing_sent_at < TYPING_EVERY_SECONDS:
+        if not self.factory.typing_allowed(feed.room_id, self.user_id):
             return
-        feed.typing_sent_at = now
         payload = encode_json(typing_frame(feed.room_name, self.user.username))
         self.factory.bus.publish(feed.room_id, None, payload, skip=self)
 
@@ -415,7 +415,6 @@ class RoomFeed:
     catching_up: bool = True
     pending: dict[int, Any] = attrs.field(factory=dict)
     refilling: bool = False
-    typing_sent_at: float = float("-inf")
 
     def offer(self, seq: int, prepared: Any) -> None:
         if seq < self.next_seq:
@@ -449,6 +448,14 @@ class RoomFeed:
             for event in page:
                 self.connection.sendMessage(encode_json(event_json(event)))
                 self.next_seq = event.seq + 1
+            await self._until_sent()
+
+    async def _until_sent(self) -> None:
+        """Let a long replay go out page by page instead of piling up in memory."""
+        connection = self.connection
+        limit = connection.factory.slow_consumer_bytes // 2
+        while connection._unsent_bytes() > limit and connection.state == connection.STATE_OPEN:
+            await deferLater(connection.factory.clock, 0.01)
 
     def go_live(self) -> None:
         self.catching_up = False
@@ -551,6 +558,7 @@ class GatewayFactory(WebSocketServerFactory):
         self.allowed_origins = allowed_origins
         self.registry = ConnectionRegistry()
         self._departed: dict[tuple[int, int], datetime] = {}
+        self._typing: dict[tuple[int, int], float] = {}
         self.max_connections = max_connections
         self.frame_limit = frame_limit
         self.slow_consumer_bytes = slow_consumer_bytes
@@ -570,6 +578,18 @@ class GatewayFactory(WebSocketServerFactory):
 
     def origin_allowed(self, origin: str, host: str | None) -> bool:
         return origin_allowed(origin, host, self.allowed_origins)
+
+    def typing_allowed(self, room_id: int, user_id: int) -> bool:
+        """At most one typing frame per user and room every TYPING_EVERY_SECONDS, tabs
+        together; the record of who typed is dropped once it can no longer matter."""
+        now = self.clock.seconds()
+        if now - self._typing.get((room_id, user_id), float("-inf")) < TYPING_EVERY_SECONDS:
+            return False
+        if len(self._typing) > TYPING_RECORDS_BEFORE_SWEEP:
+            cutoff = now - TYPING_EVERY_SECONDS
+            self._typing = {key: at for key, at in self._typing.items() if at > cutoff}
+        self._typing[(room_id, user_id)] = now
+        return True
 
     def seen_now(self) -> list[tuple[int, int, datetime]]:
         """(room, user, when) for every member seen since the last call: all subscribed

@@ -392,3 +392,26 @@ async def test_last_seen_is_written_in_batches_not_per_message(running):
     _, after, _ = await running.request("GET", "/api/rooms/lobby/members", headers=headers)
     assert after[0]["last_seen_at"] > before[0]["last_seen_at"]
     await close(client)
+
+
+@pytest_twisted.ensureDeferred
+async def test_typing_is_passed_on_once_per_user_and_room_whatever_the_tabs(running):
+    ada = await user_session(running, "ada")
+    bob = await user_session(running, "bob")
+    await make_room(running, ada)
+    watcher = await connect(running, ada)
+    watcher.send({"type": "join", "room": "lobby"})
+    await frames_until(watcher, lambda f: f["type"] == "joined")
+    tabs = [await connect(running, bob) for _ in range(2)]
+    for tab in tabs:
+        tab.send({"type": "join", "room": "lobby"})
+        await frames_until(tab, lambda f: f["type"] == "joined")
+    for tab in tabs:
+        tab.send({"type": "typing", "room": "lobby"})
+        tab.send({"type": "typing", "room": "lobby"})
+    watcher.send({"type": "join", "room": "lobby"})  # an answer that comes after them
+    seen = await frames_until(watcher, lambda f: f["type"] == "joined")
+    assert [f for f in seen if f["type"] == "typing"] == [
+        {"type": "typing", "room": "lobby", "user": "bob"}
+    ]
+    await close(watcher, *tabs)
