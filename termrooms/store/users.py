@@ -90,26 +90,24 @@ class LoginRecord:
     password_hash: str
 
 
-async def login_record_txn(cursor: Any, username: str) -> LoginRecord | None:
-    """The active account called ``username`` (any case), with its password hash."""
+async def _active_login_record(cursor: Any, match: str, value: Any) -> LoginRecord | None:
     await cursor.execute(
         f"SELECT {_USER_COLUMNS}, password_hash FROM users"
-        " WHERE lower(username) = lower(%s) AND deleted_at IS NULL AND disabled_at IS NULL",
-        (username,),
+        f" WHERE {match} AND deleted_at IS NULL AND disabled_at IS NULL",
+        (value,),
     )
     row = cursor.fetchone()
     return LoginRecord(User(*row[:5]), row[5]) if row else None
+
+
+async def login_record_txn(cursor: Any, username: str) -> LoginRecord | None:
+    """The active account called ``username`` (any case), with its password hash."""
+    return await _active_login_record(cursor, "lower(username) = lower(%s)", username)
 
 
 async def login_record_by_id_txn(cursor: Any, user_id: int) -> LoginRecord | None:
     """The active account ``user_id`` with its password hash (to confirm a deletion)."""
-    await cursor.execute(
-        f"SELECT {_USER_COLUMNS}, password_hash FROM users"
-        " WHERE id = %s AND deleted_at IS NULL AND disabled_at IS NULL",
-        (user_id,),
-    )
-    row = cursor.fetchone()
-    return LoginRecord(User(*row[:5]), row[5]) if row else None
+    return await _active_login_record(cursor, "id = %s", user_id)
 
 
 async def register_user_txn(
