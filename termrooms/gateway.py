@@ -319,18 +319,25 @@ class GatewayProtocol(WebSocketServerProtocol):
             feed = self.feeds[room.id] = RoomFeed(self, room.id, room.name)
             self.factory.bus.subscribe(room.id, self)
         feed.catching_up = True
-        # Subscribed first, so nothing committed from here on is missed; the replay
-        # below and the live events buffered meanwhile are merged by seq.
-        fresh = await rooms.view(room.name, self.user)
-        last_seq = fresh.room.last_seq
-        online = sorted({*self.factory.presence.online(room.id), self.user.username})
-        self.send_frame(joined_frame(room.name, fresh.room.topic, last_seq, online))
-        if arriving:
-            self.factory.presence.arrive(room.id, room.name, self.user.username, skip=self)
-        if frame.since is None:
-            feed.next_seq = max(feed.next_seq, last_seq + 1)
-        else:
-            await feed.replay_from(frame.since, last_seq)
+        try:
+            # Subscribed first, so nothing committed from here on is missed; the replay
+            # below and the live events buffered meanwhile are merged by seq.
+            fresh = await rooms.view(room.name, self.user)
+            last_seq = fresh.room.last_seq
+            online = sorted({*self.factory.presence.online(room.id), self.user.username})
+            self.send_frame(joined_frame(room.name, fresh.room.topic, last_seq, online))
+            if arriving:
+                self.factory.presence.arrive(room.id, room.name, self.user.username, skip=self)
+                feed.announced = True
+            if frame.since is None:
+                feed.next_seq = max(feed.next_seq, last_seq + 1)
+            else:
+                await feed.replay_from(frame.since, last_seq)
+        except BaseException:
+            # A half-made subscription would buffer live events forever: drop it, and
+            # let the client join again (with since) once the error frame reaches it.
+            self._unsubscribe(room.id)
+            raise
         feed.go_live()
 
     async def handle_leave(self, frame: LeaveFrame) -> None:
@@ -396,7 +403,8 @@ class GatewayProtocol(WebSocketServerProtocol):
         if feed is None:
             return
         self.factory.bus.unsubscribe(room_id, self)
-        self.factory.presence.depart(room_id, feed.room_name, self.user.username)
+        if feed.announced:
+            self.factory.presence.depart(room_id, feed.room_name, self.user.username)
         self.factory.departed(room_id, self.user_id)
 
 
@@ -415,6 +423,7 @@ class RoomFeed:
     catching_up: bool = True
     pending: dict[int, Any] = attrs.field(factory=dict)
     refilling: bool = False
+    announced: bool = False  # counted in the room's presence
 
     def offer(self, seq: int, prepared: Any) -> None:
         if seq < self.next_seq:

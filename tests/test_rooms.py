@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import psycopg2
+import pytest
 import pytest_twisted
 from twisted.internet.defer import ensureDeferred, gatherResults
 
 from support import add_user, bearer, config_for, login, start, ws_connect
+from termrooms.database import DatabaseUnavailable
+from termrooms.gateway import RoomFeed
 
 
 @pytest_twisted.async_yield_fixture
@@ -415,3 +418,27 @@ async def test_typing_is_passed_on_once_per_user_and_room_whatever_the_tabs(runn
         {"type": "typing", "room": "lobby", "user": "bob"}
     ]
     await close(watcher, *tabs)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_join_that_fails_halfway_leaves_no_subscription_behind(running):
+    ada = await user_session(running, "ada")
+    room = await make_room(running, ada)
+    client = await connect(running, ada)
+
+    async def database_gone(self, *args):
+        raise DatabaseUnavailable("PostgreSQL is not reachable")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RoomFeed, "replay_from", database_gone)  # fails after subscribing
+        client.send({"type": "join", "room": "lobby", "since": 0, "ref": "j1"})
+        frames = await frames_until(client, lambda f: f["type"] == "error")
+        error = frames[-1]
+    assert (error["type"], error["error_code"], error["ref"]) == ("error", "unavailable", "j1")
+    gateway = running.server.get_gateway()
+    assert gateway.bus.subscribers(int(room["id"])) == frozenset()
+    assert gateway.presence.online(int(room["id"])) == []
+
+    client.send({"type": "join", "room": "lobby"})
+    assert (await frames_until(client, lambda f: f["type"] == "joined"))[-1]["room"] == "lobby"
+    await close(client)
