@@ -57,9 +57,14 @@ class TermroomsServer:
     room_handler: RoomHandler | None = None
     command_runner: CommandRunner | None = None
 
+    def __attrs_post_init__(self) -> None:
+        # The configured URL; start-up replaces it with the embedded server's when unset.
+        if self.database_url is None:
+            self.database_url = self.config.database_url
+
     def get_database(self) -> Database:
         if self.database is None:
-            url = self.database_url or self.config.database_url
+            url = self.database_url
             if url is None:
                 raise RuntimeError("the database URL is not known yet")
             self.database = Database(self.reactor, url, size=self.config.database_pool_size)
@@ -164,7 +169,7 @@ class TermroomsServer:
             registry = self.get_gateway().registry
             self.session_listener = SessionEndListener(
                 self.reactor,
-                self.database_url or self.config.database_url,
+                self.database_url,
                 on_ended=lambda ended: registry.end_sessions(
                     ended.user_id, ended.family_id, ended.reason
                 ),
