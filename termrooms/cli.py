@@ -143,18 +143,18 @@ def describe_config(config: Config) -> str:
     lines = []
     for setting in SETTINGS:
         value = getattr(config, setting.name)
-        if setting.name in ("database_url", "redis_url") and value:
+        if setting.name in ("database_url", "database_session_url", "redis_url") and value:
             value = redact_url(value)
-        lines.append(f"{setting.name:<20} {show_value(value)}")
-    lines.append(f"{'config_file':<20} {show_value(config.config_file)}")
+        lines.append(f"{setting.name:<22} {show_value(value)}")
+    lines.append(f"{'config_file':<22} {show_value(config.config_file)}")
     return "\n".join(lines)
 
 
 @asynccontextmanager
 async def database_connection(reactor: Any, config: Config) -> AsyncIterator[Any]:
-    """One connection to the configured database, or to the embedded one."""
+    """A session of its own on the configured database, or on the embedded one."""
     embedded = None
-    url = config.database_url
+    url = config.database_session_url or config.database_url
     if url is None:
         embedded = EmbeddedPostgres(config.data_dir)
         url = await deferToThread(embedded.start)

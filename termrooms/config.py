@@ -274,6 +274,15 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="URL",
     ),
     Setting(
+        "database_session_url",
+        _postgres_url,
+        None,
+        "PostgreSQL URL for what needs a session of its own (LISTEN, advisory locks, "
+        "migrations) when --database-url goes through a transaction-mode pooler such as "
+        "PgBouncer. Unset: --database-url.",
+        metavar="URL",
+    ),
+    Setting(
         "database_pool_size",
         _integer_between(1, 100),
         10,
@@ -321,6 +330,14 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "This instance's id (0-1023) in snowflake ids; unique per instance.",
         metavar="N",
+    ),
+    Setting(
+        "presence_ttl",
+        _duration_between(timedelta(seconds=3), timedelta(minutes=10)),
+        timedelta(seconds=30),
+        "With Redis: how long the users of an instance that died stay online for the "
+        "others; each instance refreshes its own every third of it.",
+        metavar="DURATION",
     ),
     Setting(
         "no_migrate",
@@ -401,6 +418,13 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="RATE",
     ),
     Setting(
+        "send_rate_limit",
+        _rate,
+        RateLimit(30, 0.2),
+        "Messages per user over all their connections and HTTP: burst/seconds per message.",
+        metavar="RATE",
+    ),
+    Setting(
         "no_rate_limits",
         _boolean,
         False,
@@ -461,6 +485,7 @@ class Config:
 
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
     database_url: str | None = None
+    database_session_url: str | None = None
     database_pool_size: int = 10
     redis_url: str | None = None
     data_dir: Path = Path("var")
@@ -468,6 +493,7 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     open_registration: bool = False
     node_id: int = 0
+    presence_ttl: timedelta = timedelta(seconds=30)
     no_migrate: bool = False
     access_token_ttl: timedelta = timedelta(minutes=15)
     refresh_token_ttl: timedelta = timedelta(days=30)
@@ -479,6 +505,7 @@ class Config:
     password_queue: int = 64
     login_rate_limit: RateLimit = RateLimit(5, 20.0)
     register_rate_limit: RateLimit = RateLimit(5, 60.0)
+    send_rate_limit: RateLimit = RateLimit(30, 0.2)
     no_rate_limits: bool = False
     max_connections: int = 10_000
     ws_max_message_bytes: int = 64 * 1024

@@ -62,6 +62,12 @@ class TermroomsServer:
         if self.database_url is None:
             self.database_url = self.config.database_url
 
+    @property
+    def session_database_url(self) -> str | None:
+        """Where session-bound work goes: LISTEN, advisory locks, migrations (see
+        --database-session-url), since a transaction-mode pooler cannot hold a session."""
+        return self.config.database_session_url or self.database_url
+
     def get_database(self) -> Database:
         if self.database is None:
             url = self.database_url
@@ -169,7 +175,7 @@ class TermroomsServer:
             registry = self.get_gateway().registry
             self.session_listener = SessionEndListener(
                 self.reactor,
-                self.database_url,
+                self.session_database_url,
                 on_ended=lambda ended: registry.end_sessions(
                     ended.user_id, ended.family_id, ended.reason
                 ),

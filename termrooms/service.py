@@ -58,7 +58,7 @@ class DatabaseStartupService(Service):
             self.server.database_url = await deferToThread(self.embedded.start)
         database = self.server.get_database()
         await database.start()
-        await self._migrate(self.server.database_url)
+        await self._migrate(self.server.session_database_url)
         if self.running:
             self.server.get_session_listener().start()
             self.server.schema_ready = True

@@ -41,7 +41,7 @@ from support import (
 )
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TEST_REDIS_DB = 13
+TEST_REDIS_DB = int(os.environ.get("TERMROOMS_TEST_REDIS_DB", "13"))  # parallel runs pick others
 
 
 def unavailable(reason: str) -> None:
