@@ -47,6 +47,8 @@ def register_health_routes(router: Router, server: Any) -> None:
         database = "disconnected"
         if database_ok:
             database = "connected" if server.schema_ready else "starting"
+        if redis_ok and server.cluster_bus is not None:
+            redis_ok = server.cluster_bus.subscribed  # both of the two connections are needed
         redis_state = (
             "disabled" if redis_ok is None else ("connected" if redis_ok else "disconnected")
         )
