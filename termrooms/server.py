@@ -27,6 +27,7 @@ from termrooms.notifications import SessionEndListener
 from termrooms.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
 from termrooms.redis import RedisAddress, RedisClient
+from termrooms.sharedlimits import RedisRateLimiter
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.rooms import touch_last_seen_txn
@@ -105,10 +106,15 @@ class TermroomsServer:
         return self.signing_keys
 
     def get_limiter(self) -> RateLimiter:
+        """In Redis when there is one, so a client's budget is the same on every instance."""
         if self.limiter is None:
-            self.limiter = (
-                NoRateLimiter() if self.config.no_rate_limits else MemoryRateLimiter(time.monotonic)
-            )
+            redis = self.get_redis()
+            if self.config.no_rate_limits:
+                self.limiter = NoRateLimiter()
+            elif redis is not None:
+                self.limiter = RedisRateLimiter(redis, self.reactor)
+            else:
+                self.limiter = MemoryRateLimiter(time.monotonic)
         return self.limiter
 
     def get_access_tokens(self) -> AccessTokens:

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs
 from txredisapi import ResponseError
 
-from support import free_port
+from support import add_user, config_for, free_port, login, start
 from termrooms.ratelimit import Bucket, Decision, RateLimit, take
 from termrooms.redis import RedisAddress, RedisClient
 from termrooms.sharedlimits import KEY_PREFIX, RedisRateLimiter
@@ -145,3 +145,35 @@ def test_a_failing_script_leaves_the_decision_to_memory_once_per_outage():
     assert decisions == [Decision(True), Decision(False, 60), Decision(False, 60)]
     warnings = [e for e in events if e.get("log_namespace") == "termrooms.sharedlimits"]
     assert len(warnings) == 1 and "boom" in warnings[0]["reason"]
+
+
+# --------------------------------------------------------------------------- two servers
+
+
+async def two_instances(database_url, redis_url, tmp_path, **overrides):
+    servers = []
+    for node_id in (1, 2):
+        config = config_for(
+            database_url, tmp_path, redis_url=redis_url, node_id=node_id, **overrides
+        )
+        servers.append(await start(config))
+    await until(
+        lambda: all(s.server.get_redis().connected for s in servers), "Redis never connected"
+    )
+    return servers
+
+
+@pytest_twisted.ensureDeferred
+async def test_login_attempts_split_over_two_instances_share_one_limit(
+    fresh_migrated_database_url, redis_url, tmp_path
+):
+    servers = await two_instances(
+        fresh_migrated_database_url, redis_url, tmp_path, login_rate_limit=RateLimit(4, 60.0)
+    )
+    try:
+        await add_user(servers[0], "ada")
+        statuses = [(await login(servers[i % 2], "ada"))[0] for i in range(6)]
+        assert statuses == [200] * 4 + [429] * 2
+    finally:
+        for server in servers:
+            await server.stop()
