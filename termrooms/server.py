@@ -167,6 +167,8 @@ class TermroomsServer:
                 self.get_snowflakes(),
                 gateway.presence.online,
                 on_removed=gateway.remove_from_room,
+                limiter=self.get_limiter(),
+                send_limit=None if self.config.no_rate_limits else self.config.send_rate_limit,
             )
         return self.room_handler
 

@@ -13,10 +13,11 @@ from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs
 from txredisapi import ResponseError
 
-from support import add_user, config_for, free_port, login, start
+from support import add_user, bearer, config_for, free_port, login, start
 from termrooms.ratelimit import Bucket, Decision, RateLimit, take
 from termrooms.redis import RedisAddress, RedisClient
 from termrooms.sharedlimits import KEY_PREFIX, RedisRateLimiter
+from test_rooms import make_room, user_session
 
 READ_BUCKET = "return redis.call('HMGET', KEYS[1], 'tokens', 'updated')"
 
@@ -174,6 +175,31 @@ async def test_login_attempts_split_over_two_instances_share_one_limit(
         await add_user(servers[0], "ada")
         statuses = [(await login(servers[i % 2], "ada"))[0] for i in range(6)]
         assert statuses == [200] * 4 + [429] * 2
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_split_over_two_instances_share_one_send_limit(
+    fresh_migrated_database_url, redis_url, tmp_path
+):
+    servers = await two_instances(
+        fresh_migrated_database_url, redis_url, tmp_path, send_rate_limit=RateLimit(4, 60.0)
+    )
+    try:
+        ada = await user_session(servers[0], "ada")
+        await make_room(servers[0], ada)
+        statuses = []
+        for i in range(6):
+            status, _, _ = await servers[i % 2].request(
+                "POST",
+                "/api/rooms/lobby/messages",
+                json={"body": f"hello {i}"},
+                headers=bearer(ada["access_token"]),
+            )
+            statuses.append(status)
+        assert statuses == [201] * 4 + [429] * 2
     finally:
         for server in servers:
             await server.stop()
