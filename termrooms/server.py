@@ -28,6 +28,7 @@ from termrooms.notifications import Listener
 from termrooms.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
 from termrooms.redis import RedisAddress, RedisClient
+from termrooms.sharedlimits import RedisRateLimiter
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.rooms import (
@@ -117,10 +118,15 @@ class TermroomsServer:
         return self.signing_keys
 
     def get_limiter(self) -> RateLimiter:
+        """In Redis when there is one, so a client's budget is the same on every instance."""
         if self.limiter is None:
-            self.limiter = (
-                NoRateLimiter() if self.config.no_rate_limits else MemoryRateLimiter(time.monotonic)
-            )
+            redis = self.get_redis()
+            if self.config.no_rate_limits:
+                self.limiter = NoRateLimiter()
+            elif redis is not None:
+                self.limiter = RedisRateLimiter(redis, self.reactor)
+            else:
+                self.limiter = MemoryRateLimiter(time.monotonic)
         return self.limiter
 
     def get_access_tokens(self) -> AccessTokens:
@@ -201,6 +207,8 @@ class TermroomsServer:
                 self.get_snowflakes(),
                 gateway.presence.online_in,
                 on_removed=gateway.remove_from_room,
+                limiter=self.get_limiter(),
+                send_limit=None if self.config.no_rate_limits else self.config.send_rate_limit,
             )
         return self.room_handler
 

@@ -19,6 +19,7 @@ from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.events import RoomEvent, clean_body, client_msg_id_problem, event_json
 from termrooms.handlers.writer import RoomWriter
+from termrooms.ratelimit import NoRateLimiter, RateLimit, RateLimiter
 from termrooms.roles import (
     HIERARCHICAL_ACTIONS,
     Action,
@@ -119,6 +120,9 @@ class RoomHandler:
     # Told when a user (or everyone) must stop receiving a room, on this instance at once;
     # the others hear of it from the transaction's NOTIFY.
     on_removed: Callable[[Removal], Any] = lambda removal: None
+    # Messages per user, over every connection, HTTP and every instance; None: no limit.
+    limiter: RateLimiter = attrs.field(factory=NoRateLimiter)
+    send_limit: RateLimit | None = None
 
     # ------------------------------------------------------------------ visibility
 
@@ -302,6 +306,7 @@ class RoomHandler:
             client_msg_id=None if client_msg_id is None else client_msg_id_problem(client_msg_id)
         )
         text = clean_body(body)
+        await self._limit_send(user)
         view = await self.member_view(name, user, Action.SEND)
         event, new = await self.writer.post(
             view.room.id, Draft(self.snowflakes.next_id(), user.id, text, client_msg_id, action)
@@ -309,6 +314,18 @@ class RoomHandler:
         if new:
             self.publish(event)
         return event, new
+
+    async def _limit_send(self, user: User) -> None:
+        """Refuse a flood before it costs a lookup or a commit."""
+        if self.send_limit is None:
+            return
+        decision = await self.limiter.hit(f"send:{user.id}", self.send_limit)
+        if not decision.allowed:
+            raise ApiError(
+                "rate_limited",
+                f"Too many messages; try again in {decision.retry_after} s.",
+                retry_after=decision.retry_after,
+            )
 
     async def mark_read(self, name: Any, user: User, seq: int) -> None:
         view = await self.member_view(name, user)
