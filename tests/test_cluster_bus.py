@@ -7,6 +7,7 @@ processes, kill -9 and Redis restarts are in test_cluster.)
 from __future__ import annotations
 
 import pytest_twisted
+import treq
 from twisted.internet import reactor
 from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
@@ -109,6 +110,16 @@ async def test_without_its_redis_an_instance_reaches_the_others_through_postgres
         assert [m["body"] for m in got] == [f"b{i}" for i in range(20)]
         assert b.server.cluster_bus.counters.published_postgres >= 20
         assert a.server.cluster_bus.counters.filled_events >= 1
+        response = await treq.get(b.url + "/metrics")
+        assert response.code == 200
+        scraped = (await response.text()).splitlines()
+        assert "termrooms_redis_connected 0.0" in scraped
+        fallback = [
+            line
+            for line in scraped
+            if line.startswith('termrooms_bus_published_total{via="postgres"}')
+        ]
+        assert float(fallback[0].split()[-1]) >= 20
         await close(on_a, on_b)
     finally:
         await b.stop()
