@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -117,3 +118,12 @@ def test_haproxy_cfg_checks_health_and_keeps_websockets_open():
         assert line in text
     for port in (8081, 8082, 8083):
         assert f"127.0.0.1:{port}" in text
+
+
+def test_proxy_logs_leave_out_the_access_token_of_websocket_handshakes():
+    # /ws?token=...: a proxy that logs the full request line logs a bearer token.
+    haproxy = HAPROXY_CFG.read_text()
+    assert '\\"%HM %HP %HV\\"' in haproxy  # the path without its query
+    assert "option httplog" not in haproxy
+    assert not re.search(r"%(\{[^}]*\})?(r|HU|HQ)(?![a-z])", haproxy)  # request line, URI, query
+    assert "access_log off;" in NGINX_CONF.read_text()
