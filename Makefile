@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test install install-test test-services bench-logins bench-fanout clean
+.PHONY: run test install install-test test-services deploy-tools bench-logins bench-fanout clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,33 @@ test-services:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else \
 	    echo "warning: no Redis found and cannot install redis-server; Redis tests will not run"; \
+	  fi; \
+	fi
+	@$(MAKE) --no-print-directory deploy-tools
+
+# nginx, haproxy and pgbouncer: the tests check docs/deploy/ with the real tools and run
+# a daemon behind PgBouncer. Installed when missing, without starting their services (a
+# policy-rc.d that says no, only for the install and only when there is none already).
+DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer
+deploy-tools:
+	@missing=""; \
+	for tool in $(DEPLOY_TOOLS); do \
+	  binary=$${tool%%:*}; \
+	  command -v $$binary >/dev/null 2>&1 || [ -x /usr/sbin/$$binary ] || missing="$$missing $${tool#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing for the tests"; \
+	    blocker=; \
+	    if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      blocker=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' > $$blocker; chmod 755 $$blocker; \
+	    fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    status=$$?; \
+	    if [ -n "$$blocker" ]; then rm -f $$blocker; fi; \
+	    [ $$status = 0 ] || echo "warning: could not install$$missing; their tests will not run"; \
+	  else \
+	    echo "warning:$$missing missing and cannot be installed here; their tests will not run"; \
 	  fi; \
 	fi
 

@@ -45,6 +45,10 @@ RETRY_AFTER_SECONDS = 5
 _POLL_EVENTS = {POLL_READ: select.POLLIN, POLL_WRITE: select.POLLOUT}
 
 
+class SessionRefused(Exception):
+    """A connection's preparation found a reason that retrying will not cure."""
+
+
 class DatabaseUnavailable(Exception):
     """PostgreSQL cannot serve this call now; try again after RETRY_AFTER_SECONDS."""
 
@@ -306,6 +310,9 @@ async def connect_until_up(
             await connection.open(dsn, timeout)
             if prepare is not None:
                 await prepare(connection)
+        except SessionRefused:
+            _safe_close(connection)
+            raise
         except Exception as e:
             _safe_close(connection)
             _log.warn(

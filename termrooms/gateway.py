@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import urlsplit
 
 import attrs
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.defer import DeferredLock, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -48,6 +48,7 @@ from termrooms.events import (
     welcome_frame,
 )
 from termrooms.ratelimit import Bucket, RateLimit, take
+from termrooms.store.rooms import Removal
 from termrooms.wire import encode_json
 
 _log = Logger()
@@ -64,7 +65,10 @@ _UNORDERED_FRAMES = frozenset({"ping", "typing"})  # cheap, and order-free
 TYPING_EVERY_SECONDS = 2.0  # at most one typing frame per user, room and this interval
 TYPING_RECORDS_BEFORE_SWEEP = 10_000
 REPLAY_PAGE = 200  # events read from PostgreSQL at a time when catching a client up
-REFILL_DELAY_SECONDS = 0.05  # how long a seq gap may wait for the bus before a refill
+# How long a seq gap may wait for the bus before this socket reads it from PostgreSQL;
+# longer than the cluster bus's own grace, so one read per instance fills a gap, not one
+# per socket.
+REFILL_DELAY_SECONDS = 0.25
 
 
 def origin_allowed(origin: str, host: str | None, allowed: frozenset[str]) -> bool:
@@ -324,7 +328,9 @@ class GatewayProtocol(WebSocketServerProtocol):
             # below and the live events buffered meanwhile are merged by seq.
             fresh = await rooms.view(room.name, self.user)
             last_seq = fresh.room.last_seq
-            online = sorted({*self.factory.presence.online(room.id), self.user.username})
+            self.factory.bus.anchor(room.id, last_seq)
+            online_now = await self.factory.presence.online_in([room.id])
+            online = sorted({*online_now.get(room.id, ()), self.user.username})
             self.send_frame(joined_frame(room.name, fresh.room.topic, last_seq, online))
             if arriving:
                 self.factory.presence.arrive(room.id, room.name, self.user.username, skip=self)
@@ -394,9 +400,17 @@ class GatewayProtocol(WebSocketServerProtocol):
         transport = self.transport
         return len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
 
-    def leave_room(self, room_id: int) -> None:
-        """Stop receiving a room at once (kicked, banned, the room deleted)."""
-        self._unsubscribe(room_id)
+    def leave_room(self, room_id: int, after_seq: int = 0) -> None:
+        """Stop receiving a room (kicked, banned, the room deleted) once the event that
+        says so, ``after_seq``, has gone out: at once if it has."""
+        feed = self.feeds.get(room_id)
+        if feed is None:
+            return
+        if feed.next_seq > after_seq:
+            self._unsubscribe(room_id)
+        else:
+            feed.leave_after = after_seq
+            self.factory.bus.anchor(room_id, after_seq)  # make sure it comes
 
     def _unsubscribe(self, room_id: int) -> None:
         feed = self.feeds.pop(room_id, None)
@@ -424,6 +438,11 @@ class RoomFeed:
     pending: dict[int, Any] = attrs.field(factory=dict)
     refilling: bool = False
     announced: bool = False  # counted in the room's presence
+    leave_after: int | None = None  # unsubscribe once this seq has gone out
+
+    def _sent_upto(self) -> None:
+        if self.leave_after is not None and self.next_seq > self.leave_after:
+            self.connection.leave_room(self.room_id, self.leave_after)
 
     def offer(self, seq: int, prepared: Any) -> None:
         if seq < self.next_seq:
@@ -443,6 +462,7 @@ class RoomFeed:
             self.next_seq += 1
         for stale in [s for s in self.pending if s < self.next_seq]:
             del self.pending[stale]
+        self._sent_upto()
 
     async def replay_from(self, since: int, last_seq: int) -> None:
         """Every event after ``since`` up to ``last_seq``, a page at a time."""
@@ -501,25 +521,42 @@ class RoomFeed:
             self.refilling = False
 
 
+class SharedPresence(Protocol):
+    """Presence kept for every instance together (see ``termrooms.cluster``)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def arrive(self, room_id: int, room_name: str, username: str) -> Deferred: ...
+
+    def depart(self, room_id: int, room_name: str, username: str) -> Deferred: ...
+
+    def online_in(self, room_ids: list[int]) -> Deferred: ...
+
+
 @attrs.define(eq=False)
 class Presence:
     """
-    Who is online in each room on this instance: users with at least one socket
-    subscribed. Several tabs count as one; presence frames go out when the first opens
-    and when the last closes.
+    Who is online in each room: users with at least one socket subscribed. Several tabs
+    (and, with ``shared``, several instances) count as one; presence frames go out when
+    the first socket opens and when the last closes. While the shared store is away,
+    this instance's own sockets decide alone.
     """
 
     bus: EventBus
+    shared: SharedPresence | None = None
     _rooms: dict[int, dict[str, int]] = attrs.field(factory=dict)
+    _names: dict[int, str] = attrs.field(factory=dict)
 
     def arrive(
         self, room_id: int, room_name: str, username: str, skip: Subscriber | None = None
     ) -> None:
         counts = self._rooms.setdefault(room_id, {})
+        self._names[room_id] = room_name
         counts[username] = counts.get(username, 0) + 1
         if counts[username] == 1:
-            frame = presence_frame(room_name, username, "online")
-            self.bus.publish(room_id, None, encode_json(frame), skip=skip)
+            shared = self.shared and self.shared.arrive
+            self._tell(shared, room_id, room_name, username, "online", skip)
 
     def depart(self, room_id: int, room_name: str, username: str) -> None:
         counts = self._rooms.get(room_id, {})
@@ -530,11 +567,60 @@ class Presence:
             del counts[username]
             if not counts:
                 del self._rooms[room_id]
-            frame = presence_frame(room_name, username, "offline")
-            self.bus.publish(room_id, None, encode_json(frame))
+                del self._names[room_id]
+            shared = self.shared and self.shared.depart
+            self._tell(shared, room_id, room_name, username, "offline")
 
-    def online(self, room_id: int) -> list[str]:
-        return sorted(self._rooms.get(room_id, ()))
+    def _tell(
+        self,
+        shared: Callable[[int, str, str], Deferred] | None,
+        room_id: int,
+        room_name: str,
+        username: str,
+        status: str,
+        skip: Subscriber | None = None,
+    ) -> None:
+        """Announce, unless another of the user's sockets elsewhere already stands for it."""
+        if shared is None or not self.shared.connected:
+            self.announce(room_id, room_name, username, status, skip)
+            return
+        shared(room_id, room_name, username).addCallbacks(
+            lambda changed: changed and self.announce(room_id, room_name, username, status, skip),
+            lambda failure: self.announce(room_id, room_name, username, status, skip),
+        )
+
+    def announce(
+        self,
+        room_id: int,
+        room_name: str,
+        username: str,
+        status: str,
+        skip: Subscriber | None = None,
+    ) -> None:
+        frame = presence_frame(room_name, username, status)
+        self.bus.publish(room_id, None, encode_json(frame), skip=skip)
+
+    def here(self) -> list[tuple[int, str, str]]:
+        """(room, room name, username) of every user with a socket on this instance."""
+        return [
+            (room_id, self._names[room_id], username)
+            for room_id, counts in self._rooms.items()
+            for username in counts
+        ]
+
+    async def online_in(self, room_ids: list[int]) -> dict[int, list[str]]:
+        """Usernames online in each of the rooms (rooms with nobody are left out)."""
+        online = {rid: set(self._rooms[rid]) for rid in room_ids if rid in self._rooms}
+        if self.shared is not None and self.shared.connected:
+            try:
+                everywhere = await self.shared.online_in(room_ids)
+            except Exception:
+                _log.warn("presence from Redis failed; showing this instance's only")
+            else:
+                for room_id, usernames in everywhere.items():
+                    if usernames:
+                        online.setdefault(room_id, set()).update(usernames)
+        return {room_id: sorted(usernames) for room_id, usernames in online.items()}
 
 
 class GatewayFactory(WebSocketServerFactory):
@@ -615,11 +701,11 @@ class GatewayFactory(WebSocketServerFactory):
     def departed(self, room_id: int, user_id: int) -> None:
         self._departed[(room_id, user_id)] = datetime.now(timezone.utc)
 
-    def remove_from_room(self, room_id: int, user_id: int | None) -> None:
-        """A user's sockets (or, with None, every socket) stop receiving the room now."""
-        if user_id is None:
-            connections = self.bus.subscribers(room_id)
+    def remove_from_room(self, removal: Removal) -> None:
+        """A user's sockets (or every socket) stop receiving the room after its event."""
+        if removal.user_id is None:
+            connections = self.bus.subscribers(removal.room_id)
         else:
-            connections = frozenset(self.registry.by_user.get(user_id, ()))
+            connections = frozenset(self.registry.by_user.get(removal.user_id, ()))
         for connection in connections:
-            connection.leave_room(room_id)
+            connection.leave_room(removal.room_id, removal.after_seq)

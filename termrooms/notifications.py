@@ -1,42 +1,70 @@
 """
-Ended sessions reach every instance through PostgreSQL: the transaction that revokes a
-session NOTIFYs, and each instance LISTENs on a connection of its own and closes the
-affected sockets. After a reconnection, when notifications may have been missed, every
-open socket's session is checked again.
+What instances tell each other through PostgreSQL, on one session of each instance's
+own (``--database-session-url``):
+
+- ended sessions: the transaction that revokes a session NOTIFYs, and every instance
+  closes the affected sockets;
+- removals from rooms (kick, ban, leave, a deleted room) and, while Redis is away,
+  hints that a room has new events;
+- the node id: the session holds an advisory lock on it, so a second live instance with
+  the same ``--node-id`` (which would mint colliding snowflake ids) refuses to start.
+  The lock goes with the session, so a crashed instance's id is free again at once.
+
+After a reconnection, when notifications may have been missed, ``on_missed`` runs.
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from termrooms.database import DatabaseConnection, connect_until_up
-from termrooms.store.sessions import SESSIONS_ENDED_CHANNEL, SessionsEnded
+from termrooms.database import DatabaseConnection, SessionRefused, connect_until_up
 
 _log = Logger()
 
+NODE_LOCK_CLASS = 0x7E4E  # the advisory-lock namespace of node ids ("termrooms node")
+NODE_RETRY_SECONDS = 5.0
+
+
+class NodeIdTaken(SessionRefused):
+    """Another live instance holds this node id."""
+
 
 @attrs.define(eq=False)
-class SessionEndListener:
+class Listener:
     reactor: Any
     dsn: str
-    on_ended: Callable[[SessionsEnded], Any]
+    node_id: int
+    handlers: Mapping[str, Callable[[str], Any]]  # channel -> called with each payload
     on_missed: Callable[[], Awaitable[Any]]
     connect_timeout: float = 5.0
     _connection: DatabaseConnection | None = attrs.field(default=None, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _listened_before: bool = attrs.field(default=False, init=False)
 
-    def start(self) -> None:
-        ensureDeferred(self._keep_listening())
+    def start(self) -> Deferred:
+        """Fires once listening with the node id held; fails with NodeIdTaken."""
+        return ensureDeferred(self._keep_listening())
 
     async def _keep_listening(self) -> None:
-        connection = await connect_until_up(
-            self.reactor, self.dsn, self.connect_timeout, lambda: self._closed, self._listen
-        )
+        while True:
+            try:
+                connection = await connect_until_up(
+                    self.reactor, self.dsn, self.connect_timeout, lambda: self._closed, self._listen
+                )
+            except NodeIdTaken as e:
+                if not self._listened_before:
+                    raise
+                # Our session died and another instance took the id meanwhile: two
+                # instances now share it. Keep trying; the operator must stop one.
+                _log.critical("{error}; will retry", error=str(e))
+                await deferLater(self.reactor, NODE_RETRY_SECONDS)
+                continue
+            break
         if connection is None:
             return
         connection.on_lost = self._lost
@@ -46,18 +74,30 @@ class SessionEndListener:
         self._listened_before = True
 
     async def _listen(self, connection: DatabaseConnection) -> None:
+        rows = await connection.runQuery(
+            "SELECT pg_try_advisory_lock(%s, %s)", (NODE_LOCK_CLASS, self.node_id)
+        )
+        if not rows[0][0]:
+            raise NodeIdTaken(
+                f"node id {self.node_id} is held by another live instance on this database;"
+                " give each instance its own --node-id"
+            )
         connection.addNotifyObserver(self._notified)
-        await connection.runOperation(f"LISTEN {SESSIONS_ENDED_CHANNEL}")
+        for channel in self.handlers:
+            await connection.runOperation(f"LISTEN {channel}")
 
     def _notified(self, notify: Any) -> None:
+        handler = self.handlers.get(notify.channel)
+        if handler is None:
+            return
         try:
-            ended = SessionsEnded.from_payload(notify.payload)
+            handler(notify.payload)
         except (ValueError, KeyError, TypeError):
             _log.warn(
-                "ignoring a malformed session notification {payload!r}", payload=notify.payload
+                "ignoring a malformed notification on {channel}: {payload!r}",
+                channel=notify.channel,
+                payload=notify.payload,
             )
-            return
-        self.on_ended(ended)
 
     def _lost(self, connection: DatabaseConnection) -> None:
         connection.on_lost = None

@@ -13,23 +13,34 @@ from urllib.parse import urlsplit
 import attrs
 from autobahn.twisted.resource import WebSocketResource
 
+from termrooms.cluster import ClusterBus, RedisPresence
 from termrooms.config import Config, signing_key_path
 from termrooms.database import Database
 from termrooms.gateway import GatewayFactory
 from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
-from termrooms.handlers.rooms import RoomHandler
+from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
 from termrooms.http.rooms import register_room_routes
 from termrooms.http.router import Router
-from termrooms.notifications import SessionEndListener
+from termrooms.notifications import Listener
 from termrooms.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
 from termrooms.redis import RedisAddress, RedisClient
+from termrooms.sharedlimits import RedisRateLimiter
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
-from termrooms.store.rooms import touch_last_seen_txn
+from termrooms.store.rooms import (
+    ROOM_EVENTS_CHANNEL,
+    ROOM_REMOVALS_CHANNEL,
+    Removal,
+    hint_event_txn,
+    last_seqs_txn,
+    parse_event_hint,
+    touch_last_seen_txn,
+)
+from termrooms.store.sessions import SESSIONS_ENDED_CHANNEL, SessionsEnded
 from termrooms.tokens import AccessTokens
 from termrooms.web import TermroomsSite
 
@@ -53,7 +64,9 @@ class TermroomsServer:
     limiter: RateLimiter | None = None
     auth_handler: AuthHandler | None = None
     gateway: GatewayFactory | None = None
-    session_listener: SessionEndListener | None = None
+    listener: Listener | None = None
+    cluster_bus: ClusterBus | None = None
+    shared_presence: RedisPresence | None = None
     room_handler: RoomHandler | None = None
     command_runner: CommandRunner | None = None
 
@@ -105,10 +118,15 @@ class TermroomsServer:
         return self.signing_keys
 
     def get_limiter(self) -> RateLimiter:
+        """In Redis when there is one, so a client's budget is the same on every instance."""
         if self.limiter is None:
-            self.limiter = (
-                NoRateLimiter() if self.config.no_rate_limits else MemoryRateLimiter(time.monotonic)
-            )
+            redis = self.get_redis()
+            if self.config.no_rate_limits:
+                self.limiter = NoRateLimiter()
+            elif redis is not None:
+                self.limiter = RedisRateLimiter(redis, self.reactor)
+            else:
+                self.limiter = MemoryRateLimiter(time.monotonic)
         return self.limiter
 
     def get_access_tokens(self) -> AccessTokens:
@@ -150,7 +168,35 @@ class TermroomsServer:
                 frame_limit=None if self.config.no_rate_limits else self.config.ws_rate_limit,
                 slow_consumer_bytes=self.config.slow_consumer_bytes,
             )
+            redis = self.get_redis()
+            if redis is not None:
+                self._join_cluster(self.gateway, redis)
         return self.gateway
+
+    def _join_cluster(self, gateway: GatewayFactory, redis: RedisClient) -> None:
+        """Put Redis and PostgreSQL behind the gateway's bus and presence (see cluster)."""
+        self.cluster_bus = ClusterBus(
+            local=gateway.bus,
+            node_id=self.config.node_id,
+            redis=redis,
+            address=redis.address,
+            clock=self.reactor,
+            events_after=lambda *args: self.get_room_handler().events_after(*args),
+            last_seqs=lambda rooms: self.get_database().run_interaction(last_seqs_txn, rooms),
+            hint=lambda room, seq: self.get_database().run_interaction(hint_event_txn, room, seq),
+            encode=encode_event,
+        )
+        gateway.bus = gateway.presence.bus = self.cluster_bus
+        self.shared_presence = gateway.presence.shared = RedisPresence(
+            redis,
+            self.config.node_id,
+            self.config.presence_ttl.total_seconds(),
+            here=gateway.presence.here,
+            announce_gone=lambda room, name, user: gateway.presence.announce(
+                room, name, user, "offline"
+            ),
+            clock=self.reactor,
+        )
 
     def get_room_handler(self) -> RoomHandler:
         if self.room_handler is None:
@@ -159,8 +205,10 @@ class TermroomsServer:
                 self.get_database(),
                 gateway.bus,
                 self.get_snowflakes(),
-                gateway.presence.online,
+                gateway.presence.online_in,
                 on_removed=gateway.remove_from_room,
+                limiter=self.get_limiter(),
+                send_limit=None if self.config.no_rate_limits else self.config.send_rate_limit,
             )
         return self.room_handler
 
@@ -169,19 +217,33 @@ class TermroomsServer:
             self.command_runner = CommandRunner(self.get_room_handler(), self.get_database())
         return self.command_runner
 
-    def get_session_listener(self) -> SessionEndListener:
-        """Closes this instance's sockets of sessions ended anywhere (see notifications)."""
-        if self.session_listener is None:
-            registry = self.get_gateway().registry
-            self.session_listener = SessionEndListener(
-                self.reactor,
-                self.session_database_url,
-                on_ended=lambda ended: registry.end_sessions(
-                    ended.user_id, ended.family_id, ended.reason
-                ),
-                on_missed=lambda: registry.recheck(self.get_auth_handler().session_is_live),
+    def get_listener(self) -> Listener:
+        """What this instance hears from the others through PostgreSQL (notifications)."""
+        if self.listener is None:
+            gateway = self.get_gateway()
+            registry = gateway.registry
+
+            def sessions_ended(payload: str) -> None:
+                ended = SessionsEnded.from_payload(payload)
+                registry.end_sessions(ended.user_id, ended.family_id, ended.reason)
+
+            handlers = {
+                SESSIONS_ENDED_CHANNEL: sessions_ended,
+                ROOM_REMOVALS_CHANNEL: lambda p: gateway.remove_from_room(Removal.from_payload(p)),
+            }
+            if self.cluster_bus is not None:
+                bus = self.cluster_bus
+                handlers[ROOM_EVENTS_CHANNEL] = lambda p: bus.hinted(*parse_event_hint(p))
+
+            async def missed() -> None:
+                await registry.recheck(self.get_auth_handler().session_is_live)
+                if self.cluster_bus is not None:
+                    await self.cluster_bus.check_rooms()
+
+            self.listener = Listener(
+                self.reactor, self.session_database_url, self.config.node_id, handlers, missed
             )
-        return self.session_listener
+        return self.listener
 
     async def record_last_seen(self) -> None:
         """Write when members were last seen in their rooms: a batch every interval."""

@@ -19,6 +19,7 @@ from termrooms.database import DatabaseUnavailable, backoff_delays, connect_one
 from termrooms.embedded import EmbeddedPostgres
 from termrooms.keys import KeyFileError
 from termrooms.migrations import MigrationError, load_deltas, migrate
+from termrooms.notifications import NodeIdTaken
 
 _log = Logger()
 
@@ -48,6 +49,9 @@ class DatabaseStartupService(Service):
         redis = self.server.get_redis()
         if redis is not None:
             redis.start()
+            self.server.get_gateway()  # builds the cluster bus and presence
+            self.server.cluster_bus.start()
+            self.server.shared_presence.start()
         self._starting = ensureDeferred(self._start())
         self._starting.addErrback(self._failed)
 
@@ -60,7 +64,7 @@ class DatabaseStartupService(Service):
         await database.start()
         await self._migrate(self.server.session_database_url)
         if self.running:
-            self.server.get_session_listener().start()
+            await self.server.get_listener().start()  # NodeIdTaken stops us here
             self.server.schema_ready = True
             _log.info("database ready; termrooms is serving")
 
@@ -98,7 +102,7 @@ class DatabaseStartupService(Service):
     def _failed(self, failure: Any) -> None:
         if not self.running:
             return
-        if failure.check(MigrationError):
+        if failure.check(MigrationError, NodeIdTaken):
             self.on_fatal(failure.getErrorMessage())
             return
         _log.failure("the database could not be prepared", failure)
@@ -109,8 +113,12 @@ class DatabaseStartupService(Service):
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
-        if self.server.session_listener is not None:
-            self.server.session_listener.stop()
+        if self.server.listener is not None:
+            self.server.listener.stop()
+        if self.server.shared_presence is not None:
+            self.server.shared_presence.stop()
+        if self.server.cluster_bus is not None:
+            await self.server.cluster_bus.stop()
         if self.server.passwords is not None:
             self.server.passwords.stop()
         if self.server.database is not None:

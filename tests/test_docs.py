@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,11 @@ def test_docs_protocol_carries_the_shared_contract_unchanged():
     if not contract.exists():
         pytest.skip("the shared contract is not beside this checkout")
     assert contract.read_text() in (ROOT / "docs" / "protocol.md").read_text()
+
+
+def test_docs_deploy_links_name_files_that_exist():
+    deploy = ROOT / "docs" / "deploy.md"
+    links = re.findall(r"\]\(([^)#:]+)\)", deploy.read_text())
+    assert "deploy/nginx.conf" in links
+    missing = [link for link in links if not (deploy.parent / link).exists()]
+    assert missing == []

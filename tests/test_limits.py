@@ -1,4 +1,5 @@
-"""The limits that keep one instance alive: frame rate, connection count, slow readers."""
+"""The limits that keep one instance alive: frame rate, messages per user, connection
+count, slow readers."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import pytest_twisted
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 
-from support import config_for, start, websocket_handshake_status
+from support import bearer, config_for, start, websocket_handshake_status
 from termrooms.ratelimit import RateLimit
-from test_rooms import close, connect, frames_until, make_room, user_session
+from test_rooms import close, connect, count_messages, frames_until, make_room, user_session
 
 
 @pytest_twisted.ensureDeferred
@@ -28,6 +29,52 @@ async def test_a_flooding_client_gets_rate_limited_then_4008(fresh_migrated_data
         assert limited and limited[0]["error_code"] == "rate_limited"
         assert limited[0]["retry_after"] >= 1
         assert code == 4008
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_over_the_send_limit_are_refused_429_and_never_stored(
+    fresh_migrated_database_url, tmp_path
+):
+    server = await start(
+        config_for(fresh_migrated_database_url, tmp_path, send_rate_limit=RateLimit(3, 60.0))
+    )
+    try:
+        ada = await user_session(server, "ada")
+        await make_room(server, ada)
+
+        async def post(body: str) -> tuple[int, dict, object]:
+            return await server.request(
+                "POST",
+                "/api/rooms/lobby/messages",
+                json={"body": body},
+                headers=bearer(ada["access_token"]),
+            )
+
+        for i in range(3):
+            status, _, _ = await post(f"hello {i}")
+            assert status == 201
+        status, error, headers = await post("one too many")
+        assert (status, error["error_code"]) == (429, "rate_limited")
+        assert 1 <= int(headers.getRawHeaders("retry-after")[0]) <= 60
+
+        # The same budget over the WebSocket, for sends and for /me alike.
+        client = await connect(server, ada)
+        client.send({"type": "join", "room": "lobby"})
+        await frames_until(client, lambda f: f["type"] == "joined")
+        client.send(
+            {"type": "send", "room": "lobby", "body": "still", "client_msg_id": "m1", "ref": "s1"}
+        )
+        refused = (await frames_until(client, lambda f: f["type"] == "error"))[-1]
+        assert (refused["error_code"], refused["ref"]) == ("rate_limited", "s1")
+        assert 1 <= refused["retry_after"] <= 60
+        client.send({"type": "command", "room": "lobby", "line": "/me waves", "ref": "c1"})
+        reply = (await frames_until(client, lambda f: f["type"] == "reply"))[-1]
+        assert reply["ok"] is False and "Too many messages" in reply["text"]
+        await close(client)
+
+        assert count_messages(server) == 3
     finally:
         await server.stop()
 

@@ -437,7 +437,7 @@ async def test_a_join_that_fails_halfway_leaves_no_subscription_behind(running):
     assert (error["type"], error["error_code"], error["ref"]) == ("error", "unavailable", "j1")
     gateway = running.server.get_gateway()
     assert gateway.bus.subscribers(int(room["id"])) == frozenset()
-    assert gateway.presence.online(int(room["id"])) == []
+    assert await gateway.presence.online_in([int(room["id"])]) == {}
 
     client.send({"type": "join", "room": "lobby"})
     assert (await frames_until(client, lambda f: f["type"] == "joined"))[-1]["room"] == "lobby"

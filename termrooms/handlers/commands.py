@@ -65,8 +65,8 @@ class CommandRunner:
             await self.rooms.set_topic(room_name, user, command.text)
             return CommandOutcome(True, f"topic set to {command.text!r}")
         if name == "who":
-            await self.rooms.member_view(room_name, user)
-            online = self.rooms.online_in((await self.rooms.view(room_name, user)).room.id)
+            room_id = (await self.rooms.member_view(room_name, user)).room.id
+            online = (await self.rooms.online_in([room_id])).get(room_id, [])
             return CommandOutcome(True, "online: " + (", ".join(online) or "nobody"))
         if name == "rooms":
             listed = await self.rooms.list_rooms(user)

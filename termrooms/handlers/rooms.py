@@ -10,7 +10,7 @@ A private room is invisible to anyone who is not a member: every call answers
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import attrs
 
@@ -19,6 +19,7 @@ from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.events import RoomEvent, clean_body, client_msg_id_problem, event_json
 from termrooms.handlers.writer import RoomWriter
+from termrooms.ratelimit import NoRateLimiter, RateLimit, RateLimiter
 from termrooms.roles import (
     HIERARCHICAL_ACTIONS,
     Action,
@@ -52,6 +53,7 @@ from termrooms.store.moderation import (
 )
 from termrooms.store.rooms import (
     Draft,
+    Removal,
     Room,
     Standing,
     add_member_txn,
@@ -110,12 +112,17 @@ class RoomHandler:
     database: Database
     bus: EventBus
     snowflakes: SnowflakeGenerator
-    online_in: Callable[[int], list[str]]  # usernames with a socket subscribed to a room
+    # Usernames with a socket subscribed to each room, on any instance.
+    online_in: Callable[[list[int]], Awaitable[dict[int, list[str]]]]
     writer: RoomWriter = attrs.field(
         default=attrs.Factory(lambda self: RoomWriter(self.database), takes_self=True)
     )
-    # Told when a user (or, with None, everyone) must stop receiving a room at once.
-    on_removed: Callable[[int, int | None], Any] = lambda room_id, user_id: None
+    # Told when a user (or everyone) must stop receiving a room, on this instance at once;
+    # the others hear of it from the transaction's NOTIFY.
+    on_removed: Callable[[Removal], Any] = lambda removal: None
+    # Messages per user, over every connection, HTTP and every instance; None: no limit.
+    limiter: RateLimiter = attrs.field(factory=NoRateLimiter)
+    send_limit: RateLimit | None = None
 
     # ------------------------------------------------------------------ visibility
 
@@ -164,6 +171,7 @@ class RoomHandler:
 
     async def list_rooms(self, user: User) -> list[dict[str, Any]]:
         rows = await self.database.run_interaction(rooms_for_user_txn, user.id)
+        online = await self.online_in([row[0] for row in rows])
         return [
             {
                 "id": str(room_id),
@@ -171,7 +179,7 @@ class RoomHandler:
                 "topic": topic,
                 "visibility": visibility,
                 "member_count": member_count,
-                "online_count": len(self.online_in(room_id)),
+                "online_count": len(online.get(room_id, ())),
                 **({} if unread is None else {"unread": unread}),
             }
             for room_id, name, topic, visibility, _, _, member_count, unread in rows
@@ -209,13 +217,14 @@ class RoomHandler:
     async def room_json(self, view: RoomView) -> dict[str, Any]:
         room = view.room
         count = await self.database.run_interaction(member_count_txn, room.id)
+        online = await self.online_in([room.id])
         shown = {
             "id": str(room.id),
             "name": room.name,
             "topic": room.topic,
             "visibility": room.visibility,
             "member_count": count,
-            "online_count": len(self.online_in(room.id)),
+            "online_count": len(online.get(room.id, ())),
             "created_at": iso_time(room.created_at),
             "last_seq": room.last_seq,
         }
@@ -249,11 +258,11 @@ class RoomHandler:
         if left is not None:
             self.publish(left)
         # No longer a member: none of the user's sockets receives the room any more.
-        self.on_removed(view.room.id, user.id)
+        self.on_removed(Removal(view.room.id, user.id, left.seq if left else 0))
 
     async def members(self, name: Any, user: User) -> list[dict[str, Any]]:
         view = await self.member_view(name, user)
-        online = set(self.online_in(view.room.id))
+        online = set((await self.online_in([view.room.id])).get(view.room.id, ()))
         rows = await self.database.run_interaction(members_txn, view.room.id)
         return [
             {
@@ -297,6 +306,7 @@ class RoomHandler:
             client_msg_id=None if client_msg_id is None else client_msg_id_problem(client_msg_id)
         )
         text = clean_body(body)
+        await self._limit_send(user)
         view = await self.member_view(name, user, Action.SEND)
         event, new = await self.writer.post(
             view.room.id, Draft(self.snowflakes.next_id(), user.id, text, client_msg_id, action)
@@ -304,6 +314,18 @@ class RoomHandler:
         if new:
             self.publish(event)
         return event, new
+
+    async def _limit_send(self, user: User) -> None:
+        """Refuse a flood before it costs a lookup or a commit."""
+        if self.send_limit is None:
+            return
+        decision = await self.limiter.hit(f"send:{user.id}", self.send_limit)
+        if not decision.allowed:
+            raise ApiError(
+                "rate_limited",
+                f"Too many messages; try again in {decision.retry_after} s.",
+                retry_after=decision.retry_after,
+            )
 
     async def mark_read(self, name: Any, user: User, seq: int) -> None:
         view = await self.member_view(name, user)
@@ -325,7 +347,7 @@ class RoomHandler:
     async def delete_room(self, name: Any, user: User, request_id: str | None) -> None:
         view = await self.member_view(name, user, Action.DELETE_ROOM)
         await self.database.run_interaction(delete_room_txn, view.room.id, user.id, request_id)
-        self.on_removed(view.room.id, None)
+        self.on_removed(Removal(view.room.id, None, 0))
 
     async def invite(self, name: Any, user: User, username: Any, request_id: str | None) -> None:
         view = await self.member_view(name, user, Action.INVITE)
@@ -410,7 +432,7 @@ class RoomHandler:
         )
         self.publish(event)
         if act in (Action.KICK, Action.BAN):
-            self.on_removed(view.room.id, target.id)
+            self.on_removed(Removal(view.room.id, target.id, event.seq))
         return event
 
     async def _target(self, view: RoomView, username: Any) -> Target:

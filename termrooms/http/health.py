@@ -8,9 +8,12 @@ from twisted.internet.defer import gatherResults, succeed
 from twisted.web.iweb import IRequest
 
 from termrooms.database import RETRY_AFTER_SECONDS
+from termrooms.errors import ApiError
 from termrooms.http.router import JsonResponse, Router
+from termrooms.metrics import CONTENT_TYPE, exposition, registry_for
 
 PROBE_TIMEOUT_SECONDS = 2.0
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 HEALTH_SCHEMA = {
     "type": "object",
@@ -47,6 +50,8 @@ def register_health_routes(router: Router, server: Any) -> None:
         database = "disconnected"
         if database_ok:
             database = "connected" if server.schema_ready else "starting"
+        if redis_ok and server.cluster_bus is not None:
+            redis_ok = server.cluster_bus.subscribed  # both of the two connections are needed
         redis_state = (
             "disabled" if redis_ok is None else ("connected" if redis_ok else "disconnected")
         )
@@ -61,6 +66,22 @@ def register_health_routes(router: Router, server: Any) -> None:
             )
             return JsonResponse(body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
         return JsonResponse(body)
+
+    metrics = registry_for(server)
+
+    @router.route(
+        "/metrics",
+        "GET",
+        summary="Prometheus metrics of this instance; only from the loopback interface.",
+        tags=("operations",),
+        responses={200: None, 403: None},
+    )
+    async def prometheus_metrics(request: IRequest) -> bytes:
+        if request.getClientAddress().host not in LOOPBACK:
+            raise ApiError("forbidden", "Metrics are served to the loopback interface only.")
+        request.setHeader(b"content-type", CONTENT_TYPE.encode())
+        request.setHeader(b"cache-control", b"no-store")
+        return exposition(metrics)
 
     @router.route(
         "/api/openapi.json",

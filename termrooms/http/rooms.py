@@ -193,7 +193,15 @@ def register_room_routes(router: Router, server: Any) -> None:
             "required": ["body"],
             "properties": {"body": {"type": "string"}, "client_msg_id": {"type": "string"}},
         },
-        responses={201: EVENT_SCHEMA, 400: None, 401: None, 403: None, 404: None, 422: None},
+        responses={
+            201: EVENT_SCHEMA,
+            400: None,
+            401: None,
+            403: None,
+            404: None,
+            422: None,
+            429: None,
+        },
     )
     async def post_message(request: IRequest, name: str) -> JsonResponse:
         user = await user_of(request)

@@ -133,7 +133,8 @@ class Router:
             async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
                 result = await handler(request, **kwargs)
                 if isinstance(result, bytes):
-                    request.setHeader(b"content-type", b"application/json")
+                    if not request.responseHeaders.hasHeader(b"content-type"):
+                        request.setHeader(b"content-type", b"application/json")
                     return result
                 if not isinstance(result, JsonResponse):
                     result = JsonResponse(result)

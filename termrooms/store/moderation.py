@@ -12,7 +12,7 @@ import attrs
 
 from termrooms.events import RoomEvent
 from termrooms.store.audit import insert_audit_txn
-from termrooms.store.rooms import append_event_txn
+from termrooms.store.rooms import Removal, append_event_txn, notify_removal_txn
 from termrooms.wire import iso_time
 
 
@@ -64,6 +64,7 @@ async def delete_room_txn(cursor: Any, room_id: int, actor_id: int, request_id: 
     await insert_audit_txn(
         cursor, "room.delete", actor_id=actor_id, room_id=room_id, request_id=request_id
     )
+    await notify_removal_txn(cursor, Removal(room_id, None, 0))
 
 
 async def invite_txn(
@@ -188,6 +189,8 @@ async def moderate_txn(
         target_user_id=target_id,
         data=data,
     )
+    if action in ("kick", "ban"):
+        await notify_removal_txn(cursor, Removal(room_id, target_id, event.seq))
     await insert_audit_txn(
         cursor,
         f"moderation.{action}",

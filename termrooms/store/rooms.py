@@ -305,7 +305,52 @@ async def remove_member_txn(
     )
     if cursor.fetchone() is None:
         return None
-    return await append_event_txn(cursor, event_id, room_id, "member_left", user_id=user_id)
+    event = await append_event_txn(cursor, event_id, room_id, "member_left", user_id=user_id)
+    await notify_removal_txn(cursor, Removal(room_id, user_id, event.seq))
+    return event
+
+
+ROOM_EVENTS_CHANNEL = "termrooms_room_events"
+ROOM_REMOVALS_CHANNEL = "termrooms_room_removals"
+
+
+@attrs.frozen
+class Removal:
+    """A user (None: everyone) stops receiving a room once its event ``after_seq`` is out."""
+
+    room_id: int
+    user_id: int | None
+    after_seq: int
+
+    def payload(self) -> str:
+        user = "*" if self.user_id is None else str(self.user_id)
+        return f"{self.room_id} {user} {self.after_seq}"
+
+    @classmethod
+    def from_payload(cls, payload: str) -> "Removal":
+        room, user, seq = payload.split()
+        return cls(int(room), None if user == "*" else int(user), int(seq))
+
+
+async def notify_removal_txn(cursor: Any, removal: Removal) -> None:
+    """Every instance hears of it when the transaction commits, whether Redis is up or not."""
+    await cursor.execute("SELECT pg_notify(%s, %s)", (ROOM_REMOVALS_CHANNEL, removal.payload()))
+
+
+async def hint_event_txn(cursor: Any, room_id: int, seq: int) -> None:
+    """Tell every instance that the room has events up to ``seq`` (Redis could not)."""
+    await cursor.execute("SELECT pg_notify(%s, %s)", (ROOM_EVENTS_CHANNEL, f"{room_id} {seq}"))
+
+
+def parse_event_hint(payload: str) -> tuple[int, int]:
+    room, seq = payload.split()
+    return int(room), int(seq)
+
+
+async def last_seqs_txn(cursor: Any, room_ids: list[int]) -> dict[int, int]:
+    """The latest committed seq of each room: what the periodic check compares."""
+    await cursor.execute("SELECT id, last_seq FROM rooms WHERE id = ANY(%s)", (room_ids,))
+    return dict(cursor.fetchall())
 
 
 async def rooms_for_user_txn(cursor: Any, user_id: int) -> list[tuple[Any, ...]]:
