@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test install install-test test-services deploy-tools bench-logins bench-fanout clean
+.PHONY: run test install install-test test-services deploy-tools bench-logins bench-fanout bench-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,15 @@ bench-logins: install
 # One room's fan-out: 200 subscribers, 10 senders, acks and deliveries per second.
 bench-fanout: install
 	$(BIN)/python bench/fanout.py --database-url $(BENCH_DATABASE_URL)
+
+# The same fan-out with its subscribers split over 1 and then 2 instances (one database,
+# a private redis-server unless BENCH_REDIS_URL is set); BENCH_ARGS for more, e.g.
+# BENCH_ARGS="--duration 30 --rates 100,200,400".
+BENCH_REDIS_URL ?=
+BENCH_ARGS ?=
+bench-cluster: install
+	$(BIN)/python bench/cluster.py --database-url $(BENCH_DATABASE_URL) \
+	  $(if $(BENCH_REDIS_URL),--redis-url $(BENCH_REDIS_URL)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -75,34 +77,74 @@ def wait_until_healthy(base_url: str, timeout: float = 60.0) -> None:
 def daemon(admin_url: str, *flags: str) -> Iterator[str]:
     """A daemon with ``flags`` on a scratch database; yields its base URL once healthy."""
     with scratch_database(admin_url) as database_url:
-        port = free_port()
-        data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"termrooms-bench-{port}"
+        with daemon_on(database_url, *flags) as base_url:
+            yield base_url
+
+
+@contextmanager
+def daemon_on(database_url: str, *flags: str) -> Iterator[str]:
+    """A daemon with ``flags`` on an existing database (several may share one)."""
+    port = free_port()
+    data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"termrooms-bench-{port}"
+    process = subprocess.Popen(
+        [
+            str(BIN / "twistd"),
+            "--nodaemon",
+            "--pidfile=",
+            "termrooms",
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1:backlog=1024",
+            "--database-url",
+            database_url,
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warn",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(base_url)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@contextmanager
+def redis_server(url: str | None) -> Iterator[str]:
+    """``url`` when given; else a private redis-server on a free port, gone afterwards."""
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("no redis-server on PATH: pass --redis-url")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="termrooms-bench-redis-") as directory:
         process = subprocess.Popen(
-            [
-                str(BIN / "twistd"),
-                "--nodaemon",
-                "--pidfile=",
-                "termrooms",
-                "--listen",
-                f"tcp:{port}:interface=127.0.0.1:backlog=1024",
-                "--database-url",
-                database_url,
-                "--data-dir",
-                str(data_dir),
-                "--log-level",
-                "warn",
-                *flags,
-            ],
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+            + ["no", "--dir", directory],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(base_url)
-            yield base_url
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise SystemExit("redis-server did not start") from None
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
         finally:
             process.terminate()
-            process.wait(15)
+            process.wait(10)
 
 
 def measure(work: Callable[[Any], Awaitable[dict]]) -> dict:
