@@ -157,10 +157,10 @@ class RoomHandler:
         """As view(), for what only members may do; ``action`` must be the user's to take."""
         view = await self.view(name, user)
         actor = actor_of(view, user)
+        if actor.banned:  # a ban also ends the membership: say which it is
+            raise ApiError("banned", f"You are banned from {view.room.name}.")
         if effective_role(actor) is None:
             raise ApiError("forbidden", f"Join {view.room.name} first.")
-        if actor.banned:
-            raise ApiError("banned", f"You are banned from {view.room.name}.")
         if action is Action.SEND and actor.muted:
             raise ApiError("muted", f"You are muted in {view.room.name}.")
         if not may(actor, action):
