@@ -43,15 +43,16 @@ class LocalBus:
     """The bus of one instance alone."""
 
     prepare: Callable[[bytes], Any]
-    _rooms: dict[int, set[Subscriber]] = attrs.field(factory=dict, init=False)
+    # Subscribers in the order they came (a dict, not a set): delivery order is repeatable.
+    _rooms: dict[int, dict[Subscriber, None]] = attrs.field(factory=dict, init=False)
 
     def subscribe(self, room_id: int, subscriber: Subscriber) -> None:
-        self._rooms.setdefault(room_id, set()).add(subscriber)
+        self._rooms.setdefault(room_id, {})[subscriber] = None
 
     def unsubscribe(self, room_id: int, subscriber: Subscriber) -> None:
         subscribers = self._rooms.get(room_id)
         if subscribers is not None:
-            subscribers.discard(subscriber)
+            subscribers.pop(subscriber, None)
             if not subscribers:
                 del self._rooms[room_id]
 

@@ -439,14 +439,21 @@ class RoomFeed:
     refilling: bool = False
     announced: bool = False  # counted in the room's presence
     leave_after: int | None = None  # unsubscribe once this seq has gone out
+    left: bool = False  # it has: nothing more goes out
 
     def _sent_upto(self) -> None:
-        if self.leave_after is not None and self.next_seq > self.leave_after:
-            self.connection.leave_room(self.room_id, self.leave_after)
+        if self.leave_after is not None and self.next_seq > self.leave_after and not self.left:
+            self.left = True
+            self.pending.clear()
+            # Not from inside the publish that delivered the removing event: the others
+            # must get that event before the offline presence frame this leave sends.
+            self.connection.factory.clock.callLater(
+                0, self.connection.leave_room, self.room_id, self.leave_after
+            )
 
     def offer(self, seq: int, prepared: Any) -> None:
-        if seq < self.next_seq:
-            return  # seen already
+        if seq < self.next_seq or self.left:
+            return  # seen already, or no longer ours
         if self.catching_up or seq > self.next_seq:
             self.pending[seq] = prepared
             if not self.catching_up:

@@ -15,6 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from support import bearer, config_for, start
+from termrooms.store.rooms import Removal
 from test_rooms import close, connect, frames_until, make_room, user_session
 
 ISO_MS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -165,6 +166,32 @@ async def test_kick_ends_the_membership_and_the_kicked_socket_stops_receiving_at
     assert (await join(running, bob))[0] == 200
     await user_session(running, "eve")
     assert error_of(await moderate(running, ada, "kick", "eve")) == (404, "not_found")
+    await close(watcher, kicked)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_removal_heard_before_its_event_still_shows_everyone_the_event_first(running):
+    """Another instance's NOTIFY can beat the event it removes for: the kicked socket
+    leaves only once the kick went out, and the others see the kick before the offline."""
+    admin, (ada, bob) = await lobby_with(running, "ada", "bob")
+    kicked = await subscribed(running, bob)  # first: the bus delivers to it first
+    watcher = await subscribed(running, ada)
+    await drained(watcher)
+    status, room = await api(running, ada, "GET", "/api/rooms/lobby")
+    gateway = running.server.get_gateway()
+    gateway.remove_from_room(Removal(int(room["id"]), int(bob["user"]["id"]), room["last_seq"] + 1))
+    assert room_events(await drained(kicked)) == []  # still subscribed until the kick
+
+    status, event = await moderate(running, ada, "kick", "bob")
+    assert status == 200, event
+    assert (await next_event(kicked, "member_kicked"))["seq"] == event["seq"]
+    seen = [f for f in await drained(watcher) if f["type"] in ("member_kicked", "presence")]
+    assert [(f["type"], f.get("status")) for f in seen] == [
+        ("member_kicked", None),
+        ("presence", "offline"),
+    ]
+    assert (await post(running, ada, "after the kick"))[0] == 201
+    assert room_events(await drained(kicked)) == []
     await close(watcher, kicked)
 
 
