@@ -117,7 +117,8 @@ async def append_event_txn(
     extras = dict(data or {})
     await cursor.execute(
         "WITH bumped AS ("
-        "   UPDATE rooms SET last_seq = last_seq + 1 WHERE id = %(room)s"
+        "   UPDATE rooms SET last_seq = last_seq + 1, last_event_at = clock_timestamp()"
+        "    WHERE id = %(room)s"
         "   RETURNING last_seq, name),"
         " stored AS ("
         "   INSERT INTO room_events (id, room_id, seq, type, user_id, target_user_id,"
