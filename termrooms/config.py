@@ -221,6 +221,21 @@ def _span(duration: timedelta) -> str:
     return f"{seconds}s"
 
 
+def _retention(low: timedelta, high: timedelta) -> Callable[[Any], timedelta]:
+    """A duration to keep something for, or 0 to keep it forever."""
+    bounded = _duration_between(low, high)
+
+    def parse(value: Any) -> timedelta:
+        if value == 0 or (isinstance(value, str) and _ZERO_DURATION.match(value.strip().lower())):
+            return timedelta(0)
+        return bounded(value)
+
+    return parse
+
+
+_ZERO_DURATION = re.compile(r"^0+[smhdw]?$")
+
+
 def _rate(value: Any) -> RateLimit:
     try:
         return RateLimit.parse(_text(value))
@@ -473,6 +488,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Log format: text, json (one object a line), or auto (json unless stdout is a terminal).",
         metavar="FORMAT",
     ),
+    Setting(
+        "message_retention",
+        _retention(timedelta(hours=1), timedelta(days=36500)),
+        timedelta(days=30),
+        "Delete room events (messages and the rest) older than this; 0 keeps them forever.",
+        metavar="DURATION",
+    ),
+    Setting(
+        "audit_retention",
+        _retention(timedelta(days=1), timedelta(days=36500)),
+        timedelta(days=90),
+        "Delete audit rows older than this; 0 keeps them forever.",
+        metavar="DURATION",
+    ),
+    Setting(
+        "idle_room_retention",
+        _retention(timedelta(hours=1), timedelta(days=36500)),
+        timedelta(days=7),
+        "Soft-delete rooms without a new event for this long; 0 keeps them.",
+        metavar="DURATION",
+    ),
+    Setting(
+        "retention_interval",
+        _duration_between(timedelta(minutes=1), timedelta(days=1)),
+        timedelta(hours=1),
+        "How often each instance tries a retention pass (one instance at a time runs it).",
+        metavar="DURATION",
+    ),
 )
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -513,6 +556,10 @@ class Config:
     slow_consumer_bytes: int = 1024 * 1024
     log_level: str = "info"
     log_format: str = "auto"
+    message_retention: timedelta = timedelta(days=30)
+    audit_retention: timedelta = timedelta(days=90)
+    idle_room_retention: timedelta = timedelta(days=7)
+    retention_interval: timedelta = timedelta(hours=1)
     config_file: Path | None = None
 
 
