@@ -9,6 +9,7 @@ embedded PostgreSQL under ``--data-dir``.
     termrooms invite [--uses N] [--expires-in 7d] [--by ADMIN]
     termrooms disable-user NAME / enable-user NAME
     termrooms rotate-key
+    termrooms retention [--dry-run]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import getpass
 import sys
 import time
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Sequence
 
 from twisted.internet.defer import ensureDeferred
@@ -30,11 +32,13 @@ from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_k
 from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
 from termrooms.errors import ApiError
+from termrooms.handlers.retention import dry_run, run_pass
 from termrooms.invites import DEFAULT_INVITE_EXPIRY, DEFAULT_INVITE_USES, new_invite_code
 from termrooms.keys import KeyFileError, rotate_key
 from termrooms.logs import make_observer
 from termrooms.migrations import MigrationError, load_deltas, migrate
 from termrooms.passwords import hash_password
+from termrooms.retention import RetentionPolicy
 from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.audit import insert_audit_txn
@@ -116,6 +120,14 @@ class RotateKeyOptions(ConfigOptions):
     description = "Add a new access-token signing key; older keys verify until their tokens expire."
 
 
+class RetentionOptions(ConfigOptions):
+    synopsis = "[options]"
+    description = "Remove old events and audit rows, idle rooms and expired rows now."
+    optFlags = ConfigOptions.optFlags + [
+        ["dry-run", None, "Print how many rows of each kind a pass would remove; remove none."],
+    ]
+
+
 class TermroomsCommand(usage.Options):
     synopsis = "termrooms COMMAND [options]"
     subCommands = [
@@ -126,6 +138,7 @@ class TermroomsCommand(usage.Options):
         ["disable-user", None, DisableUserOptions, DisableUserOptions.description],
         ["enable-user", None, EnableUserOptions, EnableUserOptions.description],
         ["rotate-key", None, RotateKeyOptions, RotateKeyOptions.description],
+        ["retention", None, RetentionOptions, RetentionOptions.description],
     ]
 
     def opt_version(self) -> None:
@@ -262,6 +275,20 @@ async def run_rotate_key(reactor: Any, options: RotateKeyOptions) -> None:
     print(f"new signing key {ring.active_kid} in {path}; {len(ring.keys)} key(s) kept")
 
 
+async def run_retention(reactor: Any, options: RetentionOptions) -> None:
+    policy = RetentionPolicy.from_config(options.config)
+    now = datetime.now(timezone.utc)
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        if options["dry-run"]:
+            report = await dry_run(connection, policy, now)
+        else:
+            report = await run_pass(connection, policy, now, purge_expired=True)
+    if report is None:
+        raise CommandFailed("another instance is running a retention pass; nothing removed")
+    print("\n".join(report.lines()))
+
+
 _COMMANDS = {
     "migrate": run_migrate,
     "create-user": run_create_user,
@@ -269,6 +296,7 @@ _COMMANDS = {
     "disable-user": run_disable_user,
     "enable-user": run_enable_user,
     "rotate-key": run_rotate_key,
+    "retention": run_retention,
 }
 
 

@@ -34,6 +34,7 @@ from termrooms.config import (
     resolve_config,
     show_value,
 )
+from termrooms.handlers.retention import RetentionService
 from termrooms.logs import make_observer
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
@@ -215,6 +216,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     DatabaseStartupService(server, partial(exit_after_shutdown, reactor)).setServiceParent(top)
     last_seen = TimerService(LAST_SEEN_EVERY_SECONDS, _logged(server.record_last_seen))
     last_seen.setServiceParent(top)
+    RetentionService(server, config.retention_interval.total_seconds()).setServiceParent(top)
     site = server.get_site()
     for description in config.listen:
         strports.service(description, site, reactor=reactor).setServiceParent(top)
