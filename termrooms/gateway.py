@@ -478,6 +478,10 @@ class RoomFeed:
         while self.next_seq <= last_seq:
             page = await rooms.events_after(self.room_id, self.next_seq - 1, REPLAY_PAGE)
             if not page:
+                # Retention removed every event up to last_seq: say so, and go on from
+                # the next one (left at a removed seq, the feed would wait for it forever).
+                self.connection.send_frame(history_truncated_frame(self.room_name, last_seq + 1))
+                self.next_seq = last_seq + 1
                 break
             if page[0].seq > self.next_seq:
                 self.connection.send_frame(history_truncated_frame(self.room_name, page[0].seq))

@@ -475,6 +475,30 @@ async def test_catch_up_from_before_what_retention_kept_gets_history_truncated(r
 
 
 @pytest_twisted.ensureDeferred
+async def test_catch_up_in_a_room_whose_every_event_went_is_truncated_then_live(running):
+    url = running.server.config.database_url
+    ada = await user_session(running, "ada")
+    await make_room(running, ada)
+    for i in range(2, 6):
+        await post(running, ada, f"m{i}")
+    sql(url, "UPDATE room_events SET created_at = now() - '31 days'::interval")
+    policy = RetentionPolicy(messages=timedelta(days=30), idle_rooms=timedelta(0))
+    assert (await one_pass(url, policy)).counts["messages"] == 5
+
+    client = await connect(running, ada)
+    client.send({"type": "join", "room": "lobby", "since": 2})
+    frames = await frames_until(client, lambda f: f["type"] == "history_truncated")
+    await post(running, ada, "after the gap")
+    live = await frames_until(client, lambda f: f["type"] == "message")
+
+    assert frames[-2]["type"] == "joined" and frames[-2]["last_seq"] == 5
+    assert frames[-1] == {"type": "history_truncated", "room": "lobby", "oldest_seq": 6}
+    assert (live[-1]["seq"], live[-1]["body"]) == (6, "after the gap")
+    client.protocol.sendClose(1000)
+    await client.close_code()
+
+
+@pytest_twisted.ensureDeferred
 async def test_http_history_after_retention_starts_at_the_oldest_kept_event(running):
     url = running.server.config.database_url
     ada = await user_session(running, "ada")
