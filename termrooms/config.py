@@ -221,6 +221,9 @@ def _span(duration: timedelta) -> str:
     return f"{seconds}s"
 
 
+_ZERO_DURATION = re.compile(r"^0+[smhdw]?$")
+
+
 def _retention(low: timedelta, high: timedelta) -> Callable[[Any], timedelta]:
     """A duration to keep something for, or 0 to keep it forever."""
     bounded = _duration_between(low, high)
@@ -231,9 +234,6 @@ def _retention(low: timedelta, high: timedelta) -> Callable[[Any], timedelta]:
         return bounded(value)
 
     return parse
-
-
-_ZERO_DURATION = re.compile(r"^0+[smhdw]?$")
 
 
 def _rate(value: Any) -> RateLimit:

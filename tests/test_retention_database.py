@@ -6,6 +6,7 @@ the command, and catch-up over a real WebSocket after old events went.
 from __future__ import annotations
 
 import select
+import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg2
@@ -24,7 +25,6 @@ from termrooms.store.retention import RETENTION_LOCK_KEY
 from termrooms.tap import Options, makeService
 from test_rooms import connect, frames_until, make_room, user_session
 
-NOW = datetime.now(timezone.utc)
 KEEP_ALL = RetentionPolicy(timedelta(0), timedelta(0), timedelta(0))
 ADA = 1
 
@@ -79,10 +79,14 @@ def retention_audit(url: str) -> list[dict]:
     return [data for (data,) in rows]
 
 
-async def one_pass(url: str, policy: RetentionPolicy, now: datetime = NOW, **kwargs):
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def one_pass(url: str, policy: RetentionPolicy, now: datetime | None = None, **kwargs):
     connection = await connect_one(reactor, url)
     try:
-        return await run_pass(connection, policy, now, **kwargs)
+        return await run_pass(connection, policy, now or utc_now(), **kwargs)
     finally:
         connection.close()
 
@@ -176,7 +180,7 @@ async def test_a_room_whose_old_events_went_is_idle_by_its_last_event_not_its_cr
     later = await one_pass(
         url,
         RetentionPolicy(messages=timedelta(days=30), idle_rooms=timedelta(days=60)),
-        NOW + timedelta(days=21),
+        utc_now() + timedelta(days=21),
     )
     assert later.counts["idle_rooms"] == 1
 
@@ -359,7 +363,7 @@ async def test_dry_run_counts_every_kind_and_removes_nothing(fresh_migrated_data
     before = sql(url, "SELECT (SELECT count(*) FROM room_events), (SELECT count(*) FROM invites)")
     connection = await connect_one(reactor, url)
     try:
-        report = await dry_run(connection, RetentionPolicy(), NOW)
+        report = await dry_run(connection, RetentionPolicy(), utc_now())
     finally:
         connection.close()
 
@@ -607,3 +611,36 @@ def test_the_daemon_runs_retention_every_retention_interval() -> None:
     (service,) = [s for s in top if isinstance(s, RetentionService)]
     assert service.step == 600
     assert service.server is top.server
+
+
+def test_a_real_daemon_clears_a_backlog_at_start_and_a_second_one_finds_it_done(
+    fresh_migrated_database_url, daemons
+):
+    url = fresh_migrated_database_url
+    add_room(url, 7, "lobby")
+    sql(
+        url,
+        "INSERT INTO room_events (id, room_id, seq, type, user_id, body, created_at)"
+        " SELECT 700000 + n, 7, n, 'message', 1, 'old', now() - '40 days'::interval"
+        "   FROM generate_series(1, 2500) AS n",
+    )
+    sql(url, "UPDATE rooms SET last_seq = 2500")
+    add_events(url, 7, 2, timedelta(0))
+
+    first = daemons(["--database-url", url, "--node-id", "1"])
+    second = daemons(["--database-url", url, "--node-id", "2"])
+    deadline = time.monotonic() + 30
+    while seqs(url, 7) != [2501, 2502]:
+        assert time.monotonic() < deadline, "the backlog was never cleared"
+        time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while not all('"termrooms.handlers.retention"' in d.log() for d in (first, second)):
+        assert time.monotonic() < deadline, "a daemon never reported its pass"
+        time.sleep(0.1)
+
+    (data,) = retention_audit(url)
+    assert data["removed"]["messages"] == 2500
+    logs = [d.log() for d in (first, second)]
+    assert sum("retention removed 2500 row(s)" in log for log in logs) == 1
+    assert sum("retention removed 0 row(s)" in log or "skipped" in log for log in logs) == 1
+    assert first.stop() == 0 and second.stop() == 0

@@ -120,7 +120,7 @@ class RetentionService(TimerService):
             connection.close()
         if report is None:
             _log.info("retention: another instance is running a pass; skipped")
-        elif report.total or report.purged_expired:
+        else:
             _log.info(
                 "retention removed {total} row(s): {counts}",
                 total=report.total,
