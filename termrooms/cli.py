@@ -7,13 +7,20 @@ embedded PostgreSQL under ``--data-dir``.
     termrooms check-config
     termrooms create-user NAME [--admin] [--password-stdin]
     termrooms invite [--uses N] [--expires-in 7d] [--by ADMIN]
-    termrooms disable-user NAME / enable-user NAME
+    termrooms disable-user NAME / enable-user NAME   (the same as users disable / enable)
     termrooms rotate-key
+    termrooms users list [--all] [--json]
+    termrooms users disable NAME / enable NAME
+    termrooms users set-password NAME [--password-stdin]
+    termrooms users make-admin NAME [--revoke]
+    termrooms rooms list [--all] [--json]
+    termrooms rooms delete NAME
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -26,6 +33,15 @@ from twisted.logger import globalLogBeginner
 from twisted.python import usage
 
 from termrooms import __version__
+from termrooms.admin import (
+    ROOM_HEADERS,
+    USER_HEADERS,
+    format_table,
+    room_json,
+    room_table_row,
+    user_json,
+    user_table_row,
+)
 from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_key_path
 from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
@@ -34,9 +50,16 @@ from termrooms.invites import DEFAULT_INVITE_EXPIRY, DEFAULT_INVITE_USES, new_in
 from termrooms.keys import KeyFileError, rotate_key
 from termrooms.logs import make_observer
 from termrooms.migrations import MigrationError, load_deltas, migrate
-from termrooms.passwords import hash_password
+from termrooms.passwords import PasswordPolicy, hash_password
 from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
 from termrooms.snowflake import SnowflakeGenerator
+from termrooms.store.admin import (
+    delete_room_by_name_txn,
+    list_rooms_txn,
+    list_users_txn,
+    set_password_txn,
+    set_role_txn,
+)
 from termrooms.store.audit import insert_audit_txn
 from termrooms.store.invites import create_invite_txn
 from termrooms.store.users import (
@@ -116,6 +139,71 @@ class RotateKeyOptions(ConfigOptions):
     description = "Add a new access-token signing key; older keys verify until their tokens expire."
 
 
+class ListOptions(ConfigOptions):
+    synopsis = "[options]"
+    optFlags = ConfigOptions.optFlags + [
+        ["all", None, "Include deleted ones."],
+        ["json", None, "Print a JSON array instead of a table."],
+    ]
+
+
+class UsersListOptions(ListOptions):
+    description = "List the accounts: role, state, when created, last login."
+
+
+class SetPasswordOptions(DisableUserOptions):
+    description = "Set an account's password (asked for, or read from stdin); its sessions end."
+    optFlags = ConfigOptions.optFlags + [
+        ["password-stdin", None, "Read the password from the first line of stdin."],
+    ]
+
+
+class MakeAdminOptions(DisableUserOptions):
+    description = "Make an account a server admin (or, with --revoke, an ordinary user)."
+    optFlags = ConfigOptions.optFlags + [["revoke", None, "Take the admin role away instead."]]
+
+
+class RoomsListOptions(ListOptions):
+    description = "List the rooms: visibility, members, events, creator, last activity."
+
+
+class RoomDeleteOptions(ConfigOptions):
+    synopsis = "[options] NAME"
+    description = "Delete a room as its owner would: its sockets drop it, its history stays."
+
+    def parseArgs(self, name: str) -> None:
+        self["name"] = name
+
+
+class GroupOptions(usage.Options):
+    """A command that only groups subcommands (``users``, ``rooms``)."""
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError(f"a subcommand is required, one of {self.synopsis}")
+
+
+class UsersOptions(GroupOptions):
+    synopsis = "list|disable|enable|set-password|make-admin"
+    description = "Manage accounts."
+    subCommands = [
+        ["list", None, UsersListOptions, UsersListOptions.description],
+        ["disable", None, DisableUserOptions, DisableUserOptions.description],
+        ["enable", None, EnableUserOptions, EnableUserOptions.description],
+        ["set-password", None, SetPasswordOptions, SetPasswordOptions.description],
+        ["make-admin", None, MakeAdminOptions, MakeAdminOptions.description],
+    ]
+
+
+class RoomsOptions(GroupOptions):
+    synopsis = "list|delete"
+    description = "Manage rooms."
+    subCommands = [
+        ["list", None, RoomsListOptions, RoomsListOptions.description],
+        ["delete", None, RoomDeleteOptions, RoomDeleteOptions.description],
+    ]
+
+
 class TermroomsCommand(usage.Options):
     synopsis = "termrooms COMMAND [options]"
     subCommands = [
@@ -126,6 +214,8 @@ class TermroomsCommand(usage.Options):
         ["disable-user", None, DisableUserOptions, DisableUserOptions.description],
         ["enable-user", None, EnableUserOptions, EnableUserOptions.description],
         ["rotate-key", None, RotateKeyOptions, RotateKeyOptions.description],
+        ["users", None, UsersOptions, UsersOptions.description],
+        ["rooms", None, RoomsOptions, RoomsOptions.description],
     ]
 
     def opt_version(self) -> None:
@@ -191,11 +281,18 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
+def _password_policy(config: Config) -> PasswordPolicy:
+    """The daemon's argon2id parameters, so a hash made here needs no re-hash at login."""
+    return PasswordPolicy(
+        config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
+    )
+
+
 async def run_create_user(reactor: Any, options: CreateUserOptions) -> None:
     name = options["name"]
     password = _read_password(bool(options["password-stdin"]))
     check_fields(username=username_problem(name), password=password_problem(password))
-    password_hash = await deferToThread(hash_password, password)
+    password_hash = await deferToThread(hash_password, password, _password_policy(options.config))
     role = "admin" if options["admin"] else "user"
     user_id = SnowflakeGenerator(options.config.node_id).next_id()
     async with database_connection(reactor, options.config) as connection:
@@ -262,6 +359,61 @@ async def run_rotate_key(reactor: Any, options: RotateKeyOptions) -> None:
     print(f"new signing key {ring.active_kid} in {path}; {len(ring.keys)} key(s) kept")
 
 
+async def run_users_list(reactor: Any, options: UsersListOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        users = await run_in_transaction(connection, list_users_txn, bool(options["all"]))
+    if options["json"]:
+        print(json.dumps([user_json(user) for user in users], indent=2))
+    else:
+        print(format_table(USER_HEADERS, [user_table_row(user) for user in users]))
+
+
+async def run_set_password(reactor: Any, options: SetPasswordOptions) -> None:
+    password = _read_password(bool(options["password-stdin"]))
+    check_fields(password=password_problem(password))
+    password_hash = await deferToThread(hash_password, password, _password_policy(options.config))
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        user_id = await run_in_transaction(
+            connection, set_password_txn, options["name"], password_hash
+        )
+    if user_id is None:
+        raise CommandFailed(f"no user named {options['name']!r}")
+    print(f"password set for {options['name']} (id {user_id}); their sessions ended")
+
+
+async def run_make_admin(reactor: Any, options: MakeAdminOptions) -> None:
+    role = "user" if options["revoke"] else "admin"
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        changed = await run_in_transaction(connection, set_role_txn, options["name"], role)
+    if changed is None:
+        raise CommandFailed(f"no user named {options['name']!r}")
+    user_id, previous = changed
+    print(f"{options['name']} (id {user_id}) is now {role} (was {previous})")
+
+
+async def run_rooms_list(reactor: Any, options: RoomsListOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        rooms = await run_in_transaction(connection, list_rooms_txn, bool(options["all"]))
+    if options["json"]:
+        print(json.dumps([room_json(room) for room in rooms], indent=2))
+    else:
+        print(format_table(ROOM_HEADERS, [room_table_row(room) for room in rooms]))
+
+
+async def run_rooms_delete(reactor: Any, options: RoomDeleteOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        room_id = await run_in_transaction(connection, delete_room_by_name_txn, options["name"])
+    if room_id is None:
+        raise CommandFailed(f"no room named {options['name']!r}")
+    print(f"deleted room {options['name']} (id {room_id})")
+
+
+# `disable-user` and `users disable` (and the enable pair) are one command spelt two ways.
 _COMMANDS = {
     "migrate": run_migrate,
     "create-user": run_create_user,
@@ -269,6 +421,13 @@ _COMMANDS = {
     "disable-user": run_disable_user,
     "enable-user": run_enable_user,
     "rotate-key": run_rotate_key,
+    "users list": run_users_list,
+    "users disable": run_disable_user,
+    "users enable": run_enable_user,
+    "users set-password": run_set_password,
+    "users make-admin": run_make_admin,
+    "rooms list": run_rooms_list,
+    "rooms delete": run_rooms_delete,
 }
 
 
@@ -289,8 +448,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except usage.UsageError as e:
         print(f"termrooms: error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
-    options = command.subOptions
-    if command.subCommand == "check-config":
+    name, options = command.subCommand, command.subOptions
+    while isinstance(options, GroupOptions):  # `users disable` -> the options of `disable`
+        name, options = f"{name} {options.subCommand}", options.subOptions
+    if name == "check-config":
         print(describe_config(options.config))
         return
     config = options.config
@@ -300,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         [make_observer(config.log_level, log_format, sys.stderr)],
         redirectStandardIO=False,
     )
-    react(lambda reactor: ensureDeferred(_run(reactor, command.subCommand, options)))
+    react(lambda reactor: ensureDeferred(_run(reactor, name, options)))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ async def set_topic_txn(
     )
 
 
-async def delete_room_txn(cursor: Any, room_id: int, actor_id: int, request_id: str | None) -> None:
+async def delete_room_txn(
+    cursor: Any, room_id: int, actor_id: int | None, request_id: str | None
+) -> None:
     """Soft delete: the name is free again, the history stays in the database."""
     await cursor.execute(
         "UPDATE rooms SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL", (room_id,)
