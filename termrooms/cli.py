@@ -15,6 +15,8 @@ embedded PostgreSQL under ``--data-dir``.
     termrooms users make-admin NAME [--revoke]
     termrooms rooms list [--all] [--json]
     termrooms rooms delete NAME
+    termrooms backup FILE [--force] [--pg-bin DIR]
+    termrooms restore FILE [--clean] [--pg-bin DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import sys
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from twisted.internet.defer import ensureDeferred
@@ -42,6 +45,7 @@ from termrooms.admin import (
     user_json,
     user_table_row,
 )
+from termrooms.backup import ToolFailed, dump, find_tools, run_tool
 from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_key_path
 from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
@@ -51,6 +55,13 @@ from termrooms.keys import KeyFileError, rotate_key
 from termrooms.logs import make_observer
 from termrooms.migrations import MigrationError, load_deltas, migrate
 from termrooms.passwords import PasswordPolicy, hash_password
+from termrooms.pgtools import (
+    RestoreRefused,
+    ToolMissing,
+    backup_schema_version,
+    check_restore,
+    pick_tool,
+)
 from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.admin import (
@@ -61,6 +72,7 @@ from termrooms.store.admin import (
     set_role_txn,
 )
 from termrooms.store.audit import insert_audit_txn
+from termrooms.store.backups import server_major_txn, target_database_txn
 from termrooms.store.invites import create_invite_txn
 from termrooms.store.users import (
     admin_id_by_name_txn,
@@ -175,6 +187,34 @@ class RoomDeleteOptions(ConfigOptions):
         self["name"] = name
 
 
+_PG_BIN_HELP = (
+    "Directory of the PostgreSQL client programs to use (default: the oldest on this"
+    " machine at least as new as the server)."
+)
+
+
+class BackupOptions(ConfigOptions):
+    synopsis = "[options] FILE"
+    description = "Write the whole database to FILE with pg_dump (custom format, mode 0600)."
+    optFlags = ConfigOptions.optFlags + [["force", None, "Replace FILE if it exists."]]
+    optParameters = ConfigOptions.optParameters + [["pg-bin", None, None, _PG_BIN_HELP]]
+
+    def parseArgs(self, file: str) -> None:
+        self["file"] = Path(file)
+
+
+class RestoreOptions(ConfigOptions):
+    synopsis = "[options] FILE"
+    description = "Load a backup into an empty database (or, with --clean, over a termrooms one)."
+    optFlags = ConfigOptions.optFlags + [
+        ["clean", None, "Replace the contents of a termrooms database (stop every instance)."],
+    ]
+    optParameters = ConfigOptions.optParameters + [["pg-bin", None, None, _PG_BIN_HELP]]
+
+    def parseArgs(self, file: str) -> None:
+        self["file"] = Path(file)
+
+
 class GroupOptions(usage.Options):
     """A command that only groups subcommands (``users``, ``rooms``)."""
 
@@ -216,6 +256,8 @@ class TermroomsCommand(usage.Options):
         ["rotate-key", None, RotateKeyOptions, RotateKeyOptions.description],
         ["users", None, UsersOptions, UsersOptions.description],
         ["rooms", None, RoomsOptions, RoomsOptions.description],
+        ["backup", None, BackupOptions, BackupOptions.description],
+        ["restore", None, RestoreOptions, RestoreOptions.description],
     ]
 
     def opt_version(self) -> None:
@@ -241,22 +283,37 @@ def describe_config(config: Config) -> str:
 
 
 @asynccontextmanager
-async def database_connection(reactor: Any, config: Config) -> AsyncIterator[Any]:
-    """A session of its own on the configured database, or on the embedded one."""
+async def database_url(config: Config) -> AsyncIterator[str]:
+    """The URL of the configured database, or of the embedded one, running meanwhile."""
     embedded = None
     url = config.database_session_url or config.database_url
     if url is None:
         embedded = EmbeddedPostgres(config.data_dir)
         url = await deferToThread(embedded.start)
     try:
+        yield url
+    finally:
+        if embedded is not None:
+            await deferToThread(embedded.stop)
+
+
+@asynccontextmanager
+async def database_connection(reactor: Any, config: Config) -> AsyncIterator[Any]:
+    """A session of its own on the configured database, or on the embedded one."""
+    async with database_url(config) as url:
         connection = await connect_one(reactor, url)
         try:
             yield connection
         finally:
             connection.close()
+
+
+async def _ask_server(reactor: Any, url: str, *interactions: Any) -> list[Any]:
+    connection = await connect_one(reactor, url)
+    try:
+        return [await run_in_transaction(connection, txn) for txn in interactions]
     finally:
-        if embedded is not None:
-            await deferToThread(embedded.stop)
+        connection.close()
 
 
 async def _schema_current(connection: Any) -> None:
@@ -413,6 +470,45 @@ async def run_rooms_delete(reactor: Any, options: RoomDeleteOptions) -> None:
     print(f"deleted room {options['name']} (id {room_id})")
 
 
+async def run_backup(reactor: Any, options: BackupOptions) -> None:
+    target = options["file"]
+    if target.exists() and not options["force"]:
+        raise CommandFailed(f"{target} exists: pass --force to replace it")
+    async with database_url(options.config) as url:
+        # No schema check: a backup is what an operator takes before migrating.
+        [server_major] = await _ask_server(reactor, url, server_major_txn)
+        found = await deferToThread(find_tools, "pg_dump", options["pg-bin"])
+        tool = pick_tool("pg_dump", found, server_major)
+        await deferToThread(dump, tool, url, target)
+    size = target.stat().st_size
+    print(f"wrote {target} ({size} bytes) with {tool.path} (PostgreSQL {tool.major})")
+
+
+async def run_restore(reactor: Any, options: RestoreOptions) -> None:
+    source = options["file"]
+    if not source.is_file():
+        raise CommandFailed(f"no such file: {source}")
+    async with database_url(options.config) as url:
+        server_major, target = await _ask_server(
+            reactor, url, server_major_txn, target_database_txn
+        )
+        found = await deferToThread(find_tools, "pg_restore", options["pg-bin"])
+        tool = pick_tool("pg_restore", found, server_major)
+        listing = await deferToThread(
+            run_tool, tool, ["--data-only", "--table=schema_migrations", "--file=-", str(source)]
+        )
+        backup_version = backup_schema_version(listing)
+        if backup_version is None:
+            raise CommandFailed(f"{source} is not a termrooms backup (no schema_migrations)")
+        known_version = max(delta.version for delta in load_deltas())
+        check_restore(target, backup_version, known_version, bool(options["clean"]))
+        clean = ["--clean", "--if-exists"] if options["clean"] else []
+        # Objects belong to whoever restores (the daemon's user), not to the old owner.
+        restore_args = ["--no-owner", "--no-acl", "--exit-on-error", "--single-transaction"]
+        await deferToThread(run_tool, tool, [*restore_args, *clean, str(source)], url)
+    print(f"restored {source} (schema version {backup_version}) with {tool.path}")
+
+
 # `disable-user` and `users disable` (and the enable pair) are one command spelt two ways.
 _COMMANDS = {
     "migrate": run_migrate,
@@ -428,13 +524,22 @@ _COMMANDS = {
     "users make-admin": run_make_admin,
     "rooms list": run_rooms_list,
     "rooms delete": run_rooms_delete,
+    "backup": run_backup,
+    "restore": run_restore,
 }
 
 
 async def _run(reactor: Any, command: str, options: Any) -> None:
     try:
         await _COMMANDS[command](reactor, options)
-    except (CommandFailed, MigrationError, KeyFileError) as e:
+    except (
+        CommandFailed,
+        MigrationError,
+        KeyFileError,
+        ToolMissing,
+        ToolFailed,
+        RestoreRefused,
+    ) as e:
         raise SystemExit(f"termrooms {command}: {e}") from None
     except ApiError as e:
         raise SystemExit(f"termrooms {command}: {e.detail}") from None
