@@ -105,12 +105,22 @@ class TargetDatabase:
     tables: int  # outside the system schemas
     schema_version: int | None  # None: no schema_migrations table
     other_sessions: int
+    name: str = "termrooms"
+
+
+# Databases every server has, for administration: an empty one is no place for termrooms.
+MAINTENANCE_DATABASES = frozenset({"postgres", "template0", "template1"})
 
 
 def check_restore(
     target: TargetDatabase, backup_version: int, known_version: int, clean: bool
 ) -> None:
     """Raise RestoreRefused unless restoring this backup into ``target`` is safe."""
+    if target.name in MAINTENANCE_DATABASES:
+        raise RestoreRefused(
+            f"{target.name!r} is the server's maintenance database, not one for termrooms:"
+            " create a database for it (createdb -O termrooms termrooms) and name that one"
+        )
     if backup_version > known_version:
         raise RestoreRefused(
             f"the backup is at schema version {backup_version}, newer than this termrooms"

@@ -193,6 +193,23 @@ def test_restore_refuses_a_file_that_is_no_termrooms_backup(databases, tmp_path)
     assert execute(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
 
 
+def test_restore_refuses_the_servers_maintenance_database(
+    databases, fresh_migrated_database_url, tmp_path
+):
+    path = tmp_path / "termrooms.dump"
+    backup(fresh_migrated_database_url, path).check_returncode()
+    maintenance = databases.admin_url.rsplit("/", 1)[0] + "/postgres"
+    before = execute(maintenance, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+
+    result = restore(maintenance, path)
+
+    assert result.returncode == 1
+    assert "maintenance database" in result.stderr
+    assert execute(maintenance, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == (
+        before
+    )
+
+
 def test_backup_keeps_an_existing_file_unless_forced(fresh_migrated_database_url, tmp_path):
     path = tmp_path / "termrooms.dump"
     path.write_text("yesterday's backup")

@@ -111,8 +111,9 @@ def test_check_restore_lets_clean_replace_an_idle_termrooms_database():
         (TargetDatabase(13, 2, 0), 1, True, "schema version 2, the backup at 1"),
         (TargetDatabase(13, 1, 2), 1, True, "2 other session(s)"),
         (EMPTY, 3, False, "newer than this termrooms knows (2)"),
+        (TargetDatabase(0, None, 0, "postgres"), 1, False, "maintenance database"),
     ],
-    ids=["not-empty", "foreign", "newer-schema", "in-use", "backup-too-new"],
+    ids=["not-empty", "foreign", "newer-schema", "in-use", "backup-too-new", "maintenance"],
 )
 def test_check_restore_refuses_saying_why(target, backup_version, clean, says):
     with pytest.raises(RestoreRefused) as raised:

@@ -32,4 +32,6 @@ async def target_database_txn(cursor: Any) -> TargetDatabase:
         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
     (other_sessions,) = cursor.fetchone()
-    return TargetDatabase(tables, schema_version, other_sessions)
+    await cursor.execute("SELECT current_database()")
+    (name,) = cursor.fetchone()
+    return TargetDatabase(tables, schema_version, other_sessions, name)
