@@ -474,6 +474,8 @@ async def run_backup(reactor: Any, options: BackupOptions) -> None:
     target = options["file"]
     if target.exists() and not options["force"]:
         raise CommandFailed(f"{target} exists: pass --force to replace it")
+    if not target.parent.is_dir():
+        raise CommandFailed(f"no directory {target.parent} to write the backup in")
     async with database_url(options.config) as url:
         # No schema check: a backup is what an operator takes before migrating.
         [server_major] = await _ask_server(reactor, url, server_major_txn)

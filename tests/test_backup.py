@@ -224,6 +224,14 @@ def test_backup_keeps_an_existing_file_unless_forced(fresh_migrated_database_url
     assert path.read_bytes().startswith(b"PGDMP")
 
 
+def test_backup_into_a_missing_directory_says_so(fresh_migrated_database_url, tmp_path):
+    result = backup(fresh_migrated_database_url, tmp_path / "nowhere" / "termrooms.dump")
+
+    assert result.returncode == 1
+    assert f"no directory {tmp_path / 'nowhere'}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def fake_pg_dump(directory: Path, version: str) -> Path:
     """A pg_dump that reports ``version`` and records its arguments and PGPASSWORD."""
     directory.mkdir()
