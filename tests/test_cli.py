@@ -540,11 +540,14 @@ async def api(daemon, method: str, path: str, token: str | None = None, body=Non
 
 @pytest.mark.slow
 @pytest_twisted.ensureDeferred
-async def test_admin_commands_against_a_running_daemon_close_sockets_and_are_audited(
+async def test_admin_commands_against_two_running_daemons_close_sockets_on_both_and_are_audited(
     daemons, fresh_migrated_database_url
 ):
     url = fresh_migrated_database_url
     daemon = daemons(["--database-url", url, "--argon2-memory-kib", "8192"])
+    # A second instance of the deployment: same database, same key file (the data
+    # directory both start in), another node id.
+    other = daemons(["--database-url", url, "--node-id", "1"])
     for name in ("alice", "bob"):
         await in_thread("create-user", name, "--password-stdin", "--database-url", url,
                         stdin=PASSWORD + "\n")  # fmt: skip
@@ -562,12 +565,16 @@ async def test_admin_commands_against_a_running_daemon_close_sockets_and_are_aud
     ws_url = daemon.base_url.replace("http://", "ws://") + "/ws?token="
     bob_socket = await ws_connect(ws_url + bob)
     assert (await bob_socket.next_frame())["type"] == "welcome"
+    other_url = other.base_url.replace("http://", "ws://") + "/ws?token="
+    bob_elsewhere = await ws_connect(other_url + bob)
+    assert (await bob_elsewhere.next_frame())["server_id"] == "1"
     alice_socket = await ws_connect(ws_url + alice)
     await alice_socket.next_frame()
 
     await in_thread("users", "disable", "bob", "--database-url", url)
 
     assert await bob_socket.close_code() == 4001
+    assert await bob_elsewhere.close_code() == 4001
     assert (await api(daemon, "GET", "/api/auth/me", bob))[0] == 401
     await in_thread("users", "enable", "bob", "--database-url", url)
     await in_thread("users", "set-password", "bob", "--password-stdin", "--database-url", url,
