@@ -162,6 +162,23 @@ def test_restore_clean_puts_a_termrooms_database_back_as_it_was_backed_up(
     assert snapshot(url) == before
 
 
+def test_restore_clean_refuses_while_another_session_uses_the_database(
+    fresh_migrated_database_url, tmp_path
+):
+    url = fresh_migrated_database_url
+    populate(url)
+    path = tmp_path / "termrooms.dump"
+    backup(url, path).check_returncode()
+    execute(url, "INSERT INTO audit_log (action) VALUES ('after.backup')")
+
+    with closing(psycopg2.connect(url)):  # as a running instance would be
+        result = restore(url, path, "--clean")
+
+    assert result.returncode == 1
+    assert "1 other session(s)" in result.stderr and "stop every" in result.stderr
+    assert execute(url, "SELECT count(*) FROM audit_log WHERE action = 'after.backup'") == [(1,)]
+
+
 def test_restore_clean_refuses_a_database_termrooms_did_not_make(
     databases, fresh_migrated_database_url, tmp_path
 ):
