@@ -10,6 +10,7 @@ import stat
 import tempfile
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -84,8 +85,19 @@ def snapshot(url: str) -> dict[str, list[str]]:
     return rows
 
 
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def with_password(url: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    secret = "" if password is None else f":{password}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}{secret}@{host}"))
+
+
 def drop(admin_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1]
+    name = urlsplit(url).path.lstrip("/")
     with closing(psycopg2.connect(admin_url)) as connection:
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -215,7 +227,7 @@ def test_restore_refuses_the_servers_maintenance_database(
 ):
     path = tmp_path / "termrooms.dump"
     backup(fresh_migrated_database_url, path).check_returncode()
-    maintenance = databases.admin_url.rsplit("/", 1)[0] + "/postgres"
+    maintenance = with_database(databases.admin_url, "postgres")
     before = execute(maintenance, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
 
     result = restore(maintenance, path)
@@ -249,6 +261,11 @@ def test_backup_into_a_missing_directory_says_so(fresh_migrated_database_url, tm
     assert "Traceback" not in result.stderr
 
 
+def server_major(url: str) -> int:
+    [(major,)] = execute(url, "SELECT current_setting('server_version_num')::int / 10000")
+    return major
+
+
 def fake_pg_dump(directory: Path, version: str) -> Path:
     """A pg_dump that reports ``version`` and records its arguments and PGPASSWORD."""
     directory.mkdir()
@@ -268,16 +285,15 @@ def test_backup_hands_the_password_over_in_the_environment_not_the_command_line(
     fresh_migrated_database_url, tmp_path
 ):
     secret = "sekrit-pw-42"
-    with_password = fresh_migrated_database_url.replace("postgres@", f"postgres:{secret}@", 1)
-    assert secret in with_password
-    tools = fake_pg_dump(tmp_path / "bin", "15.3")
+    tools = fake_pg_dump(tmp_path / "bin", f"{server_major(fresh_migrated_database_url)}.3")
+    url = with_password(fresh_migrated_database_url, secret)
 
-    result = backup(with_password, tmp_path / "out.dump", "--pg-bin", str(tools))
+    result = backup(url, tmp_path / "out.dump", "--pg-bin", str(tools))
 
     assert result.returncode == 0, result.stderr
     argv = (tools / "argv").read_text()
     assert secret not in argv
-    assert f"--dbname={fresh_migrated_database_url}" in argv.splitlines()
+    assert f"--dbname={with_password(url, None)}" in argv.splitlines()
     assert (tools / "password").read_text() == secret
     assert secret not in result.stdout + result.stderr
 
@@ -286,15 +302,13 @@ def test_backup_with_only_an_older_pg_dump_says_which_version_it_needs(
     fresh_migrated_database_url, tmp_path
 ):
     tools = fake_pg_dump(tmp_path / "bin", "9.6.24")
-    [(server_major,)] = execute(
-        fresh_migrated_database_url, "SELECT current_setting('server_version_num')::int / 10000"
-    )
+    major = server_major(fresh_migrated_database_url)
 
     result = backup(fresh_migrated_database_url, tmp_path / "out.dump", "--pg-bin", str(tools))
 
     assert result.returncode == 1
-    assert f"needs pg_dump {server_major} or newer" in result.stderr
-    assert f"postgresql-client-{server_major}" in result.stderr
+    assert f"needs pg_dump {major} or newer" in result.stderr
+    assert f"postgresql-client-{major}" in result.stderr
     assert not (tools / "argv").exists()
     assert not (tmp_path / "out.dump").exists()
 
