@@ -7,18 +7,28 @@ embedded PostgreSQL under ``--data-dir``.
     termrooms check-config
     termrooms create-user NAME [--admin] [--password-stdin]
     termrooms invite [--uses N] [--expires-in 7d] [--by ADMIN]
-    termrooms disable-user NAME / enable-user NAME
+    termrooms disable-user NAME / enable-user NAME   (the same as users disable / enable)
     termrooms rotate-key
     termrooms retention [--dry-run]
+    termrooms users list [--all] [--json]
+    termrooms users disable NAME / enable NAME
+    termrooms users set-password NAME [--password-stdin]
+    termrooms users make-admin NAME [--revoke]
+    termrooms rooms list [--all] [--json]
+    termrooms rooms delete NAME
+    termrooms backup FILE [--force] [--pg-bin DIR]
+    termrooms restore FILE [--clean] [--pg-bin DIR]
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import sys
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from twisted.internet.defer import ensureDeferred
@@ -28,6 +38,16 @@ from twisted.logger import globalLogBeginner
 from twisted.python import usage
 
 from termrooms import __version__
+from termrooms.admin import (
+    ROOM_HEADERS,
+    USER_HEADERS,
+    format_table,
+    room_json,
+    room_table_row,
+    user_json,
+    user_table_row,
+)
+from termrooms.backup import ToolFailed, dump, find_tools, run_tool
 from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_key_path
 from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
@@ -37,11 +57,26 @@ from termrooms.invites import DEFAULT_INVITE_EXPIRY, DEFAULT_INVITE_USES, new_in
 from termrooms.keys import KeyFileError, rotate_key
 from termrooms.logs import make_observer
 from termrooms.migrations import MigrationError, load_deltas, migrate
-from termrooms.passwords import hash_password
+from termrooms.passwords import PasswordPolicy, hash_password
+from termrooms.pgtools import (
+    RestoreRefused,
+    ToolMissing,
+    backup_schema_version,
+    check_restore,
+    pick_tool,
+)
 from termrooms.retention import RetentionPolicy
 from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
 from termrooms.snowflake import SnowflakeGenerator
+from termrooms.store.admin import (
+    delete_room_by_name_txn,
+    list_rooms_txn,
+    list_users_txn,
+    set_password_txn,
+    set_role_txn,
+)
 from termrooms.store.audit import insert_audit_txn
+from termrooms.store.backups import server_major_txn, target_database_txn
 from termrooms.store.invites import create_invite_txn
 from termrooms.store.users import (
     admin_id_by_name_txn,
@@ -128,6 +163,99 @@ class RetentionOptions(ConfigOptions):
     ]
 
 
+class ListOptions(ConfigOptions):
+    synopsis = "[options]"
+    optFlags = ConfigOptions.optFlags + [
+        ["all", None, "Include deleted ones."],
+        ["json", None, "Print a JSON array instead of a table."],
+    ]
+
+
+class UsersListOptions(ListOptions):
+    description = "List the accounts: role, state, when created, last login."
+
+
+class SetPasswordOptions(DisableUserOptions):
+    description = "Set an account's password (asked for, or read from stdin); its sessions end."
+    optFlags = ConfigOptions.optFlags + [
+        ["password-stdin", None, "Read the password from the first line of stdin."],
+    ]
+
+
+class MakeAdminOptions(DisableUserOptions):
+    description = "Make an account a server admin (or, with --revoke, an ordinary user)."
+    optFlags = ConfigOptions.optFlags + [["revoke", None, "Take the admin role away instead."]]
+
+
+class RoomsListOptions(ListOptions):
+    description = "List the rooms: visibility, members, events, creator, last activity."
+
+
+class RoomDeleteOptions(ConfigOptions):
+    synopsis = "[options] NAME"
+    description = "Delete a room as its owner would: its sockets drop it, its history stays."
+
+    def parseArgs(self, name: str) -> None:
+        self["name"] = name
+
+
+_PG_BIN_HELP = (
+    "Directory of the PostgreSQL client programs to use (default: the oldest on this"
+    " machine at least as new as the server)."
+)
+
+
+class BackupOptions(ConfigOptions):
+    synopsis = "[options] FILE"
+    description = "Write the whole database to FILE with pg_dump (custom format, mode 0600)."
+    optFlags = ConfigOptions.optFlags + [["force", None, "Replace FILE if it exists."]]
+    optParameters = ConfigOptions.optParameters + [["pg-bin", None, None, _PG_BIN_HELP]]
+
+    def parseArgs(self, file: str) -> None:
+        self["file"] = Path(file)
+
+
+class RestoreOptions(ConfigOptions):
+    synopsis = "[options] FILE"
+    description = "Load a backup into an empty database (or, with --clean, over a termrooms one)."
+    optFlags = ConfigOptions.optFlags + [
+        ["clean", None, "Replace the contents of a termrooms database (stop every instance)."],
+    ]
+    optParameters = ConfigOptions.optParameters + [["pg-bin", None, None, _PG_BIN_HELP]]
+
+    def parseArgs(self, file: str) -> None:
+        self["file"] = Path(file)
+
+
+class GroupOptions(usage.Options):
+    """A command that only groups subcommands (``users``, ``rooms``)."""
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError(f"a subcommand is required, one of {self.synopsis}")
+
+
+class UsersOptions(GroupOptions):
+    synopsis = "list|disable|enable|set-password|make-admin"
+    description = "Manage accounts."
+    subCommands = [
+        ["list", None, UsersListOptions, UsersListOptions.description],
+        ["disable", None, DisableUserOptions, DisableUserOptions.description],
+        ["enable", None, EnableUserOptions, EnableUserOptions.description],
+        ["set-password", None, SetPasswordOptions, SetPasswordOptions.description],
+        ["make-admin", None, MakeAdminOptions, MakeAdminOptions.description],
+    ]
+
+
+class RoomsOptions(GroupOptions):
+    synopsis = "list|delete"
+    description = "Manage rooms."
+    subCommands = [
+        ["list", None, RoomsListOptions, RoomsListOptions.description],
+        ["delete", None, RoomDeleteOptions, RoomDeleteOptions.description],
+    ]
+
+
 class TermroomsCommand(usage.Options):
     synopsis = "termrooms COMMAND [options]"
     subCommands = [
@@ -139,6 +267,10 @@ class TermroomsCommand(usage.Options):
         ["enable-user", None, EnableUserOptions, EnableUserOptions.description],
         ["rotate-key", None, RotateKeyOptions, RotateKeyOptions.description],
         ["retention", None, RetentionOptions, RetentionOptions.description],
+        ["users", None, UsersOptions, UsersOptions.description],
+        ["rooms", None, RoomsOptions, RoomsOptions.description],
+        ["backup", None, BackupOptions, BackupOptions.description],
+        ["restore", None, RestoreOptions, RestoreOptions.description],
     ]
 
     def opt_version(self) -> None:
@@ -164,22 +296,37 @@ def describe_config(config: Config) -> str:
 
 
 @asynccontextmanager
-async def database_connection(reactor: Any, config: Config) -> AsyncIterator[Any]:
-    """A session of its own on the configured database, or on the embedded one."""
+async def database_url(config: Config) -> AsyncIterator[str]:
+    """The URL of the configured database, or of the embedded one, running meanwhile."""
     embedded = None
     url = config.database_session_url or config.database_url
     if url is None:
         embedded = EmbeddedPostgres(config.data_dir)
         url = await deferToThread(embedded.start)
     try:
+        yield url
+    finally:
+        if embedded is not None:
+            await deferToThread(embedded.stop)
+
+
+@asynccontextmanager
+async def database_connection(reactor: Any, config: Config) -> AsyncIterator[Any]:
+    """A session of its own on the configured database, or on the embedded one."""
+    async with database_url(config) as url:
         connection = await connect_one(reactor, url)
         try:
             yield connection
         finally:
             connection.close()
+
+
+async def _ask_server(reactor: Any, url: str, *interactions: Any) -> list[Any]:
+    connection = await connect_one(reactor, url)
+    try:
+        return [await run_in_transaction(connection, txn) for txn in interactions]
     finally:
-        if embedded is not None:
-            await deferToThread(embedded.stop)
+        connection.close()
 
 
 async def _schema_current(connection: Any) -> None:
@@ -204,11 +351,18 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
+def _password_policy(config: Config) -> PasswordPolicy:
+    """The daemon's argon2id parameters, so a hash made here needs no re-hash at login."""
+    return PasswordPolicy(
+        config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
+    )
+
+
 async def run_create_user(reactor: Any, options: CreateUserOptions) -> None:
     name = options["name"]
     password = _read_password(bool(options["password-stdin"]))
     check_fields(username=username_problem(name), password=password_problem(password))
-    password_hash = await deferToThread(hash_password, password)
+    password_hash = await deferToThread(hash_password, password, _password_policy(options.config))
     role = "admin" if options["admin"] else "user"
     user_id = SnowflakeGenerator(options.config.node_id).next_id()
     async with database_connection(reactor, options.config) as connection:
@@ -289,6 +443,102 @@ async def run_retention(reactor: Any, options: RetentionOptions) -> None:
     print("\n".join(report.lines()))
 
 
+async def run_users_list(reactor: Any, options: UsersListOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        users = await run_in_transaction(connection, list_users_txn, bool(options["all"]))
+    if options["json"]:
+        print(json.dumps([user_json(user) for user in users], indent=2))
+    else:
+        print(format_table(USER_HEADERS, [user_table_row(user) for user in users]))
+
+
+async def run_set_password(reactor: Any, options: SetPasswordOptions) -> None:
+    password = _read_password(bool(options["password-stdin"]))
+    check_fields(password=password_problem(password))
+    password_hash = await deferToThread(hash_password, password, _password_policy(options.config))
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        user_id = await run_in_transaction(
+            connection, set_password_txn, options["name"], password_hash
+        )
+    if user_id is None:
+        raise CommandFailed(f"no user named {options['name']!r}")
+    print(f"password set for {options['name']} (id {user_id}); their sessions ended")
+
+
+async def run_make_admin(reactor: Any, options: MakeAdminOptions) -> None:
+    role = "user" if options["revoke"] else "admin"
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        changed = await run_in_transaction(connection, set_role_txn, options["name"], role)
+    if changed is None:
+        raise CommandFailed(f"no user named {options['name']!r}")
+    user_id, previous = changed
+    print(f"{options['name']} (id {user_id}) is now {role} (was {previous})")
+
+
+async def run_rooms_list(reactor: Any, options: RoomsListOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        rooms = await run_in_transaction(connection, list_rooms_txn, bool(options["all"]))
+    if options["json"]:
+        print(json.dumps([room_json(room) for room in rooms], indent=2))
+    else:
+        print(format_table(ROOM_HEADERS, [room_table_row(room) for room in rooms]))
+
+
+async def run_rooms_delete(reactor: Any, options: RoomDeleteOptions) -> None:
+    async with database_connection(reactor, options.config) as connection:
+        await _schema_current(connection)
+        room_id = await run_in_transaction(connection, delete_room_by_name_txn, options["name"])
+    if room_id is None:
+        raise CommandFailed(f"no room named {options['name']!r}")
+    print(f"deleted room {options['name']} (id {room_id})")
+
+
+async def run_backup(reactor: Any, options: BackupOptions) -> None:
+    target = options["file"]
+    if target.exists() and not options["force"]:
+        raise CommandFailed(f"{target} exists: pass --force to replace it")
+    if not target.parent.is_dir():
+        raise CommandFailed(f"no directory {target.parent} to write the backup in")
+    async with database_url(options.config) as url:
+        # No schema check: a backup is what an operator takes before migrating.
+        [server_major] = await _ask_server(reactor, url, server_major_txn)
+        found = await deferToThread(find_tools, "pg_dump", options["pg-bin"])
+        tool = pick_tool("pg_dump", found, server_major)
+        await deferToThread(dump, tool, url, target)
+    size = target.stat().st_size
+    print(f"wrote {target} ({size} bytes) with {tool.path} (PostgreSQL {tool.major})")
+
+
+async def run_restore(reactor: Any, options: RestoreOptions) -> None:
+    source = options["file"]
+    if not source.is_file():
+        raise CommandFailed(f"no such file: {source}")
+    async with database_url(options.config) as url:
+        server_major, target = await _ask_server(
+            reactor, url, server_major_txn, target_database_txn
+        )
+        found = await deferToThread(find_tools, "pg_restore", options["pg-bin"])
+        tool = pick_tool("pg_restore", found, server_major)
+        listing = await deferToThread(
+            run_tool, tool, ["--data-only", "--table=schema_migrations", "--file=-", str(source)]
+        )
+        backup_version = backup_schema_version(listing)
+        if backup_version is None:
+            raise CommandFailed(f"{source} is not a termrooms backup (no schema_migrations)")
+        known_version = max(delta.version for delta in load_deltas())
+        check_restore(target, backup_version, known_version, bool(options["clean"]))
+        clean = ["--clean", "--if-exists"] if options["clean"] else []
+        # Objects belong to whoever restores (the daemon's user), not to the old owner.
+        restore_args = ["--no-owner", "--no-acl", "--exit-on-error", "--single-transaction"]
+        await deferToThread(run_tool, tool, [*restore_args, *clean, str(source)], url)
+    print(f"restored {source} (schema version {backup_version}) with {tool.path}")
+
+
+# `disable-user` and `users disable` (and the enable pair) are one command spelt two ways.
 _COMMANDS = {
     "migrate": run_migrate,
     "create-user": run_create_user,
@@ -297,13 +547,29 @@ _COMMANDS = {
     "enable-user": run_enable_user,
     "rotate-key": run_rotate_key,
     "retention": run_retention,
+    "users list": run_users_list,
+    "users disable": run_disable_user,
+    "users enable": run_enable_user,
+    "users set-password": run_set_password,
+    "users make-admin": run_make_admin,
+    "rooms list": run_rooms_list,
+    "rooms delete": run_rooms_delete,
+    "backup": run_backup,
+    "restore": run_restore,
 }
 
 
 async def _run(reactor: Any, command: str, options: Any) -> None:
     try:
         await _COMMANDS[command](reactor, options)
-    except (CommandFailed, MigrationError, KeyFileError) as e:
+    except (
+        CommandFailed,
+        MigrationError,
+        KeyFileError,
+        ToolMissing,
+        ToolFailed,
+        RestoreRefused,
+    ) as e:
         raise SystemExit(f"termrooms {command}: {e}") from None
     except ApiError as e:
         raise SystemExit(f"termrooms {command}: {e.detail}") from None
@@ -317,8 +583,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except usage.UsageError as e:
         print(f"termrooms: error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
-    options = command.subOptions
-    if command.subCommand == "check-config":
+    name, options = command.subCommand, command.subOptions
+    while isinstance(options, GroupOptions):  # `users disable` -> the options of `disable`
+        name, options = f"{name} {options.subCommand}", options.subOptions
+    if name == "check-config":
         print(describe_config(options.config))
         return
     config = options.config
@@ -328,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         [make_observer(config.log_level, log_format, sys.stderr)],
         redirectStandardIO=False,
     )
-    react(lambda reactor: ensureDeferred(_run(reactor, command.subCommand, options)))
+    react(lambda reactor: ensureDeferred(_run(reactor, name, options)))
 
 
 if __name__ == "__main__":

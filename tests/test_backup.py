@@ -1,0 +1,349 @@
+"""
+``termrooms backup`` and ``termrooms restore`` on real databases, with the machine's
+pg_dump and pg_restore: what comes back is row for row what was saved.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from support import run_termrooms
+
+PASSWORD = "correct horse battery"
+
+
+def execute(url: str, statement: str, params: tuple = ()) -> list[tuple]:
+    """One statement, committed; its rows (none for a statement that returns none)."""
+    with closing(psycopg2.connect(url)) as connection:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+def populate(url: str, data_dir: Path | None = None) -> None:
+    """Users by the real command, then rooms and events as the daemon stores them."""
+    where = ["--database-url", url] if data_dir is None else ["--data-dir", str(data_dir)]
+    for name in ("alice", "bob"):
+        run_termrooms(
+            ["create-user", name, "--password-stdin", *where], input=PASSWORD + "\n", check=True
+        )
+    [(alice,)] = execute(url, "SELECT id FROM users WHERE username = 'alice'")
+    for room_id, name, events in ((1, "lobby", 5), (2, "attic", 2)):
+        execute(
+            url,
+            "INSERT INTO rooms (id, name, visibility, created_by, last_seq)"
+            " VALUES (%s, %s, 'public', %s, %s)",
+            (room_id, name, alice, events),
+        )
+        for seq in range(1, events + 1):
+            execute(
+                url,
+                "INSERT INTO room_events (id, room_id, seq, type, user_id, body, data)"
+                " VALUES (%s, %s, %s, 'message', %s, %s, '{\"k\": 1}')",
+                (room_id * 100 + seq, room_id, seq, alice, f"message {seq} in {name}"),
+            )
+    execute(url, "INSERT INTO audit_log (action) VALUES ('test.marker')")
+
+
+def snapshot(url: str) -> dict[str, list[str]]:
+    """Every row of every table, and every sequence's position, as comparable text."""
+    tables = [
+        name
+        for (name,) in execute(
+            url,
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+        )
+    ]
+    rows = {
+        table: [
+            text
+            for (text,) in execute(
+                url,
+                sql.SQL("SELECT row_to_json(t)::text FROM {} t ORDER BY 1").format(
+                    sql.Identifier(table)
+                ),
+            )
+        ]
+        for table in tables
+    }
+    rows["sequences"] = [
+        f"{name} {value}"
+        for name, value in execute(
+            url, "SELECT sequencename, last_value FROM pg_sequences ORDER BY 1"
+        )
+    ]
+    return rows
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def with_password(url: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    secret = "" if password is None else f":{password}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}{secret}@{host}"))
+
+
+def drop(admin_url: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with closing(psycopg2.connect(admin_url)) as connection:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def backup(url: str, path: Path, *extra: str):
+    return run_termrooms(["backup", str(path), "--database-url", url, *extra])
+
+
+def restore(url: str, path: Path, *extra: str):
+    return run_termrooms(["restore", str(path), "--database-url", url, *extra])
+
+
+def test_backup_drop_restore_gives_back_every_row_seq_and_sequence(
+    databases, fresh_migrated_database_url, tmp_path
+):
+    source = fresh_migrated_database_url
+    populate(source)
+    before = snapshot(source)
+    path = tmp_path / "termrooms.dump"
+
+    saved = backup(source, path)
+    assert saved.returncode == 0, saved.stderr
+    drop(databases.admin_url, source)
+    target = databases.create()
+    restored = restore(target, path)
+
+    assert restored.returncode == 0, restored.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds password hashes
+    assert snapshot(target) == before
+    assert len(before["room_events"]) == 7 and len(before["users"]) == 2
+    assert execute(target, "SELECT name, last_seq FROM rooms ORDER BY name") == [
+        ("attic", 2),
+        ("lobby", 5),
+    ]
+    # The restored database is current and in use: commands work, ids go on from before.
+    listed = run_termrooms(["users", "list", "--database-url", target])
+    assert listed.returncode == 0, listed.stderr
+    [(newest_audit,)] = execute(target, "SELECT max(id) FROM audit_log")
+    assert newest_audit == len(before["audit_log"]) + 1
+
+
+def test_restore_refuses_a_database_that_is_not_empty_and_leaves_it_alone(
+    fresh_migrated_database_url, migrated_database_url, tmp_path
+):
+    populate(fresh_migrated_database_url)
+    path = tmp_path / "termrooms.dump"
+    backup(fresh_migrated_database_url, path).check_returncode()
+    before = snapshot(migrated_database_url)
+
+    result = restore(migrated_database_url, path)
+
+    assert result.returncode == 1
+    assert "not empty" in result.stderr and "--clean" in result.stderr
+    assert snapshot(migrated_database_url) == before
+
+
+def test_restore_clean_puts_a_termrooms_database_back_as_it_was_backed_up(
+    fresh_migrated_database_url, tmp_path
+):
+    url = fresh_migrated_database_url
+    populate(url)
+    before = snapshot(url)
+    path = tmp_path / "termrooms.dump"
+    backup(url, path).check_returncode()
+    execute(url, "UPDATE rooms SET last_seq = 99, topic = 'later' WHERE name = 'lobby'")
+    execute(url, "DELETE FROM room_events WHERE room_id = 2")
+    execute(url, "INSERT INTO audit_log (action) VALUES ('after.backup')")
+
+    result = restore(url, path, "--clean")
+
+    assert result.returncode == 0, result.stderr
+    assert snapshot(url) == before
+
+
+def test_restore_clean_refuses_while_another_session_uses_the_database(
+    fresh_migrated_database_url, tmp_path
+):
+    url = fresh_migrated_database_url
+    populate(url)
+    path = tmp_path / "termrooms.dump"
+    backup(url, path).check_returncode()
+    execute(url, "INSERT INTO audit_log (action) VALUES ('after.backup')")
+
+    with closing(psycopg2.connect(url)):  # as a running instance would be
+        result = restore(url, path, "--clean")
+
+    assert result.returncode == 1
+    assert "1 other session(s)" in result.stderr and "stop every" in result.stderr
+    assert execute(url, "SELECT count(*) FROM audit_log WHERE action = 'after.backup'") == [(1,)]
+
+
+def test_restore_clean_refuses_a_database_termrooms_did_not_make(
+    databases, fresh_migrated_database_url, tmp_path
+):
+    path = tmp_path / "termrooms.dump"
+    backup(fresh_migrated_database_url, path).check_returncode()
+    other = databases.create()
+    execute(other, "CREATE TABLE invoices (id int PRIMARY KEY)")
+
+    result = restore(other, path, "--clean")
+
+    assert result.returncode == 1
+    assert "not a termrooms database" in result.stderr
+    assert execute(other, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
+
+
+def test_restore_refuses_a_file_that_is_no_termrooms_backup(databases, tmp_path):
+    target = databases.create()
+    junk = tmp_path / "junk.dump"
+    junk.write_bytes(b"not an archive at all\n" * 10)
+    other = databases.create()
+    execute(other, "CREATE TABLE invoices (id int PRIMARY KEY)")
+    foreign = tmp_path / "foreign.dump"
+    backup(other, foreign).check_returncode()
+
+    for path, says in ((junk, "pg_restore"), (foreign, "not a termrooms backup")):
+        result = restore(target, path)
+        assert result.returncode == 1
+        assert says in result.stderr
+    assert execute(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_restore_refuses_the_servers_maintenance_database(
+    databases, fresh_migrated_database_url, tmp_path
+):
+    path = tmp_path / "termrooms.dump"
+    backup(fresh_migrated_database_url, path).check_returncode()
+    maintenance = with_database(databases.admin_url, "postgres")
+    before = execute(maintenance, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+
+    result = restore(maintenance, path)
+
+    assert result.returncode == 1
+    assert "maintenance database" in result.stderr
+    assert execute(maintenance, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == (
+        before
+    )
+
+
+def test_backup_keeps_an_existing_file_unless_forced(fresh_migrated_database_url, tmp_path):
+    path = tmp_path / "termrooms.dump"
+    path.write_text("yesterday's backup")
+
+    refused = backup(fresh_migrated_database_url, path)
+
+    assert refused.returncode == 1
+    assert "--force" in refused.stderr
+    assert path.read_text() == "yesterday's backup"
+    forced = backup(fresh_migrated_database_url, path, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert path.read_bytes().startswith(b"PGDMP")
+
+
+def test_backup_into_a_missing_directory_says_so(fresh_migrated_database_url, tmp_path):
+    result = backup(fresh_migrated_database_url, tmp_path / "nowhere" / "termrooms.dump")
+
+    assert result.returncode == 1
+    assert f"no directory {tmp_path / 'nowhere'}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def server_major(url: str) -> int:
+    [(major,)] = execute(url, "SELECT current_setting('server_version_num')::int / 10000")
+    return major
+
+
+def fake_pg_dump(directory: Path, version: str) -> Path:
+    """A pg_dump that reports ``version`` and records its arguments and PGPASSWORD."""
+    directory.mkdir()
+    script = directory / "pg_dump"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = --version ]; then echo "pg_dump (PostgreSQL) {version}"; exit 0; fi\n'
+        f'printf "%s\\n" "$@" > {directory}/argv\n'
+        f'printf "%s" "$PGPASSWORD" > {directory}/password\n'
+        'for arg in "$@"; do case "$arg" in --file=*) echo PGDMP > "${arg#--file=}";; esac; done\n'
+    )
+    script.chmod(0o755)
+    return directory
+
+
+def test_backup_hands_the_password_over_in_the_environment_not_the_command_line(
+    fresh_migrated_database_url, tmp_path
+):
+    secret = "sekrit-pw-42"
+    tools = fake_pg_dump(tmp_path / "bin", f"{server_major(fresh_migrated_database_url)}.3")
+    url = with_password(fresh_migrated_database_url, secret)
+
+    result = backup(url, tmp_path / "out.dump", "--pg-bin", str(tools))
+
+    assert result.returncode == 0, result.stderr
+    argv = (tools / "argv").read_text()
+    assert secret not in argv
+    assert f"--dbname={with_password(url, None)}" in argv.splitlines()
+    assert (tools / "password").read_text() == secret
+    assert secret not in result.stdout + result.stderr
+
+
+def test_backup_with_only_an_older_pg_dump_says_which_version_it_needs(
+    fresh_migrated_database_url, tmp_path
+):
+    tools = fake_pg_dump(tmp_path / "bin", "9.6.24")
+    major = server_major(fresh_migrated_database_url)
+
+    result = backup(fresh_migrated_database_url, tmp_path / "out.dump", "--pg-bin", str(tools))
+
+    assert result.returncode == 1
+    assert f"needs pg_dump {major} or newer" in result.stderr
+    assert f"postgresql-client-{major}" in result.stderr
+    assert not (tools / "argv").exists()
+    assert not (tmp_path / "out.dump").exists()
+
+
+@pytest.mark.slow
+def test_embedded_database_backup_and_restore_into_a_new_one(tmp_path):
+    import pgserver
+
+    # pgserver runs PostgreSQL as an unprivileged user when we are root: give it a
+    # directory it can reach, which pytest's private tmp_path is not.
+    base = Path(tempfile.mkdtemp(prefix="termrooms-backup-"))
+    base.chmod(0o755)
+    try:
+        first, second = base / "first", base / "second"
+        run_termrooms(["migrate", "--data-dir", str(first)], check=True)
+        server = pgserver.get_server(first / "postgres", cleanup_mode="stop")
+        url = server.get_uri("termrooms")
+        try:
+            populate(url, data_dir=first)
+            before = snapshot(url)
+        finally:
+            server.cleanup()
+        path = tmp_path / "embedded.dump"
+
+        saved = run_termrooms(["backup", str(path), "--data-dir", str(first)])
+        assert saved.returncode == 0, saved.stderr
+        assert "pginstall" in saved.stdout  # pgserver's own pg_dump, matching its server
+        restored = run_termrooms(["restore", str(path), "--data-dir", str(second)])
+        assert restored.returncode == 0, restored.stderr
+
+        server = pgserver.get_server(second / "postgres", cleanup_mode="stop")
+        try:
+            assert snapshot(server.get_uri("termrooms")) == before
+        finally:
+            server.cleanup()
+        assert not (second / "postgres" / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
