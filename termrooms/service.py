@@ -32,6 +32,7 @@ class DatabaseStartupService(Service):
         self.on_fatal = on_fatal
         self.embedded: EmbeddedPostgres | None = None
         self._starting: Deferred = succeed(None)
+        self.ready: Deferred = Deferred()  # fires once the database is ready to serve
 
     def startService(self) -> None:
         super().startService()
@@ -67,6 +68,7 @@ class DatabaseStartupService(Service):
             await self.server.get_listener().start()  # NodeIdTaken stops us here
             self.server.schema_ready = True
             _log.info("database ready; termrooms is serving")
+            self.ready.callback(None)
 
     async def _migrate(self, url: str) -> None:
         deltas = load_deltas()

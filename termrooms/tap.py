@@ -37,6 +37,8 @@ from termrooms.config import (
 from termrooms.logs import make_observer
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
+from termrooms.systemd import from_environ as systemd_notifier
+from termrooms.systemd import when_listening
 
 _log = Logger()
 EXIT_FATAL = 1
@@ -212,11 +214,21 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if options.wants_own_log_observer():
         top.log_observer = make_observer(config.log_level, config.log_format)
     ExitZeroOnSigterm(reactor).setServiceParent(top)
-    DatabaseStartupService(server, partial(exit_after_shutdown, reactor)).setServiceParent(top)
+    startup = DatabaseStartupService(server, partial(exit_after_shutdown, reactor))
+    startup.setServiceParent(top)
     last_seen = TimerService(LAST_SEEN_EVERY_SECONDS, _logged(server.record_last_seen))
     last_seen.setServiceParent(top)
     site = server.get_site()
-    for description in config.listen:
-        strports.service(description, site, reactor=reactor).setServiceParent(top)
+    listeners = [strports.service(d, site, reactor=reactor) for d in config.listen]
+    for listener in listeners:
+        listener.setServiceParent(top)
+
+    async def serving() -> None:
+        await startup.ready
+        for listener in listeners:
+            await when_listening(listener)
+
+    # Last, so that it is the first service told to stop: STOPPING=1 as the drain begins.
+    systemd_notifier(serving, reactor).setServiceParent(top)
     top.server = server  # type: ignore[attr-defined]  # reachable from tests and tools
     return top
