@@ -473,6 +473,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Log format: text, json (one object a line), or auto (json unless stdout is a terminal).",
         metavar="FORMAT",
     ),
+    Setting(
+        "shutdown_timeout",
+        _duration_between(timedelta(seconds=1), timedelta(minutes=10)),
+        timedelta(seconds=10),
+        "On SIGTERM: how long in-flight writes and WebSocket closes may take before the "
+        "daemon exits anyway.",
+        metavar="DURATION",
+    ),
 )
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -513,6 +521,7 @@ class Config:
     slow_consumer_bytes: int = 1024 * 1024
     log_level: str = "info"
     log_format: str = "auto"
+    shutdown_timeout: timedelta = timedelta(seconds=10)
     config_file: Path | None = None
 
 

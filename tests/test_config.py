@@ -309,6 +309,7 @@ ENVIRONMENT = [
     ("TERMROOMS_WS_MAX_MESSAGE_BYTES", "131072", "ws_max_message_bytes", 131072),
     ("TERMROOMS_WS_RATE_LIMIT", "5/1s", "ws_rate_limit", RateLimit(5, 1)),
     ("TERMROOMS_SLOW_CONSUMER_BYTES", "2097152", "slow_consumer_bytes", 2097152),
+    ("TERMROOMS_SHUTDOWN_TIMEOUT", "30s", "shutdown_timeout", timedelta(seconds=30)),
 ]
 
 
