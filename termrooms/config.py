@@ -481,6 +481,13 @@ SETTINGS: tuple[Setting, ...] = (
         "daemon exits anyway.",
         metavar="DURATION",
     ),
+    Setting(
+        "log_file",
+        _path,
+        None,
+        "File to append the log to; SIGHUP reopens it (for logrotate). Unset: stdout.",
+        metavar="FILE",
+    ),
 )
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -522,6 +529,7 @@ class Config:
     log_level: str = "info"
     log_format: str = "auto"
     shutdown_timeout: timedelta = timedelta(seconds=10)
+    log_file: Path | None = None
     config_file: Path | None = None
 
 

@@ -34,7 +34,7 @@ from termrooms.config import (
     resolve_config,
     show_value,
 )
-from termrooms.logs import make_observer
+from termrooms.logs import ReopenableLogFile, make_observer
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
 from termrooms.systemd import from_environ as systemd_notifier
@@ -168,6 +168,29 @@ class ExitZeroOnSigterm(Service):
         self.reactor.callFromThread(self.reactor.stop)
 
 
+class ReopenLogOnSighup(Service):
+    """SIGHUP: append to a file of the log's name again, after logrotate moved it."""
+
+    def __init__(self, reactor: Any, log_file: ReopenableLogFile) -> None:
+        self.reactor = reactor
+        self.log_file = log_file
+
+    def startService(self) -> None:
+        super().startService()
+        signal.signal(signal.SIGHUP, self._on_sighup)
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self._reopen)
+
+    def _reopen(self) -> None:
+        try:
+            self.log_file.reopen()
+        except OSError as e:
+            _log.error("SIGHUP: cannot reopen {path}: {error}", path=self.log_file.path, error=e)
+            return
+        _log.info("SIGHUP: reopened the log file {path}", path=self.log_file.path)
+
+
 def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> None:
     """
     Stop the daemon because it can never serve (a newer schema, a broken database):
@@ -191,6 +214,14 @@ def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> N
 LAST_SEEN_EVERY_SECONDS = 30.0
 
 
+def _open_log_file(path: Any) -> ReopenableLogFile:
+    try:
+        return ReopenableLogFile(path)
+    except OSError as e:
+        error = ConfigError("--log-file", f"cannot open {str(path)!r}: {e.strerror}")
+        raise SystemExit(configuration_error_line(error)) from None
+
+
 def _logged(work: Any) -> Any:
     """A TimerService call that logs its failure instead of stopping the timer."""
 
@@ -212,7 +243,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     server = TermroomsServer(config, reactor)
     top = TermroomsService()
     if options.wants_own_log_observer():
-        top.log_observer = make_observer(config.log_level, config.log_format)
+        log_file = _open_log_file(config.log_file) if config.log_file is not None else None
+        top.log_observer = make_observer(config.log_level, config.log_format, log_file)
+        if log_file is not None:
+            ReopenLogOnSighup(reactor, log_file).setServiceParent(top)
     ExitZeroOnSigterm(reactor).setServiceParent(top)
     startup = DatabaseStartupService(server, partial(exit_after_shutdown, reactor))
     startup.setServiceParent(top)

@@ -310,6 +310,7 @@ ENVIRONMENT = [
     ("TERMROOMS_WS_RATE_LIMIT", "5/1s", "ws_rate_limit", RateLimit(5, 1)),
     ("TERMROOMS_SLOW_CONSUMER_BYTES", "2097152", "slow_consumer_bytes", 2097152),
     ("TERMROOMS_SHUTDOWN_TIMEOUT", "30s", "shutdown_timeout", timedelta(seconds=30)),
+    ("TERMROOMS_LOG_FILE", "/var/log/t.log", "log_file", Path("/var/log/t.log")),
 ]
 
 

@@ -163,3 +163,24 @@ async def test_sigterm_under_load_acks_only_what_is_stored_closes_1001_and_exits
     assert stored == acked, "an acknowledged message is missing from the database"
     assert "cursor already closed" not in daemon.log()
     assert "Unhandled" not in daemon.log()
+
+
+def test_sighup_reopens_the_log_file_that_logrotate_moved_away(daemons, database_url, tmp_path):
+    log_file = tmp_path / "termrooms.log"
+    daemon = daemons(["--database-url", database_url, "--log-file", str(log_file)])
+    wait_for_connected(daemon.base_url)
+    rotated = tmp_path / "termrooms.log.1"
+    log_file.rename(rotated)
+    daemon.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while not log_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    urllib.request.urlopen(daemon.base_url + "/api/openapi.json", timeout=5).read()
+    assert daemon.stop(timeout=15) == 0, daemon.log()
+
+    old = [json.loads(line) for line in rotated.read_text().splitlines()]
+    new = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert any("termrooms is serving" in r["message"] for r in old)
+    assert any(r.get("path") == "/api/openapi.json" for r in new)
+    assert not any(r.get("path") == "/api/openapi.json" for r in old)
+    assert any("SIGTERM" in r["message"] for r in new)
