@@ -87,3 +87,8 @@ bench-cluster: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# systemd/termrooms.toml.sample lists every setting; rewrite it after adding one.
+.PHONY: sample-config
+sample-config: install
+	$(BIN)/python -c 'from termrooms.sample_config import sample_config_file; print(sample_config_file(), end="")' > systemd/termrooms.toml.sample

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,30 @@ def test_unit_runs_twistd_in_the_foreground_as_its_own_user():
     assert "ExecStart=/opt/termrooms/bin/twistd --nodaemon --pidfile= termrooms" in text
     assert "User=termrooms" in text
     assert "StateDirectory=termrooms" in text
+
+
+def test_unit_verifies_clean_when_its_twistd_exists(tmp_path):
+    # The unit names /opt/termrooms/bin/twistd; verify a copy that names this
+    # environment's twistd, so that any complaint left is about the unit itself.
+    twistd = Path(sys.executable).parent / "twistd"
+    copy = tmp_path / "termrooms.service"
+    copy.write_text(UNIT.read_text().replace("/opt/termrooms/bin/twistd", str(twistd)))
+    result = subprocess.run(
+        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_unit_is_notify_type_with_a_watchdog_and_reload_reopens_logs():
+    text = UNIT.read_text()
+    for line in (
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=30s",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "LogsDirectory=termrooms",
+        "EnvironmentFile=-/etc/termrooms/env",
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+    ):
+        assert line in text.splitlines(), line
