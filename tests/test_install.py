@@ -108,3 +108,8 @@ def test_install_step_writes_the_plugin_cache_so_the_daemon_never_has_to(fresh_i
     plugin.touch()
     assert cache_written_by([str(fresh_install / "bin" / "python"), "-c", PLUGIN_CACHE_STEP])
     assert not cache_written_by(twistd_scan)
+
+
+def test_docs_and_unit_give_the_same_plugin_cache_step():
+    for document in ("README.md", "docs/deploy.md", "systemd/termrooms.service"):
+        assert PLUGIN_CACHE_STEP in (PROJECT / document).read_text(), document
