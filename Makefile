@@ -37,9 +37,10 @@ test-services:
 	@$(MAKE) --no-print-directory deploy-tools
 
 # nginx, haproxy and pgbouncer: the tests check docs/deploy/ with the real tools and run
-# a daemon behind PgBouncer. Installed when missing, without starting their services (a
-# policy-rc.d that says no, only for the install and only when there is none already).
-DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer
+# a daemon behind PgBouncer; systemd-analyze checks the unit. Installed when missing,
+# without starting their services (a policy-rc.d that says no, only for the install and
+# only when there is none already).
+DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer systemd-analyze:systemd
 deploy-tools:
 	@missing=""; \
 	for tool in $(DEPLOY_TOOLS); do \
