@@ -113,13 +113,15 @@ class SystemdNotifyService(Service):
 
 def when_listening(listener: Any) -> Deferred:
     """
-    Fires once a ``strports.service`` listens (or failed to, which it logs itself),
-    without taking the port out of the Deferred its stopService needs.
+    Fires once a ``strports.service`` listens (never, when it failed to: the service
+    logs that and leaves None), without taking the port out of the Deferred its
+    stopService needs.
     """
     done: Deferred = Deferred()
 
     def passthrough(result: Any) -> Any:
-        done.callback(None)
+        if result is not None:
+            done.callback(None)
         return result
 
     # StreamServerEndpointService keeps the listen() Deferred only under this name.

@@ -9,8 +9,9 @@ import urllib.request
 import uuid
 
 import pytest
+from twisted.internet.defer import Deferred
 
-from termrooms.systemd import notify_address, watchdog_interval
+from termrooms.systemd import notify_address, watchdog_interval, when_listening
 
 
 def test_notify_address_turns_a_leading_at_into_an_abstract_socket_name():
@@ -102,3 +103,26 @@ def test_ready_only_once_serving_watchdog_pings_and_stopping_on_sigterm(
     notify_socket.wait_for("STOPPING=1", timeout=10)
     assert daemon.process.wait(15) == 0, daemon.log()
     assert notify_socket.lines().count("READY=1") == 1
+
+
+class FakeListener:
+    def __init__(self) -> None:
+        self._waitingForPort = Deferred()
+
+
+def test_ready_waits_for_a_listening_port_and_leaves_the_port_to_stop_service():
+    listener = FakeListener()
+    listening = when_listening(listener)
+    port = object()
+    listener._waitingForPort.callback(port)
+    assert listening.called
+    kept = []
+    listener._waitingForPort.addCallback(kept.append)
+    assert kept == [port]  # stopService still gets the port, to stop listening
+
+
+def test_a_listener_that_failed_never_counts_as_listening():
+    listener = FakeListener()
+    listening = when_listening(listener)
+    listener._waitingForPort.callback(None)  # what StreamServerEndpointService leaves
+    assert not listening.called
