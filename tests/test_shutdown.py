@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 import urllib.request
 
@@ -184,3 +185,39 @@ def test_sighup_reopens_the_log_file_that_logrotate_moved_away(daemons, database
     assert any(r.get("path") == "/api/openapi.json" for r in new)
     assert not any(r.get("path") == "/api/openapi.json" for r in old)
     assert any("SIGTERM" in r["message"] for r in new)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_never_answers_the_close_does_not_hold_the_exit_past_the_timeout(
+    daemons, database_url
+):
+    daemon = daemons(["--database-url", database_url, "--shutdown-timeout", "2s", *FAST_ARGON2])
+    await deferToThread(wait_for_connected, daemon.base_url)
+    await deferToThread(
+        run_termrooms,
+        ["create-user", "ada", "--password-stdin", "--database-url", database_url] + FAST_ARGON2,
+        input=PASSWORD + "\n",
+        check=True,
+    )
+    token = await session_of(daemon.base_url, "ada")
+    # A WebSocket whose client stops reading after the handshake: it never answers the
+    # server's close (Autobahn would wait 5 s for it), so the drain runs into its deadline.
+    silent = socket.create_connection(("127.0.0.1", daemon.port))
+    silent.sendall(
+        (
+            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+    )
+    assert silent.recv(4096).startswith(b"HTTP/1.1 101")
+    try:
+        signalled = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        code = await deferToThread(daemon.process.wait, 15)
+        took = time.monotonic() - signalled
+    finally:
+        silent.close()
+    assert code == 0, daemon.log()
+    assert 2.0 <= took < 4.0, took
+    assert "closing the WebSockets took longer than --shutdown-timeout" in daemon.log()
