@@ -169,9 +169,13 @@ class ExitZeroOnSigterm(Service):
 
 
 class ReopenLogOnSighup(Service):
-    """SIGHUP: append to a file of the log's name again, after logrotate moved it."""
+    """
+    SIGHUP: append to a file of the log's name again, after logrotate moved it. Without
+    --log-file it only says so: SIGHUP's default action would kill the daemon, and
+    ``systemctl reload`` sends it.
+    """
 
-    def __init__(self, reactor: Any, log_file: ReopenableLogFile) -> None:
+    def __init__(self, reactor: Any, log_file: ReopenableLogFile | None) -> None:
         self.reactor = reactor
         self.log_file = log_file
 
@@ -183,6 +187,9 @@ class ReopenLogOnSighup(Service):
         self.reactor.callFromThread(self._reopen)
 
     def _reopen(self) -> None:
+        if self.log_file is None:
+            _log.info("SIGHUP: no --log-file to reopen; nothing to do")
+            return
         try:
             self.log_file.reopen()
         except OSError as e:
@@ -242,11 +249,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     config = options.config
     server = TermroomsServer(config, reactor)
     top = TermroomsService()
+    log_file = None
     if options.wants_own_log_observer():
         log_file = _open_log_file(config.log_file) if config.log_file is not None else None
         top.log_observer = make_observer(config.log_level, config.log_format, log_file)
-        if log_file is not None:
-            ReopenLogOnSighup(reactor, log_file).setServiceParent(top)
+    ReopenLogOnSighup(reactor, log_file).setServiceParent(top)
     ExitZeroOnSigterm(reactor).setServiceParent(top)
     startup = DatabaseStartupService(server, partial(exit_after_shutdown, reactor))
     startup.setServiceParent(top)

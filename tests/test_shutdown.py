@@ -221,3 +221,17 @@ async def test_a_client_that_never_answers_the_close_does_not_hold_the_exit_past
     assert code == 0, daemon.log()
     assert 2.0 <= took < 4.0, took
     assert "closing the WebSockets took longer than --shutdown-timeout" in daemon.log()
+
+
+def test_sighup_without_a_log_file_leaves_the_daemon_serving(daemons, database_url):
+    # `systemctl reload` sends SIGHUP whatever the settings; its default action kills.
+    daemon = daemons(["--database-url", database_url])
+    wait_for_connected(daemon.base_url)
+    daemon.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "no --log-file to reopen" not in daemon.log():
+        assert daemon.process.poll() is None, daemon.log()
+        assert time.monotonic() < deadline, daemon.log()
+        time.sleep(0.05)
+    wait_for_connected(daemon.base_url)
+    assert daemon.stop(timeout=15) == 0, daemon.log()
