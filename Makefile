@@ -37,9 +37,10 @@ test-services:
 	@$(MAKE) --no-print-directory deploy-tools
 
 # nginx, haproxy and pgbouncer: the tests check docs/deploy/ with the real tools and run
-# a daemon behind PgBouncer. Installed when missing, without starting their services (a
-# policy-rc.d that says no, only for the install and only when there is none already).
-DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer
+# a daemon behind PgBouncer; systemd-analyze checks the unit. Installed when missing,
+# without starting their services (a policy-rc.d that says no, only for the install and
+# only when there is none already).
+DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer systemd-analyze:systemd
 deploy-tools:
 	@missing=""; \
 	for tool in $(DEPLOY_TOOLS); do \
@@ -87,3 +88,8 @@ bench-cluster: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# systemd/termrooms.toml.sample lists every setting; rewrite it after adding one.
+.PHONY: sample-config
+sample-config: install
+	$(BIN)/python -c 'from termrooms.sample_config import sample_config_file; print(sample_config_file(), end="")' > systemd/termrooms.toml.sample

@@ -516,6 +516,21 @@ SETTINGS: tuple[Setting, ...] = (
         "How often each instance tries a retention pass (one instance at a time runs it).",
         metavar="DURATION",
     ),
+    Setting(
+        "shutdown_timeout",
+        _duration_between(timedelta(seconds=1), timedelta(minutes=10)),
+        timedelta(seconds=10),
+        "On SIGTERM: how long in-flight writes and WebSocket closes may take before the "
+        "daemon exits anyway.",
+        metavar="DURATION",
+    ),
+    Setting(
+        "log_file",
+        _path,
+        None,
+        "File to append the log to; SIGHUP reopens it (for logrotate). Unset: stdout.",
+        metavar="FILE",
+    ),
 )
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -560,6 +575,8 @@ class Config:
     audit_retention: timedelta = timedelta(days=90)
     idle_room_retention: timedelta = timedelta(days=7)
     retention_interval: timedelta = timedelta(hours=1)
+    shutdown_timeout: timedelta = timedelta(seconds=10)
+    log_file: Path | None = None
     config_file: Path | None = None
 
 

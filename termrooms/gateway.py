@@ -56,6 +56,7 @@ _log = Logger()
 HEARTBEAT_SECONDS = 25
 MAX_FRAME_BYTES = 64 * 1024
 BAD_FRAMES_BEFORE_CLOSE = 5
+CLOSE_GOING_AWAY = 1001
 CLOSE_TOKEN_ENDED = 4001
 CLOSE_POLICY = 1008
 CLOSE_RATE_LIMIT = 4008
@@ -64,6 +65,7 @@ FLOODED_FRAMES_BEFORE_CLOSE = 50  # refused frames in a row before a flooder is 
 _UNORDERED_FRAMES = frozenset({"ping", "typing"})  # cheap, and order-free
 TYPING_EVERY_SECONDS = 2.0  # at most one typing frame per user, room and this interval
 TYPING_RECORDS_BEFORE_SWEEP = 10_000
+DRAIN_POLL_SECONDS = 0.01
 REPLAY_PAGE = 200  # events read from PostgreSQL at a time when catching a client up
 # How long a seq gap may wait for the bus before this socket reads it from PostgreSQL;
 # longer than the cluster bus's own grace, so one read per instance fills a gap, not one
@@ -198,6 +200,8 @@ class GatewayProtocol(WebSocketServerProtocol):
         self.factory.registry.add(self)
         self._schedule_expiry()
         self.send_frame(welcome_frame(self.user, self.factory.server_id, HEARTBEAT_SECONDS))
+        if self.factory.draining:  # its handshake was under way when the drain began
+            self.close_for_shutdown()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self._expiry is not None and self._expiry.active():
@@ -220,6 +224,13 @@ class GatewayProtocol(WebSocketServerProtocol):
         """4001: refresh the token, then reconnect."""
         self.sendClose(CLOSE_TOKEN_ENDED, reason)
 
+    def close_for_shutdown(self) -> None:
+        """1001 behind every frame already written; read again to hear the close reply."""
+        # sendClose() only takes 1000 and 3000-4999.
+        self.sendCloseFrame(code=CLOSE_GOING_AWAY, reasonUtf8=b"server shutting down")
+        if self.transport is not None:
+            self.transport.resumeProducing()
+
     # ------------------------------------------------------------------ frames
 
     def send_frame(self, frame: dict[str, Any]) -> None:
@@ -229,6 +240,8 @@ class GatewayProtocol(WebSocketServerProtocol):
         self.send_frame(error_frame(error, ref))
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.factory.draining:
+            return  # unanswered, so the client sends it again after reconnecting
         if self.factory.frame_limit is not None and not self._within_frame_limit():
             return
         raw = None
@@ -249,6 +262,7 @@ class GatewayProtocol(WebSocketServerProtocol):
                 self.send_error(e, frame_ref(raw))
             return
         handler = getattr(self, f"handle_{frame.type}")
+        self.factory.in_flight += 1  # until _dispatch is done: the drain waits for it
         if frame.type in _UNORDERED_FRAMES:
             ensureDeferred(self._dispatch(handler, frame))
         else:
@@ -258,6 +272,12 @@ class GatewayProtocol(WebSocketServerProtocol):
             self._in_order.run(lambda: ensureDeferred(self._dispatch(handler, frame)))
 
     async def _dispatch(self, handler: Callable[..., Any], frame: Any) -> None:
+        try:
+            await self._answer(handler, frame)
+        finally:
+            self.factory.in_flight -= 1
+
+    async def _answer(self, handler: Callable[..., Any], frame: Any) -> None:
         try:
             await handler(frame)
         except ApiError as e:
@@ -666,6 +686,8 @@ class GatewayFactory(WebSocketServerFactory):
         self._departed: dict[tuple[int, int], datetime] = {}
         self._typing: dict[tuple[int, int], float] = {}
         self.max_connections = max_connections
+        self.draining = False
+        self.in_flight = 0  # frames read whose answer is not written yet
         self.frame_limit = frame_limit
         self.slow_consumer_bytes = slow_consumer_bytes
         # Every limit of a connection, in one place.
@@ -684,6 +706,26 @@ class GatewayFactory(WebSocketServerFactory):
 
     def origin_allowed(self, origin: str, host: str | None) -> bool:
         return origin_allowed(origin, host, self.allowed_origins)
+
+    async def drain(self) -> None:
+        """
+        The shutdown: read no more frames, let those read finish (a send's ack is
+        written once its message is committed), then close every socket with 1001
+        behind the frames already queued for it. Done once every socket is closed.
+        """
+        self.draining = True
+        for connection in self._connections():
+            if connection.transport is not None:
+                connection.transport.pauseProducing()
+        while self.in_flight:
+            await deferLater(self.clock, DRAIN_POLL_SECONDS)
+        for connection in self._connections():
+            connection.close_for_shutdown()
+        while len(self.registry):
+            await deferLater(self.clock, DRAIN_POLL_SECONDS)
+
+    def _connections(self) -> list[GatewayProtocol]:
+        return [c for group in self.registry.by_user.values() for c in group]
 
     def typing_allowed(self, room_id: int, user_id: int) -> bool:
         """At most one typing frame per user and room every TYPING_EVERY_SECONDS, tabs

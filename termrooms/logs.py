@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import IO, Any, Callable
 
 from twisted.logger import (
@@ -84,3 +85,35 @@ def make_observer(log_level: str, log_format: str, stream: IO[str] | None = None
     )
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[log_level])
     return FilteringLogObserver(FileLogObserver(out, formatter), [predicate])
+
+
+class ReopenableLogFile:
+    """
+    The ``--log-file`` stream: appended to, and reopened by name on SIGHUP, so that
+    logrotate can rename the file and the next line goes to a new one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = self._open()
+
+    def _open(self) -> IO[str]:
+        return open(self.path, "a", encoding="utf-8", buffering=1)
+
+    def reopen(self) -> None:
+        """Write to a file by this name again, created if it was moved away."""
+        fresh = self._open()
+        stale, self._file = self._file, fresh
+        stale.close()
+
+    def write(self, text: str) -> int:
+        return self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._file.close()

@@ -2,6 +2,10 @@
 The start-up sequence, as a service: embedded PostgreSQL when no URL is configured, the
 connection pool, then migrations. The listeners start beside it, so ``/health`` answers
 503 while the database is still coming up instead of refusing connections.
+
+Its stop is the drain (the listeners have stopped listening by then): WebSockets answer
+what they have read and close with 1001, then the pool closes once no query is running,
+all within ``--shutdown-timeout``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from typing import Any, Callable
 
 import psycopg2
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred, succeed
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -32,6 +36,8 @@ class DatabaseStartupService(Service):
         self.on_fatal = on_fatal
         self.embedded: EmbeddedPostgres | None = None
         self._starting: Deferred = succeed(None)
+        self.ready: Deferred = Deferred()  # fires once the database is ready to serve
+        self._drain_deadline = 0.0
 
     def startService(self) -> None:
         super().startService()
@@ -67,6 +73,7 @@ class DatabaseStartupService(Service):
             await self.server.get_listener().start()  # NodeIdTaken stops us here
             self.server.schema_ready = True
             _log.info("database ready; termrooms is serving")
+            self.ready.callback(None)
 
     async def _migrate(self, url: str) -> None:
         deltas = load_deltas()
@@ -99,6 +106,15 @@ class DatabaseStartupService(Service):
             )
             return
 
+    async def _within_deadline(self, work: Deferred, what: str) -> None:
+        """Wait for ``work`` until the drain's deadline; then give up on it, logged."""
+        reactor = self.server.reactor
+        remaining = max(0.0, self._drain_deadline - reactor.seconds())
+        try:
+            await work.addTimeout(remaining, reactor)
+        except TimeoutError:
+            _log.warn("{what} took longer than --shutdown-timeout; going on", what=what)
+
     def _failed(self, failure: Any) -> None:
         if not self.running:
             return
@@ -113,6 +129,15 @@ class DatabaseStartupService(Service):
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
+        reactor = self.server.reactor
+        self._drain_deadline = (
+            reactor.seconds() + self.server.config.shutdown_timeout.total_seconds()
+        )
+        if self.server.gateway is not None:
+            _log.info("draining: closing WebSockets once their answers are written")
+            await self._within_deadline(
+                ensureDeferred(self.server.gateway.drain()), "closing the WebSockets"
+            )
         if self.server.listener is not None:
             self.server.listener.stop()
         if self.server.shared_presence is not None:
@@ -122,6 +147,9 @@ class DatabaseStartupService(Service):
         if self.server.passwords is not None:
             self.server.passwords.stop()
         if self.server.database is not None:
+            await self._within_deadline(
+                ensureDeferred(self.server.database.drain()), "finishing database work"
+            )
             self.server.database.close()
         redis = self.server.redis
         if redis is not None:

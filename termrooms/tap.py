@@ -35,9 +35,11 @@ from termrooms.config import (
     show_value,
 )
 from termrooms.handlers.retention import RetentionService
-from termrooms.logs import make_observer
+from termrooms.logs import ReopenableLogFile, make_observer
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
+from termrooms.systemd import from_environ as systemd_notifier
+from termrooms.systemd import when_listening
 
 _log = Logger()
 EXIT_FATAL = 1
@@ -167,6 +169,36 @@ class ExitZeroOnSigterm(Service):
         self.reactor.callFromThread(self.reactor.stop)
 
 
+class ReopenLogOnSighup(Service):
+    """
+    SIGHUP: append to a file of the log's name again, after logrotate moved it. Without
+    --log-file it only says so: SIGHUP's default action would kill the daemon, and
+    ``systemctl reload`` sends it.
+    """
+
+    def __init__(self, reactor: Any, log_file: ReopenableLogFile | None) -> None:
+        self.reactor = reactor
+        self.log_file = log_file
+
+    def startService(self) -> None:
+        super().startService()
+        signal.signal(signal.SIGHUP, self._on_sighup)
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self._reopen)
+
+    def _reopen(self) -> None:
+        if self.log_file is None:
+            _log.info("SIGHUP: no --log-file to reopen; nothing to do")
+            return
+        try:
+            self.log_file.reopen()
+        except OSError as e:
+            _log.error("SIGHUP: cannot reopen {path}: {error}", path=self.log_file.path, error=e)
+            return
+        _log.info("SIGHUP: reopened the log file {path}", path=self.log_file.path)
+
+
 def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> None:
     """
     Stop the daemon because it can never serve (a newer schema, a broken database):
@@ -190,6 +222,14 @@ def exit_after_shutdown(reactor: Any, message: str, code: int = EXIT_FATAL) -> N
 LAST_SEEN_EVERY_SECONDS = 30.0
 
 
+def _open_log_file(path: Any) -> ReopenableLogFile:
+    try:
+        return ReopenableLogFile(path)
+    except OSError as e:
+        error = ConfigError("--log-file", f"cannot open {str(path)!r}: {e.strerror}")
+        raise SystemExit(configuration_error_line(error)) from None
+
+
 def _logged(work: Any) -> Any:
     """A TimerService call that logs its failure instead of stopping the timer."""
 
@@ -210,15 +250,28 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     config = options.config
     server = TermroomsServer(config, reactor)
     top = TermroomsService()
+    log_file = None
     if options.wants_own_log_observer():
-        top.log_observer = make_observer(config.log_level, config.log_format)
+        log_file = _open_log_file(config.log_file) if config.log_file is not None else None
+        top.log_observer = make_observer(config.log_level, config.log_format, log_file)
+    ReopenLogOnSighup(reactor, log_file).setServiceParent(top)
     ExitZeroOnSigterm(reactor).setServiceParent(top)
-    DatabaseStartupService(server, partial(exit_after_shutdown, reactor)).setServiceParent(top)
+    startup = DatabaseStartupService(server, partial(exit_after_shutdown, reactor))
+    startup.setServiceParent(top)
     last_seen = TimerService(LAST_SEEN_EVERY_SECONDS, _logged(server.record_last_seen))
     last_seen.setServiceParent(top)
     RetentionService(server, config.retention_interval.total_seconds()).setServiceParent(top)
     site = server.get_site()
-    for description in config.listen:
-        strports.service(description, site, reactor=reactor).setServiceParent(top)
+    listeners = [strports.service(d, site, reactor=reactor) for d in config.listen]
+    for listener in listeners:
+        listener.setServiceParent(top)
+
+    async def serving() -> None:
+        await startup.ready
+        for listener in listeners:
+            await when_listening(listener)
+
+    # Last, so that it is the first service told to stop: STOPPING=1 as the drain begins.
+    systemd_notifier(serving, reactor).setServiceParent(top)
     top.server = server  # type: ignore[attr-defined]  # reachable from tests and tools
     return top

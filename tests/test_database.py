@@ -141,3 +141,27 @@ async def test_waiting_longer_than_acquire_timeout_for_a_busy_pool_is_unavailabl
         assert await database.run_query("SELECT 2") == [(2,)]
     finally:
         database.close()
+
+
+async def _slow_insert_txn(cursor, name: str, n: int) -> int:
+    await cursor.execute("SELECT pg_sleep(0.3)")
+    return await _insert_txn(cursor, name, n)
+
+
+@pytest_twisted.ensureDeferred
+async def test_drain_lets_running_and_waiting_transactions_commit_before_close(database_url):
+    database = Database(reactor, database_url, size=1)
+    await database.start()
+    await database.run_interaction(_create_scratch_txn, "drained")
+    running = database.run_interaction(_slow_insert_txn, "drained", 1)
+    waiting = database.run_interaction(
+        _insert_txn, "drained", 2
+    )  # behind it, for the one connection
+    await database.drain()
+    database.close()
+    assert await gatherResults([running, waiting]) == [1, 2]
+    connection = psycopg2.connect(database_url)
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT n FROM drained ORDER BY n")
+        assert cursor.fetchall() == [(1,), (2,)]
+    connection.close()

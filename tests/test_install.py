@@ -84,3 +84,32 @@ def test_installed_command_migrates_a_database(fresh_install, database_url, tmp_
     )
     assert result.returncode == 0, result.stderr
     assert "schema at version" in result.stdout
+
+
+# Run after every pip install (docs/deploy.md): under ProtectSystem=strict the daemon
+# cannot write twisted's plugin cache itself, and would log that it could not at each start.
+PLUGIN_CACHE_STEP = "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+
+
+def test_install_step_writes_the_plugin_cache_so_the_daemon_never_has_to(fresh_install, tmp_path):
+    (plugins,) = (fresh_install / "lib").glob("python3*/site-packages/twisted/plugins")
+    cache, plugin = plugins / "dropin.cache", plugins / "termrooms_plugin.py"
+
+    def cache_written_by(command: list[str]) -> bool:
+        before = cache.stat().st_mtime_ns if cache.exists() else None
+        subprocess.run(
+            command, check=True, capture_output=True, cwd=tmp_path, env=clean_environ(), timeout=60
+        )
+        return cache.exists() and cache.stat().st_mtime_ns != before
+
+    twistd_scan = [str(fresh_install / "bin" / "twistd"), "--help"]
+    plugin.touch()  # as a pip install or upgrade leaves it: newer than the cache
+    assert cache_written_by(twistd_scan), "without the step, twistd rewrites the cache"
+    plugin.touch()
+    assert cache_written_by([str(fresh_install / "bin" / "python"), "-c", PLUGIN_CACHE_STEP])
+    assert not cache_written_by(twistd_scan)
+
+
+def test_docs_and_unit_give_the_same_plugin_cache_step():
+    for document in ("README.md", "docs/deploy.md", "systemd/termrooms.service"):
+        assert PLUGIN_CACHE_STEP in (PROJECT / document).read_text(), document
