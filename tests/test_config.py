@@ -9,6 +9,7 @@ explicitly, never read from os.environ.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -309,6 +310,21 @@ ENVIRONMENT = [
     ("TERMROOMS_WS_MAX_MESSAGE_BYTES", "131072", "ws_max_message_bytes", 131072),
     ("TERMROOMS_WS_RATE_LIMIT", "5/1s", "ws_rate_limit", RateLimit(5, 1)),
     ("TERMROOMS_SLOW_CONSUMER_BYTES", "2097152", "slow_consumer_bytes", 2097152),
+    (
+        "TERMROOMS_METRICS_ALLOW",
+        "10.0.0.0/8,::1",
+        "metrics_allow",
+        (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1")),
+    ),
+    ("TERMROOMS_HTTP_RATE_LIMIT", "100/1s", "http_rate_limit", RateLimit(100, 1.0)),
+    ("TERMROOMS_USER_RATE_LIMIT", "50/1s", "user_rate_limit", RateLimit(50, 1.0)),
+    ("TERMROOMS_RATE_LIMIT_EXEMPT", "Bot1, bot2", "rate_limit_exempt", ("bot1", "bot2")),
+    (
+        "TERMROOMS_TRUSTED_PROXIES",
+        "10.1.2.3",
+        "trusted_proxies",
+        (ipaddress.ip_network("10.1.2.3/32"),),
+    ),
 ]
 
 
