@@ -146,6 +146,39 @@ async def test_rate_limit_refusals_are_counted_by_limit(fresh_migrated_database_
         await running.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_websocket_frame_and_http_limit_refusals_are_counted(
+    fresh_migrated_database_url, tmp_path
+):
+    config = config_for(
+        fresh_migrated_database_url,
+        tmp_path,
+        ws_rate_limit=RateLimit(1, 60.0),
+        http_rate_limit=RateLimit(2, 60.0),
+    )
+    running = await start(config)
+    try:
+        await add_user(running, "ada")
+        token = (await login(running, "ada"))[1]["access_token"]
+        client = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
+        await client.next_frame()  # welcome
+        for _ in range(3):
+            client.send({"type": "ping"})
+        assert (await client.next_frame())["type"] == "pong"
+        assert (await client.next_frame())["error_code"] == "rate_limited"
+        for _ in range(3):
+            await running.request("GET", "/api/rooms/lobby")
+        after = await scrape(running.url)
+        assert after[("termrooms_rate_limited_total", (("limit", "ws-frames"),))] == 2
+        assert after[("termrooms_rate_limited_total", (("limit", "http-address"),))] >= 1
+        limited = (("method", "GET"), ("route", "/api/rooms/<name>"), ("status", "429"))
+        assert after[("termrooms_http_requests_total", limited)] >= 1
+        client.protocol.sendClose(1000)
+        await client.close_code()
+    finally:
+        await running.stop()
+
+
 def non_loopback_address() -> str:
     """An address of this machine's that is not loopback (skip where there is none)."""
     try:
