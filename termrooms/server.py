@@ -22,7 +22,7 @@ from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
-from termrooms.http.limits import HttpLimits
+from termrooms.http.limits import UNLIMITED_PATHS, HttpLimits
 from termrooms.http.rooms import register_room_routes
 from termrooms.http.router import Router
 from termrooms.metrics import MeteredLimiter, Meters
@@ -282,7 +282,9 @@ class TermroomsServer:
             register_health_routes(self.router, self)
             register_auth_routes(self.router, self)
             register_room_routes(self.router, self)
-            self.router.guard = self.get_http_limits().before_route
+            self.router.guard_with(
+                self.get_http_limits().before_route, {429: None}, UNLIMITED_PATHS
+            )
             websocket = WebSocketResource(self.get_gateway())
 
             def websocket_route(request: Any) -> WebSocketResource:

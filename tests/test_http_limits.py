@@ -163,3 +163,21 @@ async def test_instances_sharing_redis_share_one_user_budget(
     finally:
         await second.stop()
         await first.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_openapi_documents_429_on_every_limited_route(fresh_migrated_database_url, tmp_path):
+    running = await start(config_for(fresh_migrated_database_url, tmp_path))
+    try:
+        status, document, _ = await running.request("GET", "/api/openapi.json")
+        assert status == 200
+        operations = {
+            (path, method): operation
+            for path, methods in document["paths"].items()
+            for method, operation in methods.items()
+        }
+        assert "429" in operations[("/api/rooms/{name}", "get")]["responses"]
+        assert "429" in operations[("/api/auth/me", "get")]["responses"]
+        assert "429" not in operations[("/health", "get")]["responses"]
+    finally:
+        await running.stop()

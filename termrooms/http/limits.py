@@ -46,8 +46,6 @@ class HttpLimits:
 
     async def before_route(self, request: IRequest, spec: RouteSpec) -> None:
         """The router's guard: the address pays unless the route will check a token."""
-        if spec.path in UNLIMITED_PATHS:
-            return
         if spec.auth and request.getHeader(b"authorization") is not None:
             return
         await self.charge_address(request)

@@ -103,6 +103,7 @@ class Router:
         self.app = Klein()
         self.specs: list[RouteSpec] = []
         self.guard: Guard | None = None
+        self.unguarded_paths: frozenset[str] = frozenset()
         self._openapi: bytes | None = None
         self._install_error_handlers()
 
@@ -137,7 +138,7 @@ class Router:
             async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
                 request.route = path  # the template, not the path: bounded metric labels
                 request.room = kwargs.get("name")
-                if self.guard is not None:
+                if self.guard is not None and path not in self.unguarded_paths:
                     await self.guard(request, spec)
                 result = await handler(request, **kwargs)
                 if isinstance(result, bytes):
@@ -153,6 +154,24 @@ class Router:
             return handler
 
         return declare
+
+    def guard_with(
+        self,
+        guard: Guard,
+        answers: Mapping[int, Mapping[str, Any] | None],
+        unguarded_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        """Run ``guard`` before every route but ``unguarded_paths``, whose routes are
+        documented as possibly giving ``answers`` too."""
+        self.guard = guard
+        self.unguarded_paths = unguarded_paths
+        self.specs = [
+            spec
+            if spec.path in unguarded_paths
+            else attrs.evolve(spec, responses={**answers, **spec.responses})
+            for spec in self.specs
+        ]
+        self._openapi = None
 
     def openapi_json(self) -> bytes:
         """The OpenAPI document of every route declared so far, encoded once."""
