@@ -576,6 +576,10 @@ FLAG = {
     "password_threads": "--password-threads",
     "login_rate_limit": "--login-rate-limit",
     "register_rate_limit": "--register-rate-limit",
+    "metrics_allow": "--metrics-allow",
+    "trusted_proxies": "--trusted-proxies",
+    "http_rate_limit": "--http-rate-limit",
+    "user_rate_limit": "--user-rate-limit",
 }
 
 # name, a wrong value (as text), and what the reason must say.
@@ -630,6 +634,10 @@ INVALID = [
     ("login_rate_limit", "fast", "is not a rate like 5/20s"),
     ("register_rate_limit", "0/10s", "needs a burst of at least 1"),
     ("data_dir", "   ", "must not be empty"),
+    ("metrics_allow", "localhost", "each network must look like 10.0.0.0/8 or ::1"),
+    ("trusted_proxies", "10.0.0.0/33", "each network must look like 10.0.0.0/8 or ::1"),
+    ("http_rate_limit", "lots", "is not a rate like 5/20s"),
+    ("user_rate_limit", "0/1s", "needs a burst of at least 1"),
 ]
 INVALID_IDS = [f"{name}={value!r}" for name, value, _ in INVALID]
 

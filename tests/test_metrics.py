@@ -10,7 +10,7 @@ import pytest_twisted
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import ensureDeferred, gatherResults, succeed
 
 from support import add_user, bearer, config_for, login, start, ws_connect
 from termrooms.metrics import Histogram, MeteredLimiter, Meters, address_allowed
@@ -175,6 +175,25 @@ async def test_websocket_frame_and_http_limit_refusals_are_counted(
         assert after[("termrooms_http_requests_total", limited)] >= 1
         client.protocol.sendClose(1000)
         await client.close_code()
+    finally:
+        await running.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_busy_pool_counts_waits(fresh_migrated_database_url, tmp_path):
+    config = config_for(
+        fresh_migrated_database_url, tmp_path, database_pool_size=1, no_rate_limits=True
+    )
+    running = await start(config)
+    try:
+        before = await scrape(running.url)
+        assert before[("termrooms_database_connections", ())] == 1
+        await gatherResults(
+            [ensureDeferred(running.request("GET", "/api/rooms/lobby")) for _ in range(10)]
+        )
+        after = await scrape(running.url)
+        waits = ("termrooms_database_waits_total", ())
+        assert after[waits] > before[waits]
     finally:
         await running.stop()
 
