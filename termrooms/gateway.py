@@ -186,6 +186,12 @@ class GatewayProtocol(WebSocketServerProtocol):
         # The contract's error body on a refused handshake, not an empty response.
         error = self._denial or ApiError("bad_request", reason)
         self.factory.meters.error(error.error_code, "websocket")
+        _log.info(
+            "websocket refused ({peer}): {status} {error_code}",
+            peer=self.peer,
+            status=code,
+            error_code=error.error_code,
+        )
         body = json.dumps(error.body()).encode("utf-8")
         retry_after = f"Retry-After: {error.retry_after}\r\n" if error.retry_after else ""
         head = (
