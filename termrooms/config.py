@@ -11,6 +11,7 @@ Pure logic: no reactor, no sockets, no database.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from datetime import timedelta
@@ -241,6 +242,24 @@ def _rate(value: Any) -> RateLimit:
         return RateLimit.parse(_text(value))
     except ValueError as e:
         raise _Invalid(str(e)) from None
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    text = _text(value).strip()
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise _Invalid(f"each network must look like 10.0.0.0/8 or ::1, got {text!r}") from None
+
+
+def _username(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if not text:
+        raise _Invalid("a username must not be empty")
+    return text
+
+
+DEFAULT_METRICS_ALLOW = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def _path(value: Any) -> Path:
@@ -531,6 +550,44 @@ SETTINGS: tuple[Setting, ...] = (
         "File to append the log to; SIGHUP reopens it (for logrotate). Unset: stdout.",
         metavar="FILE",
     ),
+    Setting(
+        "metrics_allow",
+        _list_of(_network),
+        DEFAULT_METRICS_ALLOW,
+        "Networks (CIDR, comma-separated) whose clients may read /metrics; others get 403.",
+        metavar="NETWORKS",
+    ),
+    Setting(
+        "http_rate_limit",
+        _rate,
+        RateLimit(600, 0.05),
+        "HTTP requests per client address: burst/seconds per request (default a burst of "
+        "600, then 20 a second).",
+        metavar="RATE",
+    ),
+    Setting(
+        "user_rate_limit",
+        _rate,
+        RateLimit(300, 0.05),
+        "Authenticated HTTP requests per user: burst/seconds per request (default a burst "
+        "of 300, then 20 a second); admins are exempt.",
+        metavar="RATE",
+    ),
+    Setting(
+        "rate_limit_exempt",
+        _list_of(_username),
+        (),
+        "Usernames (bots) exempt from the HTTP rate limits, comma-separated.",
+        metavar="USERS",
+    ),
+    Setting(
+        "trusted_proxies",
+        _list_of(_network),
+        (),
+        "Networks (CIDR, comma-separated) of reverse proxies whose X-Forwarded-For "
+        "names the client.",
+        metavar="NETWORKS",
+    ),
 )
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -577,6 +634,11 @@ class Config:
     retention_interval: timedelta = timedelta(hours=1)
     shutdown_timeout: timedelta = timedelta(seconds=10)
     log_file: Path | None = None
+    metrics_allow: tuple[Any, ...] = DEFAULT_METRICS_ALLOW
+    http_rate_limit: RateLimit = RateLimit(600, 0.05)
+    user_rate_limit: RateLimit = RateLimit(300, 0.05)
+    rate_limit_exempt: tuple[str, ...] = ()
+    trusted_proxies: tuple[Any, ...] = ()
     config_file: Path | None = None
 
 

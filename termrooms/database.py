@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from txpostgres import txpostgres
 
 from termrooms.deadline import with_deadline
+from termrooms.metrics import Histogram
 
 _log = Logger()
 T = TypeVar("T")
@@ -161,11 +162,25 @@ class Database:
     _closed: bool = attrs.field(default=False, init=False)
     _connected_waiters: list[Deferred] = attrs.field(factory=list, init=False)
     _in_use: int = attrs.field(default=0, init=False)  # calls holding or awaiting a connection
+    waits: int = attrs.field(default=0, init=False)  # calls that found every connection busy
+    query_seconds: Histogram = attrs.field(factory=Histogram, init=False)
 
     @property
     def connected(self) -> bool:
         """True while at least one connection is up."""
         return bool(self._alive)
+
+    @property
+    def size_up(self) -> int:
+        return len(self._alive)
+
+    @property
+    def in_use(self) -> int:
+        return len(self._alive) - len(self._idle)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     def start(self) -> Deferred:
         """Open the pool; fires once the first connection is up (retrying until then)."""
@@ -219,6 +234,7 @@ class Database:
             raise DatabaseUnavailable("PostgreSQL is not reachable")
         waiter: Deferred = Deferred()
         self._waiters.append(waiter)
+        self.waits += 1
         timer = self.reactor.callLater(self.acquire_timeout, self._give_up, waiter)
         return waiter.addBoth(_cancel_timer, timer)
 
@@ -244,6 +260,7 @@ class Database:
 
     async def _run_on_a_connection(self, method: str, *args: Any, **kwargs: Any) -> Any:
         connection = await self._acquire()
+        started = time.monotonic()
         try:
             return await getattr(connection, method)(*args, **kwargs)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
@@ -255,6 +272,7 @@ class Database:
             self._connection_lost(connection)
             raise DatabaseUnavailable("PostgreSQL connection lost during rollback") from e
         finally:
+            self.query_seconds.observe(time.monotonic() - started)
             self._release(connection)
 
     def run_interaction(

@@ -10,6 +10,7 @@ contract are added by the rooms work on this same protocol.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import urlsplit
@@ -47,6 +48,7 @@ from termrooms.events import (
     typing_frame,
     welcome_frame,
 )
+from termrooms.metrics import Meters
 from termrooms.ratelimit import Bucket, RateLimit, take
 from termrooms.store.rooms import Removal
 from termrooms.wire import encode_json
@@ -185,6 +187,13 @@ class GatewayProtocol(WebSocketServerProtocol):
     def sendHttpErrorResponse(self, code: int, reason: str, responseHeaders: Any = None) -> None:
         # The contract's error body on a refused handshake, not an empty response.
         error = self._denial or ApiError("bad_request", reason)
+        self.factory.meters.error(error.error_code, "websocket")
+        _log.info(
+            "websocket refused ({peer}): {status} {error_code}",
+            peer=self.peer,
+            status=code,
+            error_code=error.error_code,
+        )
         body = json.dumps(error.body()).encode("utf-8")
         retry_after = f"Retry-After: {error.retry_after}\r\n" if error.retry_after else ""
         head = (
@@ -198,6 +207,12 @@ class GatewayProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         self._registered = True
         self.factory.registry.add(self)
+        _log.info(
+            "websocket opened by {username} ({peer})",
+            username=self.user.username,
+            user_id=self.user_id,
+            peer=self.peer,
+        )
         self._schedule_expiry()
         self.send_frame(welcome_frame(self.user, self.factory.server_id, HEARTBEAT_SECONDS))
         if self.factory.draining:  # its handshake was under way when the drain began
@@ -211,6 +226,21 @@ class GatewayProtocol(WebSocketServerProtocol):
         if self._registered:
             self._registered = False
             self.factory.registry.discard(self)
+            if self.closedByMe and self.localCloseCode is not None:
+                # Ours (4001, 4009, 1001...), not the code the client echoed back.
+                code, reason = self.localCloseCode, self.localCloseReason
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
+            _log.info(
+                "websocket of {username} closed by the {closed_by}: {code} {reason}",
+                username=self.user.username,
+                user_id=self.user_id,
+                peer=self.peer,
+                code=code,
+                reason=reason or "",
+                closed_by="server" if self.closedByMe else "client",
+                clean=wasClean,
+            )
 
     def _schedule_expiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
@@ -234,15 +264,19 @@ class GatewayProtocol(WebSocketServerProtocol):
     # ------------------------------------------------------------------ frames
 
     def send_frame(self, frame: dict[str, Any]) -> None:
+        self.factory.meters.frame_sent(frame["type"])
         self.sendMessage(encode_json(frame))
 
     def send_error(self, error: ApiError, ref: Any = None) -> None:
+        self.factory.meters.error(error.error_code, "websocket")
         self.send_frame(error_frame(error, ref))
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.factory.draining:
             return  # unanswered, so the client sends it again after reconnecting
+        received = time.monotonic()
         if self.factory.frame_limit is not None and not self._within_frame_limit():
+            self.factory.meters.refused("ws-frames")
             return
         raw = None
         if not isBinary:
@@ -251,35 +285,40 @@ class GatewayProtocol(WebSocketServerProtocol):
             except ValueError:
                 pass
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            self.factory.meters.frame_received("invalid")
             self._bad_frame(ApiError("invalid_json", "A frame is a JSON object with a type."))
             return
         try:
             frame = parse_client_frame(raw)
         except ApiError as e:
+            self.factory.meters.frame_received("invalid")
             if e.error_code == "bad_request":
                 self._bad_frame(e, frame_ref(raw))
             else:
                 self.send_error(e, frame_ref(raw))
             return
+        self.factory.meters.frame_received(frame.type)
         handler = getattr(self, f"handle_{frame.type}")
         self.factory.in_flight += 1  # until _dispatch is done: the drain waits for it
         if frame.type in _UNORDERED_FRAMES:
-            ensureDeferred(self._dispatch(handler, frame))
+            ensureDeferred(self._dispatch(handler, frame, received))
         else:
             # A connection's room frames run one after another, in the order sent: a send
             # right after a join finds the membership, and one client's messages are
             # stored in the order it sent them.
-            self._in_order.run(lambda: ensureDeferred(self._dispatch(handler, frame)))
+            self._in_order.run(lambda: ensureDeferred(self._dispatch(handler, frame, received)))
 
-    async def _dispatch(self, handler: Callable[..., Any], frame: Any) -> None:
+    async def _dispatch(self, handler: Callable[..., Any], frame: Any, received: float) -> None:
         try:
-            await self._answer(handler, frame)
+            await self._answer(handler, frame, received)
         finally:
             self.factory.in_flight -= 1
 
-    async def _answer(self, handler: Callable[..., Any], frame: Any) -> None:
+    async def _answer(self, handler: Callable[..., Any], frame: Any, received: float) -> None:
         try:
             await handler(frame)
+            if frame.type == "send":  # answered with its ack
+                self.factory.meters.ack_seconds.observe(time.monotonic() - received)
         except ApiError as e:
             self.send_error(e, frame.ref)
         except DatabaseUnavailable:
@@ -408,6 +447,7 @@ class GatewayProtocol(WebSocketServerProtocol):
         feed = self.feeds.get(room_id)
         if feed is None or self.state != WebSocketServerProtocol.STATE_OPEN:
             return
+        self.factory.meters.deliveries += 1
         if seq is None:
             self.sendPreparedMessage(prepared)
         else:
@@ -506,7 +546,7 @@ class RoomFeed:
             if page[0].seq > self.next_seq:
                 self.connection.send_frame(history_truncated_frame(self.room_name, page[0].seq))
             for event in page:
-                self.connection.sendMessage(encode_json(event_json(event)))
+                self.connection.send_frame(event_json(event))
                 self.next_seq = event.seq + 1
             await self._until_sent()
 
@@ -545,7 +585,7 @@ class RoomFeed:
                     break
                 for event in page:
                     if event.seq == self.next_seq:
-                        self.connection.sendMessage(encode_json(event_json(event)))
+                        self.connection.send_frame(event_json(event))
                         self.next_seq += 1
                 self._drain()
         finally:
@@ -672,8 +712,10 @@ class GatewayFactory(WebSocketServerFactory):
         max_message_bytes: int = MAX_FRAME_BYTES,
         frame_limit: RateLimit | None = None,
         slow_consumer_bytes: int = 1024 * 1024,
+        meters: Meters | None = None,
     ) -> None:
         super().__init__()
+        self.meters = meters or Meters()
         self.auth = auth
         self.rooms = rooms
         self.commands = commands

@@ -6,6 +6,7 @@ and its default, written from the settings table so that it never misses one
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import textwrap
 from datetime import timedelta
@@ -47,6 +48,8 @@ def toml_value(value: Any) -> str:
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, (timedelta, RateLimit, Path)):
         value = show_value(value)
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        value = str(value)
     if isinstance(value, str):
         return json.dumps(value)  # a TOML basic string, escapes included
     raise ValueError(f"no TOML form for {value!r}")

@@ -22,8 +22,10 @@ from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.http.auth import register_auth_routes
 from termrooms.http.health import register_health_routes
+from termrooms.http.limits import UNLIMITED_PATHS, HttpLimits
 from termrooms.http.rooms import register_room_routes
 from termrooms.http.router import Router
+from termrooms.metrics import MeteredLimiter, Meters
 from termrooms.notifications import Listener
 from termrooms.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
@@ -69,6 +71,8 @@ class TermroomsServer:
     shared_presence: RedisPresence | None = None
     room_handler: RoomHandler | None = None
     command_runner: CommandRunner | None = None
+    meters: Meters | None = None
+    http_limits: HttpLimits | None = None
 
     def __attrs_post_init__(self) -> None:
         # The configured URL; start-up replaces it with the embedded server's when unset.
@@ -117,17 +121,35 @@ class TermroomsServer:
             self.signing_keys = SigningKeys(signing_key_path(self.config), time.time)
         return self.signing_keys
 
+    def get_meters(self) -> Meters:
+        if self.meters is None:
+            self.meters = Meters()
+        return self.meters
+
     def get_limiter(self) -> RateLimiter:
         """In Redis when there is one, so a client's budget is the same on every instance."""
         if self.limiter is None:
             redis = self.get_redis()
+            limiter: RateLimiter
             if self.config.no_rate_limits:
-                self.limiter = NoRateLimiter()
+                limiter = NoRateLimiter()
             elif redis is not None:
-                self.limiter = RedisRateLimiter(redis, self.reactor)
+                limiter = RedisRateLimiter(redis, self.reactor)
             else:
-                self.limiter = MemoryRateLimiter(time.monotonic)
+                limiter = MemoryRateLimiter(time.monotonic)
+            self.limiter = MeteredLimiter(limiter, self.get_meters())
         return self.limiter
+
+    def get_http_limits(self) -> HttpLimits:
+        if self.http_limits is None:
+            off = self.config.no_rate_limits
+            self.http_limits = HttpLimits(
+                self.get_limiter(),
+                per_address=None if off else self.config.http_rate_limit,
+                per_user=None if off else self.config.user_rate_limit,
+                exempt_usernames=frozenset(self.config.rate_limit_exempt),
+            )
+        return self.http_limits
 
     def get_access_tokens(self) -> AccessTokens:
         return AccessTokens(
@@ -167,6 +189,7 @@ class TermroomsServer:
                 max_message_bytes=self.config.ws_max_message_bytes,
                 frame_limit=None if self.config.no_rate_limits else self.config.ws_rate_limit,
                 slow_consumer_bytes=self.config.slow_consumer_bytes,
+                meters=self.get_meters(),
             )
             redis = self.get_redis()
             if redis is not None:
@@ -214,7 +237,9 @@ class TermroomsServer:
 
     def get_command_runner(self) -> CommandRunner:
         if self.command_runner is None:
-            self.command_runner = CommandRunner(self.get_room_handler(), self.get_database())
+            self.command_runner = CommandRunner(
+                self.get_room_handler(), self.get_database(), self.get_meters()
+            )
         return self.command_runner
 
     def get_listener(self) -> Listener:
@@ -257,9 +282,21 @@ class TermroomsServer:
             register_health_routes(self.router, self)
             register_auth_routes(self.router, self)
             register_room_routes(self.router, self)
+            self.router.guard_with(
+                self.get_http_limits().before_route, {429: None}, UNLIMITED_PATHS
+            )
             websocket = WebSocketResource(self.get_gateway())
-            self.router.app.route("/ws")(lambda request: websocket)
+
+            def websocket_route(request: Any) -> WebSocketResource:
+                request.route = "/ws"
+                return websocket
+
+            self.router.app.route("/ws")(websocket_route)
         return self.router
 
     def get_site(self) -> TermroomsSite:
-        return TermroomsSite(self.get_router().app.resource())
+        return TermroomsSite(
+            self.get_router().app.resource(),
+            meters=self.get_meters(),
+            trusted_proxies=self.config.trusted_proxies,
+        )

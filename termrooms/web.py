@@ -1,22 +1,50 @@
 """
 The web site: every request gets a request id (a sane incoming ``X-Request-ID`` is kept,
 else one is made), echoed in the response and written in one access-log line with its
-status and duration. The query string is never logged: ``/ws?token=`` carries a secret.
+status, duration, user and room, and counted in the metrics by route template. The
+query string and bodies are never logged: ``/ws?token=`` carries a secret.
+
+Responses served over TLS carry ``Strict-Transport-Security``; behind a trusted proxy
+the client address is the one its ``X-Forwarded-For`` names.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
 from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from termrooms.metrics import Meters, Network, address_allowed
+
 _log = Logger(namespace="termrooms.access")
 _ACCEPTABLE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
+HSTS = b"max-age=31536000"
+UNMATCHED_ROUTE = "(unmatched)"  # the metrics label of a path no route serves
+
+
+def forwarded_client(peer: str, forwarded_for: Iterable[bytes], trusted: Iterable[Network]) -> str:
+    """The client behind a chain of trusted proxies: the rightmost X-Forwarded-For address
+    that is not itself a trusted proxy (the ones left of it could be forged)."""
+    trusted = tuple(trusted)
+    if not trusted or not address_allowed(peer, trusted):
+        return peer
+    hops = [hop.strip() for header in forwarded_for for hop in header.decode("latin-1").split(",")]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage: trust nothing further left
+        client = hop
+        if not address_allowed(hop, trusted):
+            break
+    return client
 
 
 class TermroomsRequest(Request):
@@ -24,9 +52,19 @@ class TermroomsRequest(Request):
 
     request_id: str = ""
     started: float = 0.0
+    client_host: str = "local"  # the client's address, as far as trusted proxies tell
+    route: str = UNMATCHED_ROUTE  # the route template that served it (set by the router)
+    room: str | None = None
+    user_id: int | None = None
+    error_code: str | None = None
 
     def process(self) -> None:
         self.started = time.monotonic()
+        peer = getattr(self.getClientAddress(), "host", None) or "local"
+        forwarded = self.requestHeaders.getRawHeaders(b"x-forwarded-for", ())
+        self.client_host = forwarded_client(peer, forwarded, self.channel.site.trusted_proxies)
+        if self.isSecure():
+            self.setHeader(b"strict-transport-security", HSTS)
         incoming = self.getHeader(b"x-request-id")
         if incoming is not None and _ACCEPTABLE_REQUEST_ID.match(incoming):
             self.request_id = incoming.decode("ascii")
@@ -42,6 +80,7 @@ class TermroomsRequest(Request):
         self.setResponseCode(500)
         self.setHeader(b"content-type", b"application/json")
         self.setHeader(b"content-length", b"%d" % len(body))
+        self.error_code = "internal_error"
         self.write(body)
         self.finish()
         return reason
@@ -54,18 +93,36 @@ class TermroomsSite(Site):
     displayTracebacks = False
     noisy = False  # "Starting factory" lines say nothing an operator needs
 
-    def __init__(self, resource: IResource, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resource: IResource,
+        meters: Meters | None = None,
+        trusted_proxies: Iterable[Network] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(resource, requestFactory=TermroomsRequest, **kwargs)
+        self.meters = meters or Meters()
+        self.trusted_proxies = tuple(trusted_proxies)
 
     def log(self, request: TermroomsRequest) -> None:  # type: ignore[override]
-        duration_ms = (time.monotonic() - request.started) * 1000 if request.started else 0.0
+        seconds = time.monotonic() - request.started if request.started else 0.0
+        method = request.method.decode("ascii", "replace")
+        matched = request.route != UNMATCHED_ROUTE
+        self.meters.http_request(
+            method if matched else "other", request.route, request.code, seconds
+        )
+        if request.error_code is not None:
+            self.meters.error(request.error_code, "http")
         _log.info(
             "{method} {path} {status} {duration_ms:.1f}ms",
-            method=request.method.decode("ascii", "replace"),
+            method=method,
             path=request.path.decode("utf-8", "replace"),
             status=request.code,
-            duration_ms=duration_ms,
+            duration_ms=seconds * 1000,
             request_id=request.request_id,
-            client=getattr(request.getClientAddress(), "host", None),
-            user_id=getattr(request, "user_id", None),
+            client=request.client_host,
+            user_id=request.user_id,
+            route=request.route,
+            room=request.room,
+            error_code=request.error_code,
         )

@@ -301,13 +301,14 @@ class WebSocketTestClient:
         return code
 
 
-async def ws_connect(url: str, origin: str | None = None) -> WebSocketTestClient:
+async def ws_connect(url: str, origin: str | None = None, tls: Any = None) -> WebSocketTestClient:
+    """``tls``: the client TLS options for a wss:// URL (e.g. trusting a test certificate)."""
     factory = WebSocketClientFactory(url, origin=origin)
     factory.protocol = _WebSocketTestProtocol
     factory.frames = DeferredQueue()
     factory.opened = Deferred()
     factory.closed = Deferred()
-    connectWS(factory)
+    connectWS(factory, contextFactory=tls)
     protocol = await with_timeout(factory.opened, 10.0)
     return WebSocketTestClient(protocol, factory.frames, factory.closed)
 

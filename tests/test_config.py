@@ -9,6 +9,7 @@ explicitly, never read from os.environ.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -315,6 +316,21 @@ ENVIRONMENT = [
     ("TERMROOMS_RETENTION_INTERVAL", "10m", "retention_interval", timedelta(minutes=10)),
     ("TERMROOMS_SHUTDOWN_TIMEOUT", "30s", "shutdown_timeout", timedelta(seconds=30)),
     ("TERMROOMS_LOG_FILE", "/var/log/t.log", "log_file", Path("/var/log/t.log")),
+    (
+        "TERMROOMS_METRICS_ALLOW",
+        "10.0.0.0/8,::1",
+        "metrics_allow",
+        (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1")),
+    ),
+    ("TERMROOMS_HTTP_RATE_LIMIT", "100/1s", "http_rate_limit", RateLimit(100, 1.0)),
+    ("TERMROOMS_USER_RATE_LIMIT", "50/1s", "user_rate_limit", RateLimit(50, 1.0)),
+    ("TERMROOMS_RATE_LIMIT_EXEMPT", "Bot1, bot2", "rate_limit_exempt", ("bot1", "bot2")),
+    (
+        "TERMROOMS_TRUSTED_PROXIES",
+        "10.1.2.3",
+        "trusted_proxies",
+        (ipaddress.ip_network("10.1.2.3/32"),),
+    ),
 ]
 
 
@@ -566,6 +582,10 @@ FLAG = {
     "password_threads": "--password-threads",
     "login_rate_limit": "--login-rate-limit",
     "register_rate_limit": "--register-rate-limit",
+    "metrics_allow": "--metrics-allow",
+    "trusted_proxies": "--trusted-proxies",
+    "http_rate_limit": "--http-rate-limit",
+    "user_rate_limit": "--user-rate-limit",
 }
 
 # name, a wrong value (as text), and what the reason must say.
@@ -620,6 +640,10 @@ INVALID = [
     ("login_rate_limit", "fast", "is not a rate like 5/20s"),
     ("register_rate_limit", "0/10s", "needs a burst of at least 1"),
     ("data_dir", "   ", "must not be empty"),
+    ("metrics_allow", "localhost", "each network must look like 10.0.0.0/8 or ::1"),
+    ("trusted_proxies", "10.0.0.0/33", "each network must look like 10.0.0.0/8 or ::1"),
+    ("http_rate_limit", "lots", "is not a rate like 5/20s"),
+    ("user_rate_limit", "0/1s", "needs a burst of at least 1"),
 ]
 INVALID_IDS = [f"{name}={value!r}" for name, value, _ in INVALID]
 

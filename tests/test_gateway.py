@@ -10,6 +10,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
+from twisted.logger import globalLogPublisher
 
 from support import add_user, config_for, login, start, websocket_handshake_status, ws_connect
 from termrooms.gateway import origin_allowed
@@ -26,6 +27,25 @@ async def running(fresh_migrated_database_url, tmp_path):
     )
     yield server
     await server.stop()
+
+
+@pytest.fixture
+def captured_log():
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_handshake_is_logged_with_its_status_but_not_its_token(
+    running, captured_log
+):
+    status, _ = await websocket_handshake_status(running.url, "?token=secret-looking-token")
+    assert status == 401
+    (refused,) = [e for e in captured_log if e.get("error_code") == "token_invalid"]
+    assert refused["status"] == 401
+    assert "secret-looking-token" not in repr(captured_log)
 
 
 def ws_url(running, token: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -14,7 +15,7 @@ from twisted.logger import globalLogPublisher
 from termrooms.database import DatabaseUnavailable
 from termrooms.errors import ApiError, FieldError
 from termrooms.http.router import JsonResponse, Router
-from termrooms.web import TermroomsSite
+from termrooms.web import TermroomsSite, forwarded_client
 
 
 def build_router() -> Router:
@@ -153,6 +154,37 @@ async def test_access_log_has_request_id_and_status_but_never_the_query_string(
     assert line["status"] == 200
     assert line["path"] == "/api/things/x"
     assert "very-secret-token" not in repr(line)
+    assert line["route"] == "/api/things/<name>" and line["room"] == "x"
+    assert line["duration_ms"] >= 0 and line["client"] == "127.0.0.1"
+    assert response.headers.getRawHeaders("strict-transport-security") is None  # plain HTTP
+
+
+@pytest_twisted.ensureDeferred
+async def test_access_log_names_the_error_code_of_an_error_answer(site_url, captured_log):
+    response = await treq.get(site_url + "/nowhere", headers={"X-Request-ID": "log-2"})
+    await response.content()
+    access = [e for e in captured_log if e.get("log_namespace") == "termrooms.access"]
+    (line,) = [e for e in access if e.get("request_id") == "log-2"]
+    assert (line["status"], line["error_code"], line["route"]) == (404, "not_found", "(unmatched)")
+
+
+TRUSTED = (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+@pytest.mark.parametrize(
+    "peer, forwarded, client",
+    [
+        ("10.0.0.5", [b"198.51.100.7"], "198.51.100.7"),
+        # The proxy appends what it saw; what the client wrote on the left is not believed.
+        ("10.0.0.5", [b"1.2.3.4, 198.51.100.7"], "198.51.100.7"),
+        ("10.0.0.5", [b"198.51.100.7, 10.0.0.9"], "198.51.100.7"),  # two proxies in a row
+        ("10.0.0.5", [b"nonsense"], "10.0.0.5"),
+        ("10.0.0.5", [], "10.0.0.5"),
+        ("203.0.113.1", [b"198.51.100.7"], "203.0.113.1"),  # not a trusted proxy
+    ],
+)
+def test_forwarded_client_believes_only_trusted_proxies(peer, forwarded, client):
+    assert forwarded_client(peer, forwarded, TRUSTED) == client
 
 
 def test_openapi_document_lists_every_declared_route_with_its_methods():

@@ -14,6 +14,7 @@ from termrooms.commands import CommandError, help_lines, may_use, parse_command
 from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.handlers.rooms import RoomHandler, actor_of
+from termrooms.metrics import Meters
 from termrooms.rules import ROOM_NAME
 from termrooms.store.users import User, set_display_name_txn
 
@@ -35,12 +36,14 @@ class CommandOutcome:
 class CommandRunner:
     rooms: RoomHandler
     database: Database
+    meters: Meters = attrs.Factory(Meters)
 
     async def run(self, room_name: str, user: User, line: str) -> CommandOutcome:
         try:
             command = parse_command(line)
         except CommandError as e:
             return CommandOutcome(False, str(e))
+        self.meters.command(command.name)
         try:
             return await self._run(command, room_name, user)
         except ApiError as e:

@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
+from termrooms.errors import ApiError
 from termrooms.handlers.auth import AuthHandler, Requester, Session
 from termrooms.http.router import JsonResponse, Router, json_body, query_int
 from termrooms.invites import DEFAULT_INVITE_USES
@@ -67,7 +68,21 @@ def session_json(session: Session) -> dict[str, Any]:
 
 
 def client_address(request: IRequest) -> str:
-    return getattr(request.getClientAddress(), "host", None) or "local"
+    """As far as trusted proxies tell (see termrooms.web)."""
+    return request.client_host
+
+
+async def authenticated(server: Any, request: IRequest) -> Requester:
+    """The caller proven by the request's bearer token, charged to its HTTP rate limits."""
+    limits = server.get_http_limits()
+    try:
+        who = await server.get_auth_handler().authenticate(request.getHeader(b"authorization"))
+    except ApiError:
+        await limits.charge_address(request)
+        raise
+    request.user_id = who.user_id  # for the access log
+    await limits.charge_user(who.user)
+    return who
 
 
 def _invite_expiry(value: Any) -> timedelta | None:
@@ -92,9 +107,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         return server.get_auth_handler()
 
     async def requester(request: IRequest) -> Requester:
-        who = await auth().authenticate(request.getHeader(b"authorization"))
-        request.user_id = who.user_id  # for the access log
-        return who
+        return await authenticated(server, request)
 
     @router.route(
         "/api/auth/register",

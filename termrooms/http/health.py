@@ -10,10 +10,9 @@ from twisted.web.iweb import IRequest
 from termrooms.database import RETRY_AFTER_SECONDS
 from termrooms.errors import ApiError
 from termrooms.http.router import JsonResponse, Router
-from termrooms.metrics import CONTENT_TYPE, exposition, registry_for
+from termrooms.metrics import CONTENT_TYPE, address_allowed, exposition, registry_for
 
 PROBE_TIMEOUT_SECONDS = 2.0
-LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 HEALTH_SCHEMA = {
     "type": "object",
@@ -72,13 +71,13 @@ def register_health_routes(router: Router, server: Any) -> None:
     @router.route(
         "/metrics",
         "GET",
-        summary="Prometheus metrics of this instance; only from the loopback interface.",
+        summary="Prometheus metrics of this instance; only to the networks of --metrics-allow.",
         tags=("operations",),
         responses={200: None, 403: None},
     )
     async def prometheus_metrics(request: IRequest) -> bytes:
-        if request.getClientAddress().host not in LOOPBACK:
-            raise ApiError("forbidden", "Metrics are served to the loopback interface only.")
+        if not address_allowed(request.client_host, server.config.metrics_allow):
+            raise ApiError("forbidden", "Metrics are not served to this address.")
         request.setHeader(b"content-type", CONTENT_TYPE.encode())
         request.setHeader(b"cache-control", b"no-store")
         return exposition(metrics)

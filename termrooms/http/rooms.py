@@ -9,6 +9,7 @@ from twisted.web.iweb import IRequest
 
 from termrooms.events import event_json
 from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
+from termrooms.http.auth import authenticated
 from termrooms.http.router import JsonResponse, Router, json_body, query_int
 from termrooms.rules import check_fields
 
@@ -62,9 +63,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         return server.get_room_handler()
 
     async def user_of(request: IRequest) -> Any:
-        who = await server.get_auth_handler().authenticate(request.getHeader(b"authorization"))
-        request.user_id = who.user_id
-        return who.user
+        return (await authenticated(server, request)).user
 
     async def maybe_user_of(request: IRequest) -> Any:
         """The caller when a token is sent; public rooms are readable without one."""

@@ -26,6 +26,8 @@ _log = Logger()
 
 # A handler returns a JsonResponse, a JSON-able value (200), or JSON already encoded.
 Handler = Callable[..., Awaitable["JsonResponse | bytes | Mapping[str, Any] | list[Any]"]]
+# Runs before every route's handler (the HTTP rate limits); raises ApiError to refuse.
+Guard = Callable[[IRequest, RouteSpec], Awaitable[None]]
 
 
 @attrs.frozen
@@ -40,6 +42,8 @@ class JsonResponse:
 def write_json(request: IRequest, response: JsonResponse) -> bytes:
     """Set status and headers on the request; return the encoded body (empty for 204)."""
     request.setResponseCode(response.status)
+    if response.status >= 400 and isinstance(response.body, dict):
+        request.error_code = response.body.get("error_code")  # for the log and the metrics
     for name, value in response.headers.items():
         request.setHeader(name, value)
     if response.status == 204:
@@ -98,6 +102,8 @@ class Router:
     def __init__(self) -> None:
         self.app = Klein()
         self.specs: list[RouteSpec] = []
+        self.guard: Guard | None = None
+        self.unguarded_paths: frozenset[str] = frozenset()
         self._openapi: bytes | None = None
         self._install_error_handlers()
 
@@ -116,21 +122,24 @@ class Router:
         """Declare a route: Klein serves it and the OpenAPI document describes it."""
 
         def declare(handler: Handler) -> Handler:
-            self.specs.append(
-                RouteSpec(
-                    method=method,
-                    path=path,
-                    summary=summary,
-                    responses=dict(responses),
-                    tags=tags,
-                    auth=auth,
-                    request_body=request_body,
-                    query=dict(query or {}),
-                )
+            spec = RouteSpec(
+                method=method,
+                path=path,
+                summary=summary,
+                responses=dict(responses),
+                tags=tags,
+                auth=auth,
+                request_body=request_body,
+                query=dict(query or {}),
             )
+            self.specs.append(spec)
             self._openapi = None
 
             async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
+                request.route = path  # the template, not the path: bounded metric labels
+                request.room = kwargs.get("name")
+                if self.guard is not None and path not in self.unguarded_paths:
+                    await self.guard(request, spec)
                 result = await handler(request, **kwargs)
                 if isinstance(result, bytes):
                     if not request.responseHeaders.hasHeader(b"content-type"):
@@ -145,6 +154,24 @@ class Router:
             return handler
 
         return declare
+
+    def guard_with(
+        self,
+        guard: Guard,
+        answers: Mapping[int, Mapping[str, Any] | None],
+        unguarded_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        """Run ``guard`` before every route but ``unguarded_paths``, whose routes are
+        documented as possibly giving ``answers`` too."""
+        self.guard = guard
+        self.unguarded_paths = unguarded_paths
+        self.specs = [
+            spec
+            if spec.path in unguarded_paths
+            else attrs.evolve(spec, responses={**answers, **spec.responses})
+            for spec in self.specs
+        ]
+        self._openapi = None
 
     def openapi_json(self) -> bytes:
         """The OpenAPI document of every route declared so far, encoded once."""
