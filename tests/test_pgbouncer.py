@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import time
@@ -92,8 +93,21 @@ def pgbouncer_settings(database_url: str, workdir: Path, port: int) -> configpar
     for machine_path in ("logfile", "pidfile"):
         bouncer.pop(machine_path, None)  # log to stderr, no pid file
     if os.geteuid() == 0:
-        bouncer["user"] = "nobody"  # PgBouncer refuses to run as root
+        # PgBouncer refuses to run as root, and reaches a unix socket as the user it runs
+        # as: the socket's owner (the embedded server's user) can, nobody else may.
+        bouncer["user"] = socket_owner(host, parts.port or 5432) or "nobody"
     return settings
+
+
+def socket_owner(host: str, port: int) -> str | None:
+    """Who owns PostgreSQL's unix socket when ``host`` is its directory (not root)."""
+    if not host.startswith("/"):
+        return None
+    try:
+        uid = (Path(host) / f".s.PGSQL.{port}").stat().st_uid
+    except OSError:
+        return None
+    return pwd.getpwuid(uid).pw_name if uid != 0 else None
 
 
 @pytest.fixture
