@@ -15,7 +15,7 @@ from autobahn.twisted.resource import WebSocketResource
 
 from termrooms.cluster import ClusterBus, RedisPresence
 from termrooms.config import Config, signing_key_path
-from termrooms.database import Database
+from termrooms.database import Database, DatabaseUnavailable
 from termrooms.gateway import GatewayFactory
 from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
@@ -89,7 +89,8 @@ class TermroomsServer:
         if self.database is None:
             url = self.database_url
             if url is None:
-                raise RuntimeError("the database URL is not known yet")
+                # The embedded server is still starting: requests get 503, not 500.
+                raise DatabaseUnavailable("the embedded PostgreSQL is still starting")
             self.database = Database(self.reactor, url, size=self.config.database_pool_size)
         return self.database
 

@@ -39,14 +39,15 @@ def register_health_routes(router: Router, server: Any) -> None:
     )
     async def health(request: IRequest) -> JsonResponse:
         redis = server.get_redis()
+        url_known = server.database_url is not None  # unknown while embedded one starts
         database_ok, redis_ok = await gatherResults(
             [
-                server.get_database().probe(PROBE_TIMEOUT_SECONDS),
+                server.get_database().probe(PROBE_TIMEOUT_SECONDS) if url_known else succeed(None),
                 redis.probe(PROBE_TIMEOUT_SECONDS) if redis else succeed(None),
             ]
         )
         request.setHeader(b"cache-control", b"no-store")
-        database = "disconnected"
+        database = "disconnected" if url_known else "starting"
         if database_ok:
             database = "connected" if server.schema_ready else "starting"
         if redis_ok and server.cluster_bus is not None:
