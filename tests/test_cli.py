@@ -446,19 +446,34 @@ def test_set_password_without_a_terminal_or_stdin_flag_says_how(url):
 
 
 def test_make_admin_grants_and_revoke_takes_back_the_admin_role(url):
+    create_user(url, "root", admin=True).check_returncode()
     create_user(url, "bob").check_returncode()
     bob = user_id_of(url, "bob")
 
     granted = admin_command(url, "users", "make-admin", "bob")
     assert granted.returncode == 0, granted.stderr
-    assert query(url, "SELECT role FROM users") == [("admin",)]
+    assert query(url, "SELECT role FROM users WHERE username = 'bob'") == [("admin",)]
     revoked = admin_command(url, "users", "make-admin", "bob", "--revoke")
     assert revoked.returncode == 0, revoked.stderr
-    assert query(url, "SELECT role FROM users") == [("user",)]
+    assert query(url, "SELECT role FROM users WHERE username = 'bob'") == [("user",)]
     assert [a for a in audit_actions(url) if a[0] == "user.role"] == [
         ("user.role", bob, None, {"role": "admin", "previous": "user"}),
         ("user.role", bob, None, {"role": "user", "previous": "admin"}),
     ]
+
+
+def test_the_last_active_admin_keeps_the_role(url):
+    create_user(url, "root", admin=True).check_returncode()
+    create_user(url, "spare", admin=True).check_returncode()
+    assert admin_command(url, "users", "disable", "spare").returncode == 0  # not active
+    audit_before = audit_actions(url)
+
+    refused = admin_command(url, "users", "make-admin", "root", "--revoke")
+
+    assert refused.returncode == 1
+    assert "last active admin" in refused.stderr
+    assert query(url, "SELECT role FROM users WHERE username = 'root'") == [("admin",)]
+    assert audit_actions(url) == audit_before
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from termrooms.errors import ApiError
 from termrooms.store.audit import insert_audit_txn
 from termrooms.store.moderation import delete_room_txn
 from termrooms.store.rooms import room_by_name_txn
@@ -73,6 +74,17 @@ async def set_role_txn(cursor: Any, username: str, role: str) -> tuple[int, str]
     if row is None:
         return None
     user_id, previous = row
+    if previous == "admin" and role != "admin":
+        # Every admin row locked, so two revokes at once cannot both leave the other.
+        await cursor.execute(
+            "SELECT id FROM users WHERE role = 'admin' AND deleted_at IS NULL"
+            " AND disabled_at IS NULL AND id <> %s FOR UPDATE",
+            (user_id,),
+        )
+        if not cursor.fetchall():
+            raise ApiError(
+                "forbidden", f"{username} is the last active admin; make another admin first"
+            )
     await cursor.execute("UPDATE users SET role = %s WHERE id = %s", (role, user_id))
     await insert_audit_txn(
         cursor, "user.role", target_user_id=user_id, data={"role": role, "previous": previous}
