@@ -18,13 +18,21 @@ from termrooms.redis import RedisAddress, RedisClient
 from test_rooms import close, connect, frames_until, make_room, messages, user_session
 
 
-async def two_instances(database_url, redis_url, tmp_path, **overrides):
-    common = dict(redis_url=redis_url, no_rate_limits=True, **overrides)
-    a = await start(config_for(database_url, tmp_path, node_id=1, **common))
-    b = await start(config_for(database_url, tmp_path, node_id=2, **common))
-    for server in (a, b):
-        await wait_until(lambda s=server: s.server.cluster_bus.subscribed)
-    return a, b
+@pytest_twisted.async_yield_fixture
+async def cluster(fresh_migrated_database_url, redis_url, tmp_path):
+    """Instances a and b, both subscribed to Redis; ada (owner) and bob; ada's lobby."""
+    common = dict(redis_url=redis_url, no_rate_limits=True)
+    a = await start(config_for(fresh_migrated_database_url, tmp_path, node_id=1, **common))
+    b = await start(config_for(fresh_migrated_database_url, tmp_path, node_id=2, **common))
+    try:
+        for server in (a, b):
+            await wait_until(lambda s=server: s.server.cluster_bus.subscribed)
+        ada, bob = await user_session(a, "ada"), await user_session(a, "bob")
+        await make_room(a, ada)
+        yield a, b, ada, bob
+    finally:
+        await b.stop()
+        await a.stop()
 
 
 async def wait_until(condition, timeout: float = 10.0) -> None:
@@ -63,138 +71,98 @@ async def received_messages(client, count: int) -> list[dict]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_messages_from_both_instances_reach_each_subscriber_once_in_seq_order(
-    fresh_migrated_database_url, redis_url, tmp_path
-):
-    a, b = await two_instances(fresh_migrated_database_url, redis_url, tmp_path)
-    try:
-        ada, bob = await user_session(a, "ada"), await user_session(a, "bob")
-        await make_room(a, ada)
-        on_a, on_b = await connect(a, ada), await connect(b, bob)
-        await join(on_a)
-        joined = await join(on_b)
-        assert joined["online"] == ["ada", "bob"]  # ada is on the other instance
-        await send_all(on_a, 40, "a")
-        await send_all(on_b, 40, "b")
-        for client in (on_a, on_b):
-            got = await received_messages(client, 80)
-            seqs = [m["seq"] for m in got]
-            assert seqs == sorted(seqs) and len(set(seqs)) == 80
-            assert {m["body"] for m in got} == {f"a{i}" for i in range(40)} | {
-                f"b{i}" for i in range(40)
-            }
-        assert a.server.cluster_bus.counters.published_redis >= 40
-        await close(on_a, on_b)
-    finally:
-        await b.stop()
-        await a.stop()
+async def test_messages_from_both_instances_reach_each_subscriber_once_in_seq_order(cluster):
+    a, b, ada, bob = cluster
+    on_a, on_b = await connect(a, ada), await connect(b, bob)
+    await join(on_a)
+    joined = await join(on_b)
+    assert joined["online"] == ["ada", "bob"]  # ada is on the other instance
+    await send_all(on_a, 40, "a")
+    await send_all(on_b, 40, "b")
+    for client in (on_a, on_b):
+        got = await received_messages(client, 80)
+        seqs = [m["seq"] for m in got]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 80
+        assert {m["body"] for m in got} == {f"a{i}" for i in range(40)} | {
+            f"b{i}" for i in range(40)
+        }
+    assert a.server.cluster_bus.counters.published_redis >= 40
+    await close(on_a, on_b)
 
 
 @pytest_twisted.ensureDeferred
-async def test_without_its_redis_an_instance_reaches_the_others_through_postgres_hints(
-    fresh_migrated_database_url, redis_url, tmp_path
-):
-    a, b = await two_instances(fresh_migrated_database_url, redis_url, tmp_path)
-    try:
-        ada, bob = await user_session(a, "ada"), await user_session(a, "bob")
-        await make_room(a, ada)
-        on_a, on_b = await connect(a, ada), await connect(b, bob)
-        await join(on_a)
-        await join(on_b)
-        await b.server.redis.stop()  # b can no longer publish to Redis
-        assert not b.server.redis.connected
-        status, body = (await b.health())[:2]
-        assert (status, body["redis"]) == (200, "disconnected")
-        await send_all(on_b, 20, "b")
-        got = await received_messages(on_a, 20)
-        assert [m["body"] for m in got] == [f"b{i}" for i in range(20)]
-        assert b.server.cluster_bus.counters.published_postgres >= 20
-        assert a.server.cluster_bus.counters.filled_events >= 1
-        response = await treq.get(b.url + "/metrics")
-        assert response.code == 200
-        scraped = (await response.text()).splitlines()
-        assert "termrooms_redis_connected 0.0" in scraped
-        fallback = [
-            line
-            for line in scraped
-            if line.startswith('termrooms_bus_published_total{via="postgres"}')
-        ]
-        assert float(fallback[0].split()[-1]) >= 20
-        await close(on_a, on_b)
-    finally:
-        await b.stop()
-        await a.stop()
+async def test_without_its_redis_an_instance_reaches_the_others_through_postgres_hints(cluster):
+    a, b, ada, bob = cluster
+    on_a, on_b = await connect(a, ada), await connect(b, bob)
+    await join(on_a)
+    await join(on_b)
+    await b.server.redis.stop()  # b can no longer publish to Redis
+    assert not b.server.redis.connected
+    status, body = (await b.health())[:2]
+    assert (status, body["redis"]) == (200, "disconnected")
+    await send_all(on_b, 20, "b")
+    got = await received_messages(on_a, 20)
+    assert [m["body"] for m in got] == [f"b{i}" for i in range(20)]
+    assert b.server.cluster_bus.counters.published_postgres >= 20
+    assert a.server.cluster_bus.counters.filled_events >= 1
+    response = await treq.get(b.url + "/metrics")
+    assert response.code == 200
+    scraped = (await response.text()).splitlines()
+    assert "termrooms_redis_connected 0.0" in scraped
+    fallback = [
+        line for line in scraped if line.startswith('termrooms_bus_published_total{via="postgres"}')
+    ]
+    assert float(fallback[0].split()[-1]) >= 20
+    await close(on_a, on_b)
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_event_committed_but_never_published_arrives_by_the_periodic_check(
-    fresh_migrated_database_url, redis_url, tmp_path
-):
-    a, b = await two_instances(fresh_migrated_database_url, redis_url, tmp_path)
-    try:
-        ada, bob = await user_session(a, "ada"), await user_session(a, "bob")
-        await make_room(a, ada)
-        on_a = await connect(a, ada)
-        await join(on_a)
-        # b dies between commit and publish, as far as anyone can tell: neither Redis
-        # nor a PostgreSQL hint carries its event.
-        status, _, _ = await b.request(
-            "POST", "/api/rooms/lobby/join", headers=bearer(bob["access_token"])
-        )
-        assert status == 200
-        await frames_until(on_a, lambda f: f.get("type") == "member_joined")
-        await b.server.redis.stop()
-        b.server.cluster_bus.hint = lambda room, seq: succeed(None)
-        status, _, _ = await b.request(
-            "POST",
-            "/api/rooms/lobby/messages",
-            json={"body": "lost in transit"},
-            headers=bearer(bob["access_token"]),
-        )
-        assert status == 201
-        started = reactor.seconds()
-        got = await received_messages(on_a, 1)
-        assert got[0]["body"] == "lost in transit"
-        assert reactor.seconds() - started <= POLL_SECONDS + 1.0
-        await close(on_a)
-    finally:
-        await b.stop()
-        await a.stop()
+async def test_an_event_committed_but_never_published_arrives_by_the_periodic_check(cluster):
+    a, b, ada, bob = cluster
+    on_a = await connect(a, ada)
+    await join(on_a)
+    # b dies between commit and publish, as far as anyone can tell: neither Redis
+    # nor a PostgreSQL hint carries its event.
+    status, _, _ = await b.request(
+        "POST", "/api/rooms/lobby/join", headers=bearer(bob["access_token"])
+    )
+    assert status == 200
+    await frames_until(on_a, lambda f: f.get("type") == "member_joined")
+    await b.server.redis.stop()
+    b.server.cluster_bus.hint = lambda room, seq: succeed(None)
+    status, _, _ = await b.request(
+        "POST",
+        "/api/rooms/lobby/messages",
+        json={"body": "lost in transit"},
+        headers=bearer(bob["access_token"]),
+    )
+    assert status == 201
+    started = reactor.seconds()
+    got = await received_messages(on_a, 1)
+    assert got[0]["body"] == "lost in transit"
+    assert reactor.seconds() - started <= POLL_SECONDS + 1.0
+    await close(on_a)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_ban_on_one_instance_ends_the_subscription_on_the_other_after_the_event(
-    fresh_migrated_database_url, redis_url, tmp_path
-):
-    a, b = await two_instances(fresh_migrated_database_url, redis_url, tmp_path)
-    try:
-        ada, bob = await user_session(a, "ada"), await user_session(a, "bob")
-        await make_room(a, ada)
-        on_b = await connect(b, bob)
-        await join(on_b)
-        status, _, _ = await a.request(
-            "POST",
-            "/api/rooms/lobby/moderation",
-            json={"action": "ban", "username": "bob"},
-            headers=bearer(ada["access_token"]),
-        )
-        assert status == 200
-        banned = await frames_until(on_b, lambda f: f.get("type") == "member_banned")
-        assert banned[-1]["target"] == "bob"
-        await wait_until(
-            lambda: (
-                not b.server.get_gateway().bus.subscribers(
-                    next(iter(b.server.cluster_bus.heads), 0)
-                )
-            )
-        )
-        on_b.send({"type": "send", "room": "lobby", "body": "still here?", "client_msg_id": "x"})
-        error = (await frames_until(on_b, lambda f: f["type"] == "error"))[-1]
-        assert error["error_code"] == "banned"
-        await close(on_b)
-    finally:
-        await b.stop()
-        await a.stop()
+async def test_a_ban_on_one_instance_ends_the_subscription_on_the_other_after_the_event(cluster):
+    a, b, ada, bob = cluster
+    on_b = await connect(b, bob)
+    await join(on_b)
+    status, _, _ = await a.request(
+        "POST",
+        "/api/rooms/lobby/moderation",
+        json={"action": "ban", "username": "bob"},
+        headers=bearer(ada["access_token"]),
+    )
+    assert status == 200
+    banned = await frames_until(on_b, lambda f: f.get("type") == "member_banned")
+    assert banned[-1]["target"] == "bob"
+    await wait_until(lambda: not b.server.cluster_bus.heads)  # bob's was b's only socket
+    on_b.send({"type": "send", "room": "lobby", "body": "still here?", "client_msg_id": "x"})
+    error = (await frames_until(on_b, lambda f: f["type"] == "error"))[-1]
+    assert error["error_code"] == "banned"
+    await close(on_b)
 
 
 @pytest_twisted.ensureDeferred
