@@ -8,8 +8,6 @@ reordered, and print those counts with the daemons' logs when a guarantee breaks
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -26,7 +24,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 
-from support import Daemon, free_port, port_answers
+from support import Daemon
 
 PASSWORD = "correct horse battery"
 FAST_PASSWORDS = ["--argon2-memory-kib", "8192", "--argon2-time-cost", "1"]
@@ -49,59 +47,6 @@ async def wait_until(condition: Callable[[], bool], timeout: float, every: float
 
 
 # --------------------------------------------------------------------------- Redis
-
-
-@attrs.define
-class PrivateRedis:
-    """A redis-server of one test's own on a free port, to stop, start and restart at will."""
-
-    directory: Path
-    port: int = attrs.field(factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("redis-server") is not None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, wait: float = 10) -> None:
-        log = (self.directory / "redis.log").open("a")
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + wait
-        while not port_answers("127.0.0.1", self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"redis-server did not start on {self.port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Gone, as an operator's restart or a crash makes it: every connection drops."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 # --------------------------------------------------------------------------- HTTP

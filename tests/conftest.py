@@ -19,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -33,7 +32,7 @@ from psycopg2 import sql
 from support import (
     CuttableProxy,
     Daemon,
-    free_port,
+    PrivateRedis,
     port_answers,
     run_termrooms,
     start_daemon,
@@ -176,41 +175,19 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str |
     if port_answers("127.0.0.1", 6379):
         yield "redis://127.0.0.1:6379"
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if not PrivateRedis.available():
         yield None
         return
-    port = free_port()
-    directory = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not port_answers("127.0.0.1", port):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            yield None
-            return
-        time.sleep(0.05)
+    redis = PrivateRedis(tmp_path_factory.mktemp("redis"))
     try:
-        yield f"redis://127.0.0.1:{port}"
+        redis.start()
+    except AssertionError:
+        yield None
+        return
+    try:
+        yield f"redis://127.0.0.1:{redis.port}"
     finally:
-        process.terminate()
-        process.wait(10)
+        redis.stop()
 
 
 @pytest.fixture

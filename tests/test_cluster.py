@@ -27,7 +27,6 @@ from cluster_support import (
     Cluster,
     Findings,
     LedgerClient,
-    PrivateRedis,
     Tally,
     api,
     count_deliveries,
@@ -36,7 +35,7 @@ from cluster_support import (
     stream,
     wait_until,
 )
-from support import unavailable
+from support import PrivateRedis, unavailable
 
 pytestmark = pytest.mark.slow
 
