@@ -26,21 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import treq
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 
-from harness import DEFAULT_ADMIN_URL, daemon_on, measure, redis_server, scratch_database
+from harness import (
+    DEFAULT_ADMIN_URL,
+    BenchClient,
+    daemon_on,
+    measure,
+    open_client,
+    redis_server,
+    scratch_database,
+)
 
 ROOM = "bench"
-
-
-class ClusterBenchClient(WebSocketClientProtocol):
-    def onOpen(self) -> None:
-        self.factory.opened.callback(self)
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.factory.row.receive(self, json.loads(payload))
 
 
 class Row:
@@ -92,15 +91,6 @@ class Row:
                 self.last_delivery = now
 
 
-async def open_client(url: str, row: Row) -> ClusterBenchClient:
-    factory = WebSocketClientFactory(url)
-    factory.protocol = ClusterBenchClient
-    factory.opened = Deferred()
-    factory.row = row
-    connectWS(factory)
-    return await factory.opened
-
-
 async def register(base_urls: list[str], count: int) -> list[str]:
     limit = DeferredSemaphore(8)
 
@@ -116,7 +106,7 @@ async def register(base_urls: list[str], count: int) -> list[str]:
     )
 
 
-async def join(client: ClusterBenchClient, row: Row) -> None:
+async def join(client: BenchClient, row: Row) -> None:
     row.joined[client] = Deferred()
     client.sendMessage(json.dumps({"type": "join", "room": ROOM}).encode())
     await row.joined[client]
@@ -150,7 +140,7 @@ async def run_row(
     started = time.monotonic()
     deadline = started + args.duration
 
-    async def send_loop(index: int, client: ClusterBenchClient) -> None:
+    async def send_loop(index: int, client: BenchClient) -> None:
         # Message n is due at a fixed time, so a busy reactor delays sends but does not
         # lower the offered rate: a sender that fell behind catches up.
         offset = interval * index / len(senders)  # the senders spread over an interval

@@ -19,19 +19,10 @@ import statistics
 import time
 
 import treq
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 
-from harness import DEFAULT_ADMIN_URL, daemon, measure
-
-
-class BenchClient(WebSocketClientProtocol):
-    def onOpen(self) -> None:
-        self.factory.opened.callback(self)
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.factory.stats.receive(self, json.loads(payload))
+from harness import DEFAULT_ADMIN_URL, BenchClient, daemon, measure, open_client
 
 
 class Stats:
@@ -58,15 +49,6 @@ class Stats:
                 self.next_seq[client] = frame["seq"] + 1
             if kind == "message":
                 self.deliveries += 1
-
-
-async def open_client(url: str, stats: Stats) -> BenchClient:
-    factory = WebSocketClientFactory(url)
-    factory.protocol = BenchClient
-    factory.opened = Deferred()
-    factory.stats = stats
-    connectWS(factory)
-    return await factory.opened
 
 
 async def run(reactor, base_url: str, args: argparse.Namespace) -> dict:

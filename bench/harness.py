@@ -6,6 +6,7 @@ and the measurement run on a reactor of its own.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -21,8 +22,9 @@ from typing import Any, Awaitable, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from psycopg2 import sql
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
 BIN = Path(sys.executable).parent
@@ -159,3 +161,23 @@ def measure(work: Callable[[Any], Awaitable[dict]]) -> dict:
     except SystemExit:
         pass
     return results
+
+
+class BenchClient(WebSocketClientProtocol):
+    """A load-generator socket: every frame it gets goes to its factory's ``receiver``."""
+
+    def onOpen(self) -> None:
+        self.factory.opened.callback(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.receiver.receive(self, json.loads(payload))
+
+
+async def open_client(url: str, receiver: Any) -> BenchClient:
+    """A connected BenchClient; ``receiver.receive(client, frame)`` sees its frames."""
+    factory = WebSocketClientFactory(url)
+    factory.protocol = BenchClient
+    factory.opened = Deferred()
+    factory.receiver = receiver
+    connectWS(factory)
+    return await factory.opened
