@@ -29,7 +29,9 @@ async def call(base: str, method: str, path: str, token: str | None = None, **kw
 
 
 def records(log: str) -> list[dict]:
-    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    """The complete lines: a running daemon may be half-way through writing the last."""
+    complete = log.split("\n")[:-1]
+    return [json.loads(line) for line in complete if line.startswith("{")]
 
 
 async def until_logged(daemon, predicate, timeout: float = 10.0) -> None:
