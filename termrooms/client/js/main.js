@@ -1,0 +1,1 @@
+// termrooms web client entry point (issue #6)
