@@ -1,0 +1,141 @@
+// HTTP: the session (access token in memory only; the refresh token is an httpOnly
+// cookie this script never sees) and the REST routes the client uses.
+
+const CSRF_COOKIE = "termrooms_csrf";
+
+export class ApiError extends Error {
+  constructor(status, body, retryAfter = null) {
+    super(body?.detail ?? `HTTP ${status}`);
+    this.status = status;
+    this.errorCode = body?.error_code ?? (status === 0 ? "network" : "unknown");
+    this.detail = this.message;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The server or the network is away for now; worth trying again later. */
+  get transient() {
+    return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504;
+  }
+}
+
+function readCookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
+
+async function call(method, path, { body, token, headers = {} } = {}) {
+  const init = { method, headers: { ...headers }, credentials: "same-origin", cache: "no-store" };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (token) init.headers.authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { detail: "The server cannot be reached." });
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = { detail: `The server answered ${response.status}.` };
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data, Number(response.headers.get("retry-after")) || null);
+  }
+  return data;
+}
+
+/**
+ * Who is signed in. The access token lives only in this object; renewing it goes through
+ * the refresh cookie, one tab at a time (navigator.locks), because refresh tokens rotate
+ * and two tabs spending the same one at once would revoke the session.
+ */
+export class Session {
+  constructor() {
+    this.user = null;
+    this.accessToken = null;
+    this.expiresAt = 0;
+    this.listeners = new Set();
+  }
+
+  /** A browser session may exist: the CSRF cookie that comes with the refresh cookie. */
+  get resumable() {
+    return readCookie(CSRF_COOKIE) !== null;
+  }
+
+  onChange(listener) {
+    this.listeners.add(listener);
+  }
+
+  adopt(answer) {
+    this.user = answer.user;
+    this.accessToken = answer.access_token;
+    this.expiresAt = Date.now() + answer.expires_in * 1000;
+    this.expiresIn = answer.expires_in;
+    for (const listener of this.listeners) listener(this);
+  }
+
+  async login(username, password) {
+    this.adopt(await call("POST", "/api/auth/login", { body: { username, password, refresh_cookie: true } }));
+  }
+
+  async register(username, password, inviteCode) {
+    const body = { username, password, refresh_cookie: true };
+    if (inviteCode) body.invite_code = inviteCode;
+    this.adopt(await call("POST", "/api/auth/register", { body }));
+  }
+
+  /** A new access token from the refresh cookie; ApiError 401/403 means signed out. */
+  async refresh() {
+    const renew = async () => {
+      const csrf = readCookie(CSRF_COOKIE);
+      if (csrf === null) throw new ApiError(401, { error_code: "unauthorized", detail: "Not signed in." });
+      this.adopt(await call("POST", "/api/auth/refresh", { body: {}, headers: { "x-csrf-token": csrf } }));
+    };
+    if (navigator.locks) await navigator.locks.request("termrooms-refresh", renew);
+    else await renew();
+  }
+
+  async logout() {
+    try {
+      if (this.accessToken) await call("POST", "/api/auth/logout", { token: this.accessToken });
+    } finally {
+      this.user = null;
+      this.accessToken = null;
+    }
+  }
+
+  /** An authenticated call; an expired access token is renewed once and the call retried. */
+  async request(method, path, body) {
+    try {
+      return await call(method, path, { body, token: this.accessToken });
+    } catch (error) {
+      if (error.status !== 401 || error.errorCode !== "token_expired") throw error;
+    }
+    await this.refresh();
+    return call(method, path, { body, token: this.accessToken });
+  }
+
+  rooms() {
+    return this.request("GET", "/api/rooms");
+  }
+
+  members(room) {
+    return this.request("GET", `/api/rooms/${encodeURIComponent(room)}/members`);
+  }
+
+  /** A page of history: {events, has_more}, oldest first. */
+  history(room, { before, after, limit = 50 } = {}) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (before !== undefined) query.set("before", String(before));
+    if (after !== undefined) query.set("after", String(after));
+    return this.request("GET", `/api/rooms/${encodeURIComponent(room)}/messages?${query}`);
+  }
+}
