@@ -177,10 +177,16 @@ def start_daemon(
     env: dict | None = None,
     wait: float = 60,
     until_listening: bool = True,
+    port: int | None = None,
 ) -> Daemon:
-    """Start the daemon on a free port; return once it listens (unless told not to wait)."""
-    port = free_port()
+    """Start the daemon on ``port`` (default: a free one); return once it listens (unless
+    told not to wait). The same port again is a restart as its clients see it."""
+    port = port or free_port()
     log_path = tmp_path / f"daemon-{port}.log"
+    restarts = 1
+    while log_path.exists():  # a restart keeps the earlier run's log
+        log_path = tmp_path / f"daemon-{port}.{restarts}.log"
+        restarts += 1
     process = subprocess.Popen(
         [
             str(BIN / "twistd"),

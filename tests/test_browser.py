@@ -1,0 +1,377 @@
+"""
+The web client in a real browser: Debian's Chromium driven by Playwright against a real
+``twistd -n termrooms`` process and a real PostgreSQL. People register with invite codes
+made by ``termrooms invite``, chat from two browser contexts, reload, lose the daemon
+while a message is pending, and use the keyboard. Every test fails on any console error
+or uncaught exception in a page (the restart test allows only the browser's own notices
+of failed WebSocket connections while the daemon is down).
+
+Screenshots of the main screens go to ``$TERMROOMS_TEST_OUTPUT/screenshots`` (default
+``test-output/screenshots`` at the top of the source tree).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+from typing import Any, Iterator
+
+import attrs
+import psycopg2
+import pytest
+
+from support import Daemon, run_termrooms, start_daemon, unavailable
+
+try:
+    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - make test installs it
+    sync_playwright = None
+
+PASSWORD = "correct horse battery"
+SCREENSHOTS = (
+    Path(os.environ.get("TERMROOMS_TEST_OUTPUT", Path(__file__).parent.parent / "test-output"))
+    / "screenshots"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the tests run as root on CI machines
+    "--disable-gpu",
+    "--disable-background-networking",  # a closed network refuses Chromium's own calls
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# While the daemon is down, Chromium reports each refused WebSocket and fetch itself.
+EXPECTED_WHILE_DOWN = re.compile(
+    r"WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_REFUSED"
+)
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("TERMROOMS_TEST_CHROMIUM") or shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None:
+        unavailable("playwright is not installed (make test installs it)")
+    executable = chromium_path()
+    if executable is None:
+        unavailable("chromium is not installed (Debian: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@attrs.define
+class Site:
+    """One daemon, its database, and the browser contexts opened on it."""
+
+    database_url: str
+    tmp_path: Path
+    browser: Browser
+    daemon: Daemon
+    contexts: list[BrowserContext] = attrs.field(factory=list)
+    problems: list[str] = attrs.field(factory=list)
+    tolerate: re.Pattern | None = None
+
+    @property
+    def url(self) -> str:
+        return self.daemon.base_url + "/"
+
+    def invite(self) -> str:
+        """An invite code, made as an operator makes one: ``termrooms invite``."""
+        made = run_termrooms(["invite", "--database-url", self.database_url], check=True)
+        return made.stdout.split()[0]
+
+    def person(self, **context_options: Any) -> Page:
+        """A new browser (its own cookies and storage) on the site, showing its page."""
+        context = self.browser.new_context(**context_options)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda message: self._console(message))
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.goto(self.url)
+        return page
+
+    def _console(self, message: Any) -> None:
+        if message.type not in ("error", "warning"):
+            return
+        if self.tolerate is not None and self.tolerate.search(message.text):
+            return
+        self.problems.append(f"console {message.type}: {message.text}")
+
+    def restart(self, how: signal.Signals = signal.SIGKILL) -> None:
+        self.daemon.process.send_signal(how)
+        self.daemon.process.wait(10)
+        self.start_again()
+
+    def start_again(self) -> None:
+        self.daemon = start_daemon(daemon_args(self.database_url), self.tmp_path, port=self.daemon.port)
+
+    def stored(self, body: str) -> int:
+        with psycopg2.connect(self.database_url) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM room_events WHERE body = %s", (body,))
+            return cursor.fetchone()[0]
+
+
+def daemon_args(database_url: str) -> list[str]:
+    return ["--database-url", database_url, "--no-migrate"]
+
+
+@pytest.fixture
+def site(
+    browser: Browser, fresh_migrated_database_url: str, tmp_path: Path
+) -> Iterator[Site]:
+    run_termrooms(
+        ["create-user", "root", "--admin", "--password-stdin", "--database-url", fresh_migrated_database_url],
+        input=PASSWORD + "\n",
+        check=True,
+    )
+    daemon = start_daemon(daemon_args(fresh_migrated_database_url), tmp_path)
+    site = Site(fresh_migrated_database_url, tmp_path, browser, daemon)
+    try:
+        yield site
+    finally:
+        for context in site.contexts:
+            context.close()
+        site.daemon.stop()
+    assert site.problems == [], "\n".join(site.problems)
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def register(page: Page, username: str, invite: str, *, through_form: bool = True) -> None:
+    """Register on the sign-in form with an invite code typed in (or from ?invite=)."""
+    expect(page.locator("#signin")).to_be_visible()
+    if through_form:
+        page.click("#signin-switch")
+        page.fill("#signin-invite", invite)
+    page.fill("#signin-username", username)
+    page.fill("#signin-password", PASSWORD)
+    page.click("#signin-submit")
+    expect(page.locator("#chat")).to_be_visible()
+    expect(page.locator("#status-text")).to_have_text("connected")
+
+
+def say(page: Page, text: str) -> None:
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+
+
+def join(page: Page, room: str) -> None:
+    say(page, f"/join {room}")
+    expect(page.locator("#room-title")).to_have_text(f"#{room}")
+
+
+def lines(page: Page, text: str) -> Any:
+    """The visible room's stored lines whose body is exactly ``text``."""
+    return page.locator(".room-log:not([hidden]) .events .line .body").filter(
+        has_text=re.compile(f"^{re.escape(text)}$")
+    )
+
+
+def two_people(site: Site) -> tuple[Page, Page]:
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    bob = site.person()
+    bob.goto(f"{site.url}?invite={site.invite()}")
+    register(bob, "bob", "", through_form=False)
+    join(alice, "lobby")
+    join(bob, "lobby")
+    return alice, bob
+
+
+def test_two_people_register_join_and_chat(site: Site) -> None:
+    first = site.person()
+    screenshot(first, "sign-in")
+    first.close()
+    alice, bob = two_people(site)
+
+    say(alice, "hello bob, see https://example.org/docs.")
+    expect(lines(bob, "hello bob, see https://example.org/docs.")).to_have_count(1)
+    link = bob.locator(".room-log:not([hidden]) a[href='https://example.org/docs']")
+    expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+
+    bob.fill("#input", "typing away")
+    expect(alice.locator("#typing")).to_have_text("bob is typing…")
+    bob.press("#input", "Enter")
+    expect(lines(alice, "typing away")).to_have_count(1)
+    expect(alice.locator("#typing")).to_have_text("")
+
+    say(alice, "<b>not bold</b> & <script>alert(1)</script>")
+    expect(lines(bob, "<b>not bold</b> & <script>alert(1)</script>")).to_have_count(1)
+    expect(bob.locator(".room-log b, .room-log script")).to_have_count(0)
+
+    say(bob, "/me waves")
+    expect(alice.locator(".room-log:not([hidden]) .line.action")).to_contain_text("* bob waves")
+    say(alice, "/topic all things terminal")
+    expect(bob.locator("#topic")).to_have_text("all things terminal")
+    expect(bob.locator(".line.system.topic_changed")).to_contain_text(
+        "alice set the topic: all things terminal"
+    )
+
+    members = alice.locator("#member-list")
+    expect(members.locator(".member.online")).to_have_count(2)
+    expect(members).to_contain_text("@alice")
+
+    say(alice, "/help")
+    expect(alice.locator(".line.local.reply").last).to_contain_text("/join ROOM")
+    screenshot(alice, "chat")
+
+    bob.context.close()  # bob goes away: alice sees him offline
+    site.contexts.remove(bob.context)
+    expect(members.locator(".member.online")).to_have_count(1)
+
+
+def test_unread_counts_and_room_switching_by_keyboard(site: Site) -> None:
+    alice, bob = two_people(site)
+    join(alice, "other")
+    say(bob, "while you were away")
+    unread = alice.locator("#room-list .room", has_text="#lobby").locator(".unread")
+    expect(unread).to_have_text("1")
+    alice.press("#input", "Alt+ArrowUp")
+    expect(alice.locator("#room-title")).to_have_text("#lobby")
+    expect(unread).to_have_count(0)
+    expect(lines(alice, "while you were away")).to_have_count(1)
+    alice.press("#input", "Alt+ArrowDown")
+    expect(alice.locator("#room-title")).to_have_text("#other")
+
+
+def test_reload_resumes_the_room_with_its_history(site: Site) -> None:
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    join(alice, "lobby")
+    for number in range(1, 4):
+        say(alice, f"line {number}")
+    expect(alice.locator(".line.pending")).to_have_count(0)
+    expect(lines(alice, "line 3")).to_have_count(1)
+
+    alice.reload()
+    expect(alice.locator("#chat")).to_be_visible()
+    expect(alice.locator("#room-title")).to_have_text("#lobby")
+    for number in range(1, 4):
+        expect(lines(alice, f"line {number}")).to_have_count(1)
+
+    # The refresh token is an httpOnly cookie; page script sees neither it nor a stored token.
+    cookies = {cookie["name"]: cookie for cookie in alice.context.cookies()}
+    assert cookies["termrooms_refresh"]["httpOnly"] is True
+    assert cookies["termrooms_refresh"]["sameSite"] == "Strict"
+    assert "termrooms_refresh" not in alice.evaluate("document.cookie")
+    stored = alice.evaluate("JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})")
+    assert "eyJ" not in stored  # no JWT kept in web storage
+
+    say(alice, "after the reload")
+    expect(lines(alice, "after the reload")).to_have_count(1)
+    alice.click("#signout")
+    expect(alice.locator("#signin")).to_be_visible()
+    alice.reload()
+    expect(alice.locator("#signin")).to_be_visible()
+
+
+def test_a_pending_message_arrives_once_after_the_daemon_restarts(site: Site) -> None:
+    alice, bob = two_people(site)
+    say(alice, "before the restart")
+    expect(lines(bob, "before the restart")).to_have_count(1)
+    site.tolerate = EXPECTED_WHILE_DOWN
+
+    # Frozen, the daemon takes the frames into its socket buffer and answers nothing:
+    # the messages are pending when it dies.
+    site.daemon.process.send_signal(signal.SIGSTOP)
+    say(alice, "sent while frozen")
+    expect(alice.locator(".line.pending")).to_have_count(1)
+    site.daemon.process.send_signal(signal.SIGKILL)
+    site.daemon.process.wait(10)
+    expect(alice.locator("#status-text")).to_contain_text("reconnecting in")
+    screenshot(alice, "reconnecting")
+    say(alice, "sent while down")
+    expect(alice.locator(".line.pending")).to_have_count(2)
+
+    site.start_again()
+    for page in (alice, bob):
+        expect(page.locator("#status-text")).to_have_text("connected", timeout=30_000)
+        expect(lines(page, "sent while frozen")).to_have_count(1)
+        expect(lines(page, "sent while down")).to_have_count(1)
+    expect(alice.locator(".line.pending, .line.sent, .line.failed")).to_have_count(0)
+    order = bob.locator(".room-log:not([hidden]) .events .line .body").all_inner_texts()
+    assert order.index("sent while frozen") < order.index("sent while down")
+    assert site.stored("sent while frozen") == 1
+    assert site.stored("sent while down") == 1
+
+    # Retry now: the key skips the wait.
+    site.daemon.process.send_signal(signal.SIGKILL)
+    site.daemon.process.wait(10)
+    expect(alice.locator("#retry-now")).to_be_visible()
+    site.start_again()
+    alice.keyboard.press("Alt+r")
+    expect(alice.locator("#status-text")).to_have_text("connected", timeout=5_000)
+
+
+def test_tab_completion_history_keys_and_multiline(site: Site) -> None:
+    alice, bob = two_people(site)
+    say(bob, "hi")
+    expect(lines(alice, "hi")).to_have_count(1)
+    field = alice.locator("#input")
+
+    field.fill("/jo")
+    field.press("Tab")
+    expect(field).to_have_value("/join ")
+    field.type("lo")
+    field.press("Tab")
+    expect(field).to_have_value("/join lobby ")
+    field.fill("bo")
+    field.press("Tab")
+    expect(field).to_have_value("bob: ")
+    field.type("first")
+    field.press("Enter")
+    say(alice, "second")
+    expect(lines(bob, "second")).to_have_count(1)
+
+    field.type("draft")
+    field.press("ArrowUp")
+    expect(field).to_have_value("second")
+    field.press("ArrowUp")
+    expect(field).to_have_value("bob: first")
+    field.press("ArrowDown")
+    expect(field).to_have_value("second")
+    field.press("ArrowDown")
+    expect(field).to_have_value("draft")
+
+    field.fill("one")
+    field.press("Shift+Enter")
+    field.type("two")
+    field.press("Enter")
+    expect(lines(bob, "one\ntwo")).to_have_count(1)
+
+
+def test_page_headers_theme_and_phone_layout(site: Site) -> None:
+    page = site.person(viewport={"width": 390, "height": 780})
+    response = page.goto(site.url)
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "connect-src 'self'" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    register(page, "alice", site.invite())
+    join(page, "lobby")
+    say(page, "from a phone")
+    expect(lines(page, "from a phone")).to_have_count(1)
+
+    members = page.locator("#members")
+    expect(members).to_be_hidden()
+    page.keyboard.press("Alt+p")
+    expect(members).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(members).to_be_hidden()
+    expect(page.locator("#input")).to_be_focused()
+
+    page.click("#theme-toggle")
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    screenshot(page, "phone-light")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
