@@ -37,10 +37,12 @@ test-services:
 	@$(MAKE) --no-print-directory deploy-tools
 
 # nginx, haproxy and pgbouncer: the tests check docs/deploy/ with the real tools and run
-# a daemon behind PgBouncer; systemd-analyze checks the unit. Installed when missing,
+# a daemon behind PgBouncer; systemd-analyze checks the unit; the web client's tests drive
+# Debian's Chromium (Playwright's own browser download is not used) and run node --test. Installed when missing,
 # without starting their services (a policy-rc.d that says no, only for the install and
 # only when there is none already).
-DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer systemd-analyze:systemd
+DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer systemd-analyze:systemd \
+	chromium:chromium node:nodejs
 deploy-tools:
 	@missing=""; \
 	for tool in $(DEPLOY_TOOLS); do \
