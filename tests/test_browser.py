@@ -12,12 +12,14 @@ Screenshots of the main screens go to ``$TERMROOMS_TEST_OUTPUT/screenshots`` (de
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import attrs
 import psycopg2
@@ -87,13 +89,16 @@ class Site:
         made = run_termrooms(["invite", "--database-url", self.database_url], check=True)
         return made.stdout.split()[0]
 
-    def person(self, **context_options: Any) -> Page:
-        """A new browser (its own cookies and storage) on the site, showing its page."""
-        context = self.browser.new_context(**context_options)
+    def person(self, before_load: Callable[[Page], None] | None = None, **options: Any) -> Page:
+        """A new browser (its own cookies and storage) on the site, showing its page;
+        ``before_load`` may set up the page before it loads."""
+        context = self.browser.new_context(**options)
         self.contexts.append(context)
         page = context.new_page()
         page.on("console", lambda message: self._console(message))
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        if before_load is not None:
+            before_load(page)
         page.goto(self.url)
         return page
 
@@ -124,14 +129,16 @@ def daemon_args(database_url: str) -> list[str]:
 
 @pytest.fixture
 def site(
-    browser: Browser, fresh_migrated_database_url: str, tmp_path: Path
+    browser: Browser, fresh_migrated_database_url: str, tmp_path: Path, request: Any
 ) -> Iterator[Site]:
+    """The daemon; ``parametrize("site", [[flags]], indirect=True)`` adds flags."""
     run_termrooms(
         ["create-user", "root", "--admin", "--password-stdin", "--database-url", fresh_migrated_database_url],
         input=PASSWORD + "\n",
         check=True,
     )
-    daemon = start_daemon(daemon_args(fresh_migrated_database_url), tmp_path)
+    extra = getattr(request, "param", [])
+    daemon = start_daemon(daemon_args(fresh_migrated_database_url) + extra, tmp_path)
     site = Site(fresh_migrated_database_url, tmp_path, browser, daemon)
     try:
         yield site
@@ -188,6 +195,15 @@ def two_people(site: Site) -> tuple[Page, Page]:
     return alice, bob
 
 
+def wait_for(page: Page, condition: Any, seconds: float = 10) -> None:
+    """Let the page run until ``condition()`` holds (Playwright's expect needs a locator)."""
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"still not true after {seconds} s")
+
+
 def test_two_people_register_join_and_chat(site: Site) -> None:
     first = site.person()
     screenshot(first, "sign-in")
@@ -242,6 +258,44 @@ def test_unread_counts_and_room_switching_by_keyboard(site: Site) -> None:
     expect(lines(alice, "while you were away")).to_have_count(1)
     alice.press("#input", "Alt+ArrowDown")
     expect(alice.locator("#room-title")).to_have_text("#other")
+
+
+def api(site: Site, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    """A bot's HTTP call to the daemon."""
+    request = urllib.request.Request(
+        site.daemon.base_url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+@pytest.mark.parametrize("site", [["--send-rate-limit", "200/0.01s"]], indirect=True)
+def test_scrolling_up_loads_older_history(site: Site) -> None:
+    token = api(site, "POST", "/api/auth/login", {"username": "root", "password": PASSWORD})
+    token = token["access_token"]
+    api(site, "POST", "/api/rooms", {"name": "archive", "visibility": "public"}, token)
+    for number in range(1, 131):
+        api(site, "POST", "/api/rooms/archive/messages", {"body": f"old {number}"}, token)
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    join(alice, "archive")
+    expect(lines(alice, "old 130")).to_have_count(1)
+    expect(lines(alice, "old 1")).to_have_count(0)  # only the newest page at first
+    log = alice.locator("#log")
+    for _ in range(20):
+        log.evaluate("node => node.scrollTo(0, 0)")
+        if lines(alice, "old 1").count():
+            break
+        alice.wait_for_timeout(200)
+    expect(lines(alice, "old 1")).to_have_count(1)
+    bodies = alice.locator(".room-log:not([hidden]) .events .line .body").all_inner_texts()
+    numbers = [int(body.split()[1]) for body in bodies if body.startswith("old ")]
+    assert numbers == list(range(1, 131))  # every one once, in order
 
 
 def test_reload_resumes_the_room_with_its_history(site: Site) -> None:
@@ -375,3 +429,41 @@ def test_page_headers_theme_and_phone_layout(site: Site) -> None:
     screenshot(page, "phone-light")
     page.reload()
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
+
+
+def test_the_access_token_is_renewed_and_a_revoked_session_signs_out(site: Site) -> None:
+    frames: list[str] = []
+
+    def record(page: Page) -> None:
+        page.clock.install()  # page timers run as usual, and can be jumped forward
+        page.on("websocket", lambda socket: listen(socket))
+
+    def listen(socket: Any) -> None:
+        socket.on("framesent", lambda payload: frames.append(f"sent {payload}"))
+        socket.on("framereceived", lambda payload: frames.append(f"received {payload}"))
+
+    page = site.person(before_load=record)
+    register(page, "alice", site.invite())
+    join(page, "lobby")
+
+    # Tokens live 15 minutes: past 80% of that, the client refreshes over HTTP (cookie
+    # and CSRF header) and renews its socket with an `auth` frame; the socket stays.
+    # Time jumps 20 s at a time, letting pings be answered, as the heartbeat needs.
+    for _ in range(38):
+        page.clock.fast_forward(20_000)
+        page.wait_for_timeout(100)
+    wait_for(page, lambda: any(frame.startswith('sent {"type":"auth"') for frame in frames))
+    wait_for(page, lambda: any(frame.startswith('received {"type":"authed"') for frame in frames))
+    assert sum(frame.startswith('received {"type":"welcome"') for frame in frames) == 1
+    say(page, "still here")
+    expect(lines(page, "still here")).to_have_count(1)
+
+    # An operator sets a new password: the session ends (4001), the refresh is refused,
+    # and the page goes back to the sign-in form.
+    site.tolerate = re.compile(r"Failed to load resource: .* 401")
+    run_termrooms(
+        ["users", "set-password", "alice", "--password-stdin", "--database-url", site.database_url],
+        input="another good password\n",
+        check=True,
+    )
+    expect(page.locator("#signin")).to_be_visible(timeout=10_000)

@@ -13,6 +13,7 @@ import { clockTime, nickColour, roleSigil, sortMembers, systemText } from "./tex
 const PAGE = 50;
 const TYPING_SEND_EVERY_MS = 2000; // the server passes one on per 2 s anyway
 const TYPING_SHOWN_MS = 4000;
+const READ_MARKER_EVERY_MS = 1000;
 const ROOM_KEY = "termrooms.room";
 const REMOVING_EVENTS = new Set(["member_left", "member_kicked", "member_banned"]);
 
@@ -28,9 +29,13 @@ class Room {
     this.hasMore = true;
     this.loadingOlder = false;
     this.members = null; // Map lower username -> member, once fetched
+    this.membersLoading = false;
+    this.membersStale = false; // a member event came while they were being fetched
+    this.subscribed = false; // online is known from `joined` and presence frames
     this.online = new Set();
     this.typing = new Map(); // username -> until (ms)
     this.readSent = 0;
+    this.readTimer = null;
     this.nodes = new Map(); // seq -> line node
     this.log = el("div", { className: "room-log", hidden: true });
     this.events = el("div", { className: "events" });
@@ -201,6 +206,7 @@ export class ChatApp {
     room.name = frame.room;
     room.topic = frame.topic ?? "";
     room.online = new Set(frame.online.map(lower));
+    room.subscribed = true;
     if (room.members) for (const member of room.members.values()) member.online = room.online.has(lower(member.username));
     this.renderRoomList();
     if (this.switchTo === lower(frame.room) || this.active === null) {
@@ -245,6 +251,7 @@ export class ChatApp {
       room.topic = event.topic;
       if (room === this.active) this.renderHeader();
     }
+    if (room.membersLoading) room.membersStale = true;
     if (room.members && subject) {
       const key = lower(subject);
       if (event.type === "member_joined" && !room.members.has(key)) {
@@ -387,10 +394,18 @@ export class ChatApp {
     if (this.connection.send({ type: "typing", room: room.name })) this.typingSent.set(room.name, now);
   }
 
+  /**
+   * Everything shown is read. The marker goes to the server at most once a second per
+   * room: in a busy room a frame per message would eat the connection's frame budget.
+   */
   markRead(room) {
-    const seq = room.timeline.last;
     room.unread = 0;
-    if (seq > room.readSent && this.connection.send({ type: "read", room: room.name, seq })) room.readSent = seq;
+    if (room.readTimer !== null) return;
+    room.readTimer = setTimeout(() => {
+      room.readTimer = null;
+      const seq = room.timeline.last;
+      if (seq > room.readSent && this.connection.send({ type: "read", room: room.name, seq })) room.readSent = seq;
+    }, READ_MARKER_EVERY_MS);
   }
 
   // ------------------------------------------------------------------ rooms
@@ -458,15 +473,28 @@ export class ChatApp {
     this.renderMembers();
   }
 
+  /** The participants, once per room; kept current by member events and presence frames. */
   async loadMembers(room) {
+    if (room.membersLoading) return;
+    room.membersLoading = true;
     try {
-      const members = await this.session.members(room.name);
+      let members;
+      do {
+        room.membersStale = false;
+        members = await this.session.members(room.name);
+      } while (room.membersStale); // the answer may predate that event: ask again
+      for (const member of members) {
+        const key = lower(member.username);
+        if (room.subscribed) member.online = room.online.has(key); // frames are newer
+        else if (member.online) room.online.add(key);
+      }
       room.members = new Map(members.map((member) => [lower(member.username), member]));
-      for (const member of members) if (member.online) room.online.add(lower(member.username));
       if (room === this.active) this.renderMembers();
     } catch (error) {
       room.members = null;
       if (error.status !== 404 && error.status !== 403) this.systemLine(room, `could not list participants: ${error.detail}`, "error");
+    } finally {
+      room.membersLoading = false;
     }
   }
 
@@ -652,6 +680,7 @@ export class ChatApp {
     const retry = $("retry-now");
     const status = $("status");
     status.dataset.state = state;
+    $("chat").dataset.connection = state; // presence shown is stale while not connected
     retry.hidden = state !== "waiting";
     if (state === "open") text.textContent = "connected";
     else if (state === "connecting") text.textContent = "connecting…";
