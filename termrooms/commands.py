@@ -46,6 +46,7 @@ __all__ = [
     "CommandError",
     "help_lines",
     "may_use",
+    "needs_no_room",
     "parse_command",
 ]
 
@@ -148,6 +149,12 @@ def may_use(actor: Actor, name: str) -> bool:
     """Whether the actor's role in the room lets them use the command at all."""
     action = COMMAND_ACTION[name]
     return action is None or may(actor, action)
+
+
+def needs_no_room(name: str) -> bool:
+    """Whether any signed-in user may use the command outside every room: what ``/help``
+    lists to someone who has no room yet (or names one they may not see)."""
+    return COMMAND_ACTION[name] is None
 
 
 def help_lines(allowed: Callable[[str], bool]) -> list[str]:

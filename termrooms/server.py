@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import attrs
 from autobahn.twisted.resource import WebSocketResource
 
+from termrooms.assets import ClientBundle, installed_bundle
 from termrooms.cluster import ClusterBus, RedisPresence
 from termrooms.config import Config, signing_key_path
 from termrooms.database import Database, DatabaseUnavailable
@@ -21,6 +22,7 @@ from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.http.auth import register_auth_routes
+from termrooms.http.client import register_client_routes
 from termrooms.http.health import register_health_routes
 from termrooms.http.limits import UNLIMITED_PATHS, HttpLimits
 from termrooms.http.rooms import register_room_routes
@@ -73,6 +75,7 @@ class TermroomsServer:
     command_runner: CommandRunner | None = None
     meters: Meters | None = None
     http_limits: HttpLimits | None = None
+    client_bundle: ClientBundle | None = None
 
     def __attrs_post_init__(self) -> None:
         # The configured URL; start-up replaces it with the embedded server's when unset.
@@ -277,12 +280,19 @@ class TermroomsServer:
         if seen and self.schema_ready:
             await self.get_database().run_interaction(touch_last_seen_txn, seen)
 
+    def get_client_bundle(self) -> ClientBundle:
+        """The web client, read from the installed package once, when the router is built."""
+        if self.client_bundle is None:
+            self.client_bundle = installed_bundle()
+        return self.client_bundle
+
     def get_router(self) -> Router:
         if self.router is None:
             self.router = Router()
             register_health_routes(self.router, self)
             register_auth_routes(self.router, self)
             register_room_routes(self.router, self)
+            register_client_routes(self.router, self.get_client_bundle())
             self.router.guard_with(
                 self.get_http_limits().before_route, {429: None}, UNLIMITED_PATHS
             )

@@ -4,7 +4,8 @@ else one is made), echoed in the response and written in one access-log line wit
 status, duration, user and room, and counted in the metrics by route template. The
 query string and bodies are never logged: ``/ws?token=`` carries a secret.
 
-Responses served over TLS carry ``Strict-Transport-Security``; behind a trusted proxy
+Every response carries ``X-Content-Type-Options: nosniff``; responses served over TLS
+carry ``Strict-Transport-Security``; behind a trusted proxy
 the client address is the one its ``X-Forwarded-For`` names.
 """
 
@@ -63,6 +64,7 @@ class TermroomsRequest(Request):
         peer = getattr(self.getClientAddress(), "host", None) or "local"
         forwarded = self.requestHeaders.getRawHeaders(b"x-forwarded-for", ())
         self.client_host = forwarded_client(peer, forwarded, self.channel.site.trusted_proxies)
+        self.setHeader(b"x-content-type-options", b"nosniff")  # every answer, API JSON too
         if self.isSecure():
             self.setHeader(b"strict-transport-security", HSTS)
         incoming = self.getHeader(b"x-request-id")

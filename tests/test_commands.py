@@ -17,6 +17,7 @@ from termrooms.commands import (
     CommandError,
     help_lines,
     may_use,
+    needs_no_room,
     parse_command,
 )
 from termrooms.roles import Action, Actor
@@ -333,6 +334,10 @@ def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
 EVERYONE = ["help", "join", "part", "rooms", "nick"]
 MEMBER = [*EVERYONE, "me", "who", "delete"]
 MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
+
+
+def test_help_outside_any_room_lists_what_everyone_may_use() -> None:
+    assert synopses(help_lines(needs_no_room)) == [USAGE[name] for name in EVERYONE]
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,14 @@ def test_wheel_ships_the_plugin_without_claiming_the_twisted_package(wheel):
     assert {f"termrooms/sql/{name}" for name in source_deltas} <= names
 
 
+def test_wheel_ships_every_file_of_the_web_client(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    client = PROJECT / "termrooms" / "client"
+    shipped = {f"termrooms/client/{p.relative_to(client).as_posix()}" for p in client.rglob("*")}
+    assert {name for name in shipped if not (PROJECT / name).is_dir()} <= names
+    assert "termrooms/client/index.html" in names
+
+
 def test_twistd_help_lists_termrooms_after_a_plain_install(fresh_install, tmp_path):
     result = subprocess.run(
         [str(fresh_install / "bin" / "twistd"), "--help"],

@@ -112,6 +112,27 @@ async def test_help_lists_the_commands_the_caller_may_use_here(running):
     await close(owner, member)
 
 
+@pytest_twisted.ensureDeferred
+async def test_help_outside_any_room_lists_the_commands_that_need_none(running):
+    (ada,) = await room_of(running, "ada", room="secret", visibility="private")
+    carl = await user_session(running, "carl")
+    c = await connect(running, carl)
+
+    def commands_in(text: str) -> list[str]:
+        return [line.split()[0] for line in text.splitlines()]
+
+    everywhere = ["/help", "/join", "/part", "/rooms", "/nick"]
+    assert commands_in(await ok(c, "/help", room="nowhere")) == everywhere
+    # A private room carl may not see is no room to him either, and says nothing of it.
+    assert commands_in(await ok(c, "/help", room="secret")) == everywhere
+    # Only /help changes: the other commands still find no such room.
+    assert "No room called" in await refused(c, "/who", room="nowhere")
+
+    owner = await subscribed(running, ada, room="secret")
+    assert "/op" in commands_in(await ok(owner, "/help", room="secret"))
+    await close(c, owner)
+
+
 # --------------------------------------------------------------------------- /join /part
 
 

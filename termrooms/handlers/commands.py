@@ -6,11 +6,11 @@ same RoomHandler methods the REST routes call, so a command and its route always
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 
-from termrooms.commands import CommandError, help_lines, may_use, parse_command
+from termrooms.commands import CommandError, help_lines, may_use, needs_no_room, parse_command
 from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.handlers.rooms import RoomHandler, actor_of
@@ -52,9 +52,7 @@ class CommandRunner:
     async def _run(self, command: Any, room_name: str, user: User) -> CommandOutcome:
         name = command.name
         if name == "help":
-            view = await self.rooms.view(room_name, user)
-            lines = help_lines(partial(may_use, actor_of(view, user)))
-            return CommandOutcome(True, "\n".join(lines))
+            return CommandOutcome(True, "\n".join(help_lines(await self._usable(room_name, user))))
         if name == "join":
             return await self._join(command.room, user)
         if name == "part":
@@ -91,6 +89,17 @@ class CommandRunner:
             await self.rooms.delete_message(room_name, user, command.event_id)
             return CommandOutcome(True, f"deleted {command.event_id}")
         return CommandOutcome(False, f"/{name} is not available here")
+
+    async def _usable(self, room_name: str, user: User) -> Callable[[str], bool]:
+        """Which commands /help lists: the room's, by the user's role in it; outside any
+        room (one that does not exist for the user), those that need none."""
+        try:
+            view = await self.rooms.view(room_name, user)
+        except ApiError as e:
+            if e.error_code != "not_found":
+                raise
+            return needs_no_room
+        return partial(may_use, actor_of(view, user))
 
     async def _join(self, room: str, user: User) -> CommandOutcome:
         """/join: join the room, creating it (public) when it does not exist."""

@@ -7,6 +7,15 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
+from termrooms.browser_session import (
+    CSRF_HEADER,
+    REFRESH_COOKIE,
+    cleared_cookies,
+    csrf_matches,
+    csrf_token,
+    session_cookies,
+    wants_refresh_cookie,
+)
 from termrooms.errors import ApiError
 from termrooms.handlers.auth import AuthHandler, Requester, Session
 from termrooms.http.router import JsonResponse, Router, json_body, query_int
@@ -31,9 +40,11 @@ SESSION_SCHEMA = {
     "properties": {
         "user": USER_SCHEMA,
         "access_token": {"type": "string"},
-        "refresh_token": {"type": "string"},
+        # null when the refresh token went into the httpOnly cookie (refresh_cookie)
+        "refresh_token": {"type": ["string", "null"]},
         "token_type": {"const": "Bearer"},
         "expires_in": {"type": "integer"},
+        "csrf_token": {"type": "string"},  # with refresh_cookie: send as X-CSRF-Token
     },
 }
 CREDENTIALS_SCHEMA = {
@@ -43,6 +54,7 @@ CREDENTIALS_SCHEMA = {
         "username": {"type": "string", "pattern": "^[A-Za-z0-9._-]{3,32}$"},
         "password": {"type": "string", "minLength": 8, "maxLength": 128},
         "invite_code": {"type": "string"},
+        "refresh_cookie": {"type": "boolean"},
     },
 }
 INVITE_SCHEMA = {
@@ -70,6 +82,30 @@ def session_json(session: Session) -> dict[str, Any]:
 def client_address(request: IRequest) -> str:
     """As far as trusted proxies tell (see termrooms.web)."""
     return request.client_host
+
+
+def _cookies_secure(server: Any, request: IRequest) -> bool:
+    """Secure cookies over TLS, here or at the TLS-terminating proxy --public-url names."""
+    return request.isSecure() or (server.config.public_url or "").startswith("https://")
+
+
+def _set_cookies(request: IRequest, cookies: tuple[str, ...]) -> None:
+    for cookie in cookies:
+        request.responseHeaders.addRawHeader(b"set-cookie", cookie.encode("ascii"))
+
+
+def _session_answer(
+    server: Any, request: IRequest, session: Session, status: int, cookie: bool
+) -> JsonResponse:
+    """The token body; with ``cookie``, the refresh token goes into the httpOnly cookie
+    instead of the body, and the body carries the CSRF token bound to it."""
+    body = session_json(session)
+    if cookie:
+        max_age = int(server.config.refresh_token_ttl.total_seconds())
+        secure = _cookies_secure(server, request)
+        _set_cookies(request, session_cookies(session.refresh_token, max_age, secure))
+        body.update(refresh_token=None, csrf_token=csrf_token(session.refresh_token))
+    return JsonResponse(body, status, _NO_STORE)
 
 
 async def authenticated(server: Any, request: IRequest) -> Requester:
@@ -119,6 +155,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
     )
     async def register(request: IRequest) -> JsonResponse:
         body = json_body(request)
+        cookie = wants_refresh_cookie(body)
         session = await auth().register(
             body.get("username"),
             body.get("password"),
@@ -126,7 +163,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
             client_address(request),
             request.request_id,
         )
-        return JsonResponse(session_json(session), 201, _NO_STORE)
+        return _session_answer(server, request, session, 201, cookie)
 
     @router.route(
         "/api/auth/login",
@@ -138,32 +175,51 @@ def register_auth_routes(router: Router, server: Any) -> None:
     )
     async def login(request: IRequest) -> JsonResponse:
         body = json_body(request)
+        cookie = wants_refresh_cookie(body)
         session = await auth().login(
             body.get("username"), body.get("password"), client_address(request), request.request_id
         )
-        return JsonResponse(session_json(session), 200, _NO_STORE)
+        return _session_answer(server, request, session, 200, cookie)
 
     @router.route(
         "/api/auth/refresh",
         "POST",
-        summary="Spend a refresh token for a new pair; a spent one revokes its session.",
+        summary="Spend a refresh token for a new pair; a spent one revokes its session. "
+        "Without refresh_token in the body, the termrooms_refresh cookie's, with X-CSRF-Token.",
         tags=("auth",),
         request_body={
             "type": "object",
-            "required": ["refresh_token"],
             "properties": {"refresh_token": {"type": "string"}},
         },
-        responses={200: SESSION_SCHEMA, 400: None, 401: None, 422: None},
+        responses={200: SESSION_SCHEMA, 400: None, 401: None, 403: None, 422: None},
     )
     async def refresh(request: IRequest) -> JsonResponse:
         body = json_body(request)
-        session = await auth().refresh(body.get("refresh_token"), request.request_id)
-        return JsonResponse(session_json(session), 200, _NO_STORE)
+        given = body.get("refresh_token")
+        cookie = request.getCookie(REFRESH_COOKIE.encode())
+        if given is not None or not cookie:
+            session = await auth().refresh(given, request.request_id)
+            return JsonResponse(session_json(session), 200, _NO_STORE)
+        # A browser session: the cookie comes with every request to /api/auth, so the
+        # header proves the page itself asks (double submit), before the token is spent.
+        refresh_token = cookie.decode("utf-8", "replace")
+        header = request.getHeader(CSRF_HEADER.encode())
+        presented = None if header is None else header.decode("latin-1")
+        if not csrf_matches(refresh_token, presented):
+            raise ApiError("forbidden", f"The {CSRF_HEADER} header is missing or wrong.")
+        try:
+            session = await auth().refresh(refresh_token, request.request_id)
+        except ApiError as e:
+            if e.status == 401:  # the cookie is no good any more: let the browser drop it
+                _set_cookies(request, cleared_cookies(_cookies_secure(server, request)))
+                request.setHeader(b"cache-control", b"no-store")
+            raise
+        return _session_answer(server, request, session, 200, cookie=True)
 
     @router.route(
         "/api/auth/logout",
         "POST",
-        summary="Revoke every refresh token of the caller.",
+        summary="Revoke every refresh token of the caller, and clear a browser's cookies.",
         tags=("auth",),
         auth=True,
         responses={204: None, 401: None},
@@ -171,7 +227,8 @@ def register_auth_routes(router: Router, server: Any) -> None:
     async def logout(request: IRequest) -> JsonResponse:
         who = await requester(request)
         await auth().logout(who, request.request_id)
-        return JsonResponse(None, 204)
+        _set_cookies(request, cleared_cookies(_cookies_secure(server, request)))
+        return JsonResponse(None, 204, _NO_STORE)
 
     @router.route(
         "/api/auth/me",
