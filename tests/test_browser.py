@@ -237,9 +237,9 @@ def test_two_people_register_join_and_chat(site: Site) -> None:
     expect(members.locator(".member.online")).to_have_count(2)
     expect(members).to_contain_text("@alice")
 
+    screenshot(alice, "chat")
     say(alice, "/help")
     expect(alice.locator(".line.local.reply").last).to_contain_text("/join ROOM")
-    screenshot(alice, "chat")
 
     bob.context.close()  # bob goes away: alice sees him offline
     site.contexts.remove(bob.context)
