@@ -609,7 +609,14 @@ export class ChatApp {
 
   /** A line of the client's own (replies, errors): shown, never part of the timeline. */
   systemLine(room, text, kind = "info") {
-    const line = el("div", { className: `line local ${kind}` }, el("span", { className: "sys" }, text));
+    const now = new Date().toISOString();
+    const line = el(
+      "div",
+      { className: `line local ${kind}` },
+      el("time", { dateTime: now, title: now, className: "ts" }, clockTime(now)),
+      " ",
+      el("span", { className: "sys" }, `-!- ${text}`),
+    );
     if (room) room.log.insertBefore(line, room.pending);
     else ($("lobby") ?? $("log")).append(line);
     this.scrollToEnd();
