@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test install install-test test-services deploy-tools bench-logins bench-fanout bench-cluster clean
+.PHONY: run test test-hostile install install-test test-services deploy-tools bench-logins bench-fanout bench-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,13 @@ deploy-tools:
 test: install-test test-services
 	$(BIN)/ruff check termrooms tests twisted bench
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The hostile suite's long variants (more load, longer outages, thousands of fuzz
+# examples), then docs/reliability.md's table rewritten from what the run measured.
+HOSTILE_TESTS ?= tests/faults tests/fuzz tests/attacks
+test-hostile: install-test test-services
+	TERMROOMS_HOSTILE=1 $(BIN)/pytest $(HOSTILE_TESTS) $(PYTEST_ARGS)
+	$(BIN)/python tests/reliability_report.py
 
 # Logins per second with the default argon2id parameters (needs a PostgreSQL where a
 # scratch database can be made: BENCH_DATABASE_URL, default postgres@127.0.0.1:5432).

@@ -38,6 +38,49 @@ from termrooms.store.users import create_user_txn
 
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# `make test-hostile`: the fault, fuzz and attack tests run their long variants.
+HOSTILE = os.environ.get("TERMROOMS_HOSTILE", "").lower() in ("1", "true", "yes")
+# Screenshots, reliability figures and other artefacts of a run.
+TEST_OUTPUT = Path(
+    os.environ.get("TERMROOMS_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-output")
+)
+
+
+def record_outcome(
+    test: str,
+    *,
+    what: str,
+    load: str,
+    faults: str,
+    outcome: str,
+    sent: int | None = None,
+    acked: int | None = None,
+    delivered: int | None = None,
+    lost: int | None = None,
+    duplicated: int | None = None,
+) -> None:
+    """One row of docs/reliability.md, written by the test that measured it (after its
+    assertions passed) under TEST_OUTPUT/reliability/; tests/reliability_report.py
+    turns the rows of the latest run into the report's table. ``faults`` says what was
+    injected or which hostile inputs were tried; ``outcome`` what held."""
+    row = {
+        "test": test,
+        "what": what,
+        "load": load,
+        "faults": faults,
+        "outcome": outcome,
+        "sent": sent,
+        "acked": acked,
+        "delivered": delivered,
+        "lost": lost,
+        "duplicated": duplicated,
+        "variant": "long" if HOSTILE else "default",
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    folder = TEST_OUTPUT / "reliability"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in test)
+    (folder / f"{safe}.json").write_text(json.dumps(row, indent=1) + "\n")
 
 
 def unavailable(reason: str) -> None:

@@ -25,7 +25,7 @@ import attrs
 import psycopg2
 import pytest
 
-from support import Daemon, run_termrooms, start_daemon, unavailable
+from support import TEST_OUTPUT, Daemon, run_termrooms, start_daemon, unavailable
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -33,10 +33,7 @@ except ImportError:  # pragma: no cover - make test installs it
     sync_playwright = None
 
 PASSWORD = "correct horse battery"
-SCREENSHOTS = (
-    Path(os.environ.get("TERMROOMS_TEST_OUTPUT", Path(__file__).parent.parent / "test-output"))
-    / "screenshots"
-)
+SCREENSHOTS = TEST_OUTPUT / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root on CI machines
     "--disable-gpu",
