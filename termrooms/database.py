@@ -98,6 +98,14 @@ class _Cursor(txpostgres.Cursor):
     def fileno(self) -> int:
         return self._connection.fileno()
 
+    def execute(self, query: str, params: Any = None) -> Deferred:
+        # txpostgres rolls a failed interaction back and logs a failed rollback as an
+        # unhandled error. On a lost connection there is nothing to roll back (the server
+        # ended the transaction with the session) and the pool reports the loss itself.
+        if query == "rollback" and self._connection.lost:
+            return succeed(None)
+        return super().execute(query, params)
+
 
 class DatabaseConnection(txpostgres.Connection):
     """
@@ -127,6 +135,11 @@ class DatabaseConnection(txpostgres.Connection):
 
     def fileno(self) -> int:
         return self._fd
+
+    @property
+    def lost(self) -> bool:
+        """The session is gone: closed by us, by the server, or by the network."""
+        return self._connection is None or bool(self._connection.closed)
 
     def doRead(self) -> None:
         # An idle connection whose server went away raises out of doRead, which the
