@@ -23,6 +23,7 @@ from autobahn.twisted.websocket import (
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 
 from support import Daemon
 
@@ -499,7 +500,8 @@ class LedgerClient:
             self.send_frame(frame)
 
     def send_frame(self, frame: dict) -> None:
-        if self.protocol is not None:
+        """Send now, if the socket is open; a socket closing keeps the send in the outbox."""
+        if self.protocol is not None and self.protocol.state == self.protocol.STATE_OPEN:
             self.protocol.sendMessage(json.dumps(frame).encode())
 
     async def join(self, room: str, since: int | None = None, timeout: float = 15) -> dict:
@@ -884,6 +886,27 @@ def expect_stored_once(findings: "Findings", tally: Tally, copies: Counter) -> i
     findings.expect(not acked_missing, f"ACKED but not stored: {acked_missing[:10]}")
     findings.expect(not missing, f"sent, retried, never stored: {missing[:10]}")
     return sum(1 for cmid in tally.sent if copies[cmid] >= 1)
+
+
+async def settle_count_and_check(
+    findings: "Findings", tally: Tally, clients: list[LedgerClient], token: str, rooms: list[str]
+) -> int:
+    """
+    The end of a fault test: every delivery counted, every message stored exactly once
+    (read from PostgreSQL), no unhandled error in a surviving instance's log, no send
+    refused as an internal error. Returns how many messages are stored.
+    """
+    cluster = findings.cluster
+    await settle_and_count(findings, tally, clients, token, rooms)
+    copies = await deferToThread(stored_copies, cluster.database_url)
+    stored = expect_stored_once(findings, tally, copies)
+    for daemon in cluster.alive():
+        errors = unhandled_errors(daemon)
+        findings.expect(not errors, f"node {cluster.node_of(daemon)} logged: {errors[:5]}")
+    findings.expect(
+        "internal_error" not in tally.refusals, f"sends refused as {dict(tally.refusals)}"
+    )
+    return stored
 
 
 @attrs.define(eq=False)

@@ -18,15 +18,12 @@ from cluster_support import (
     Findings,
     Tally,
     connect_and_join,
-    expect_stored_once,
     fail_over_to_survivors,
     health,
     poll,
-    settle_and_count,
+    settle_count_and_check,
     sleep,
-    stored_copies,
     stream,
-    unhandled_errors,
     wait_until,
 )
 from support import HOSTILE, record_outcome
@@ -93,15 +90,7 @@ async def test_postgresql_restarted_under_load_stores_and_delivers_every_message
             daemon.process.poll() is None and pids[daemon.port] == daemon.process.pid,
             f"node {cluster.node_of(daemon)} did not survive (exit {daemon.process.poll()})",
         )
-    await settle_and_count(findings, tally, clients, tokens["owner"], rooms)
-    copies = await deferToThread(stored_copies, database_url)
-    stored = expect_stored_once(findings, tally, copies)
-    for daemon in cluster.instances:
-        errors = unhandled_errors(daemon)
-        findings.expect(not errors, f"node {cluster.node_of(daemon)} logged: {errors[:5]}")
-    findings.expect(
-        "internal_error" not in tally.refusals, f"sends refused as {dict(tally.refusals)}"
-    )
+    stored = await settle_count_and_check(findings, tally, clients, tokens["owner"], rooms)
     findings.verify()
 
     counts = findings.report.counts
