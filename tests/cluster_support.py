@@ -87,21 +87,28 @@ async def health(daemon: Daemon) -> tuple[int, dict | None]:
 
 @attrs.define(eq=False)
 class Cluster:
-    """Daemons sharing a database, a Redis and a signing key; each its own node id."""
+    """Daemons sharing a database, a Redis and a signing key; each its own node id.
+    With no ``database_url``, each runs its embedded PostgreSQL under its data dir."""
 
     tmp_path: Path
-    database_url: str
+    database_url: str | None
     redis_url: str | None
     launch: Callable[..., Daemon]  # the ``daemons`` fixture
     flags: list[str] = attrs.Factory(list)
     instances: list[Daemon] = attrs.Factory(list)
     node_ids: dict[int, int] = attrs.Factory(dict)  # port -> node id
     clients: list["LedgerClient"] = attrs.Factory(list)
+    data_root: Path | None = None  # where the instances' data dirs go; else tmp_path
+
+    def data_dir(self, node_id: int) -> Path:
+        return (self.data_root or self.tmp_path) / f"node-{node_id}-{len(self.instances)}"
 
     def args(self, node_id: int, *extra: str) -> list[str]:
-        data_dir = self.tmp_path / f"node-{node_id}-{len(self.instances)}"
+        data_dir = self.data_dir(node_id)
         data_dir.mkdir(exist_ok=True)
-        args = ["--database-url", self.database_url, "--node-id", str(node_id)]
+        args = ["--node-id", str(node_id)]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
         args += ["--signing-key-file", str(self.tmp_path / "signing-keys.json")]
         args += ["--data-dir", str(data_dir), "--open-registration", *FAST_PASSWORDS]
         args += ["--presence-ttl", f"{PRESENCE_TTL_SECONDS:g}s"]
@@ -889,7 +896,12 @@ def expect_stored_once(findings: "Findings", tally: Tally, copies: Counter) -> i
 
 
 async def settle_count_and_check(
-    findings: "Findings", tally: Tally, clients: list[LedgerClient], token: str, rooms: list[str]
+    findings: "Findings",
+    tally: Tally,
+    clients: list[LedgerClient],
+    token: str,
+    rooms: list[str],
+    database_url: str | None = None,
 ) -> int:
     """
     The end of a fault test: every delivery counted, every message stored exactly once
@@ -898,7 +910,7 @@ async def settle_count_and_check(
     """
     cluster = findings.cluster
     await settle_and_count(findings, tally, clients, token, rooms)
-    copies = await deferToThread(stored_copies, cluster.database_url)
+    copies = await deferToThread(stored_copies, database_url or cluster.database_url)
     stored = expect_stored_once(findings, tally, copies)
     for daemon in cluster.alive():
         errors = unhandled_errors(daemon)

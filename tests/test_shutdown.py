@@ -22,7 +22,6 @@ from support import PASSWORD, run_termrooms
 pytestmark = pytest.mark.slow
 
 FAST_ARGON2 = ["--argon2-memory-kib", "8192", "--argon2-time-cost", "1"]
-SHUTDOWN_TIMEOUT = 10.0
 
 
 def wait_for_connected(base_url: str, timeout: float = 60) -> None:
