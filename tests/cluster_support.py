@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
 
 import attrs
+import psycopg2
 import treq
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
@@ -870,8 +871,6 @@ def failure_text(cluster: Cluster, report: DeliveryReport | None, *notes: str) -
 
 def stored_copies(database_url: str) -> Counter:
     """Blocking: client_msg_id -> how many events PostgreSQL holds with it."""
-    import psycopg2
-
     connection = psycopg2.connect(database_url, connect_timeout=10)
     try:
         with connection, connection.cursor() as cursor:
