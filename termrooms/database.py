@@ -43,6 +43,12 @@ _CONNECT_KWARGS = {
     "keepalives_count": 3,
 }
 RETRY_AFTER_SECONDS = 5
+# SQLSTATEs of a server that cannot do the work now but will later: insufficient
+# resources (disk full, out of memory, too many connections: class 53), shutting down or
+# starting up (57P01-57P03), an I/O error (58030). Callers get DatabaseUnavailable (503,
+# retry), not an internal error.
+_UNAVAILABLE_SQLSTATES = ("53", "57P01", "57P02", "57P03", "58030")
+REFUSAL_LOG_SECONDS = 10.0  # one warning per this long while the server refuses work
 DRAIN_POLL_SECONDS = 0.01
 _POLL_EVENTS = {POLL_READ: select.POLLIN, POLL_WRITE: select.POLLOUT}
 
@@ -98,6 +104,14 @@ class _Cursor(txpostgres.Cursor):
     def fileno(self) -> int:
         return self._connection.fileno()
 
+    def execute(self, query: str, params: Any = None) -> Deferred:
+        # txpostgres rolls a failed interaction back and logs a failed rollback as an
+        # unhandled error. On a lost connection there is nothing to roll back (the server
+        # ended the transaction with the session) and the pool reports the loss itself.
+        if query == "rollback" and self._connection.lost:
+            return succeed(None)
+        return super().execute(query, params)
+
 
 class DatabaseConnection(txpostgres.Connection):
     """
@@ -127,6 +141,11 @@ class DatabaseConnection(txpostgres.Connection):
 
     def fileno(self) -> int:
         return self._fd
+
+    @property
+    def lost(self) -> bool:
+        """The session is gone: closed by us, by the server, or by the network."""
+        return self._connection is None or bool(self._connection.closed)
 
     def doRead(self) -> None:
         # An idle connection whose server went away raises out of doRead, which the
@@ -163,6 +182,7 @@ class Database:
     _connected_waiters: list[Deferred] = attrs.field(factory=list, init=False)
     _in_use: int = attrs.field(default=0, init=False)  # calls holding or awaiting a connection
     waits: int = attrs.field(default=0, init=False)  # calls that found every connection busy
+    _refusal_logged_at: float = attrs.field(default=float("-inf"), init=False)
     query_seconds: Histogram = attrs.field(factory=Histogram, init=False)
 
     @property
@@ -267,6 +287,9 @@ class Database:
             if connection.closed:
                 self._connection_lost(connection)
                 raise DatabaseUnavailable(f"PostgreSQL connection lost: {_one_line(e)}") from e
+            if (getattr(e, "pgcode", None) or "").startswith(_UNAVAILABLE_SQLSTATES):
+                self._log_refusal(e)
+                raise DatabaseUnavailable(f"PostgreSQL refused: {_one_line(e)}") from e
             raise
         except txpostgres.RollbackFailed as e:
             self._connection_lost(connection)
@@ -274,6 +297,17 @@ class Database:
         finally:
             self.query_seconds.observe(time.monotonic() - started)
             self._release(connection)
+
+    def _log_refusal(self, error: psycopg2.Error) -> None:
+        """Tell the operator (disk full...), without a line for every refused call."""
+        now = self.reactor.seconds()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_SECONDS:
+            self._refusal_logged_at = now
+            _log.warn(
+                "PostgreSQL refuses work ({error}, SQLSTATE {code}); answering 503 unavailable",
+                error=_one_line(error),
+                code=error.pgcode,
+            )
 
     def run_interaction(
         self,

@@ -11,9 +11,10 @@ import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import attrs
+import psycopg2
 import treq
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
@@ -23,6 +24,7 @@ from autobahn.twisted.websocket import (
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 
 from support import Daemon
 
@@ -30,6 +32,14 @@ PASSWORD = "correct horse battery"
 FAST_PASSWORDS = ["--argon2-memory-kib", "8192", "--argon2-time-cost", "1"]
 PRESENCE_TTL_SECONDS = 3.0
 EPHEMERAL = frozenset({"welcome", "joined", "ack", "reply", "typing", "presence", "pong"})
+# A crashed instance's users: their keys expire within the TTL, and an instance checks
+# every third of it; a little more for the frame to travel.
+PRESENCE_BOUND_SECONDS = PRESENCE_TTL_SECONDS * 4 / 3 + 1.5
+# Once every message is acked, how long subscribers get to receive the last of them.
+CATCH_UP_SECONDS = 20
+# A send answered ``unavailable`` goes again after this long (sooner than the frame's
+# retry_after, which is meant for people: a test client is impatient on purpose).
+RETRY_UNAVAILABLE_SECONDS = 0.5
 
 
 async def sleep(seconds: float) -> None:
@@ -78,21 +88,28 @@ async def health(daemon: Daemon) -> tuple[int, dict | None]:
 
 @attrs.define(eq=False)
 class Cluster:
-    """Daemons sharing a database, a Redis and a signing key; each its own node id."""
+    """Daemons sharing a database, a Redis and a signing key; each its own node id.
+    With no ``database_url``, each runs its embedded PostgreSQL under its data dir."""
 
     tmp_path: Path
-    database_url: str
+    database_url: str | None
     redis_url: str | None
     launch: Callable[..., Daemon]  # the ``daemons`` fixture
     flags: list[str] = attrs.Factory(list)
     instances: list[Daemon] = attrs.Factory(list)
     node_ids: dict[int, int] = attrs.Factory(dict)  # port -> node id
     clients: list["LedgerClient"] = attrs.Factory(list)
+    data_root: Path | None = None  # where the instances' data dirs go; else tmp_path
+
+    def data_dir(self, node_id: int) -> Path:
+        return (self.data_root or self.tmp_path) / f"node-{node_id}-{len(self.instances)}"
 
     def args(self, node_id: int, *extra: str) -> list[str]:
-        data_dir = self.tmp_path / f"node-{node_id}-{len(self.instances)}"
+        data_dir = self.data_dir(node_id)
         data_dir.mkdir(exist_ok=True)
-        args = ["--database-url", self.database_url, "--node-id", str(node_id)]
+        args = ["--node-id", str(node_id)]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
         args += ["--signing-key-file", str(self.tmp_path / "signing-keys.json")]
         args += ["--data-dir", str(data_dir), "--open-registration", *FAST_PASSWORDS]
         args += ["--presence-ttl", f"{PRESENCE_TTL_SECONDS:g}s"]
@@ -209,6 +226,22 @@ class Cluster:
         return "\n".join(parts)
 
 
+def unhandled_errors(daemon: Daemon) -> list[str]:
+    """Lines of a daemon's log that carry a traceback, an unhandled error or a critical."""
+    found = []
+    for line in daemon.log().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if "Traceback" in line or "Unhandled" in line:
+                found.append(line)
+            continue
+        message = str(record.get("message", ""))
+        if "traceback" in record or record.get("level") == "critical" or "Unhandled" in message:
+            found.append(_compact(line))
+    return found
+
+
 def _level(line: str) -> str:
     try:
         return json.loads(line).get("level", "")
@@ -312,6 +345,7 @@ class Tally:
 
     sent: dict[str, Sent] = attrs.Factory(dict)
     attempts: int = 0
+    refusals: Counter = attrs.Factory(Counter)  # error_code -> error frames for sends
     ack_conflicts: list[tuple[str, dict, dict]] = attrs.Factory(list)
 
     def acked(self) -> dict[str, Sent]:
@@ -340,7 +374,8 @@ class LedgerClient:
     A user's WebSocket that records every frame and keeps a ledger per room. When its
     instance goes away it reconnects to another (``failover``), joins its rooms again
     with ``since`` = the last seq it saw, and sends its unacknowledged messages again
-    with the same client_msg_id, as the contract tells clients to.
+    with the same client_msg_id, as the contract tells clients to; a send answered
+    ``unavailable`` goes again, the same, a moment later.
     """
 
     cluster: Cluster
@@ -436,6 +471,10 @@ class LedgerClient:
             self._acked(frame, now)
         elif kind == "error":
             self.errors.append(frame)
+            if frame.get("ref") in self.outbox:
+                self.tally.refusals[frame.get("error_code")] += 1
+                if frame.get("error_code") == "unavailable":
+                    deferLater(reactor, RETRY_UNAVAILABLE_SECONDS, self._resend, frame["ref"])
         elif kind == "presence":
             self.presence.append((now, frame))
         elif kind not in EPHEMERAL and "seq" in frame and "room" in frame:
@@ -462,8 +501,15 @@ class LedgerClient:
         elif sent.ack != answer:
             self.tally.ack_conflicts.append((cmid, sent.ack, answer))
 
+    def _resend(self, client_msg_id: str) -> None:
+        frame = self.outbox.get(client_msg_id)
+        if frame is not None and self.protocol is not None:
+            self.tally.attempts += 1
+            self.send_frame(frame)
+
     def send_frame(self, frame: dict) -> None:
-        if self.protocol is not None:
+        """Send now, if the socket is open; a socket closing keeps the send in the outbox."""
+        if self.protocol is not None and self.protocol.state == self.protocol.STATE_OPEN:
             self.protocol.sendMessage(json.dumps(frame).encode())
 
     async def join(self, room: str, since: int | None = None, timeout: float = 15) -> dict:
@@ -489,6 +535,7 @@ class LedgerClient:
             "room": room,
             "body": body or f"message {client_msg_id}",
             "client_msg_id": client_msg_id,
+            "ref": client_msg_id,  # an error frame names the send it refuses
         }
         self.outbox[client_msg_id] = frame
         self.tally.sent[client_msg_id] = Sent(room, self.name, time.monotonic())
@@ -519,6 +566,149 @@ async def stream(
             client.send_message(room, f"{prefix}{n:05d}-{client.name}")
             n += 1
         await sleep(0.02)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+async def connect_and_join(placements: list[tuple[LedgerClient, Any, list[str]]]) -> None:
+    """Each client onto its instance, subscribed to its rooms; a few at a time."""
+    limit = DeferredSemaphore(10)
+
+    async def one(client: LedgerClient, daemon: Any, rooms: list[str]) -> None:
+        await client.connect(daemon)
+        for room in rooms:
+            await client.join(room)
+
+    await gatherResults(
+        [limit.run(lambda p=p: ensureDeferred(one(*p))) for p in placements], consumeErrors=True
+    )
+
+
+def fail_over_to_survivors(cluster: Cluster) -> Callable[[LedgerClient], Any]:
+    """A client whose instance died picks a live one, spreading the clients out."""
+
+    def pick(client: LedgerClient) -> Any:
+        alive = [d for d in cluster.alive() if d is not client.daemon]
+        return alive[sum(map(ord, client.name)) % len(alive)]
+
+    return pick
+
+
+async def settle_and_count(
+    findings: Findings,
+    tally: Tally,
+    clients: list[LedgerClient],
+    token: str,
+    rooms: list[str],
+) -> None:
+    """Wait for every ack and for every subscriber to reach each room's last seq; count."""
+    cluster = findings.cluster
+    findings.expect(
+        await wait_until(tally.all_acked, CATCH_UP_SECONDS),
+        f"not every message was acked within {CATCH_UP_SECONDS}s of the end of the stream",
+    )
+    final = {room: await cluster.last_seq(token, room) for room in rooms}
+
+    def everyone_caught_up() -> bool:
+        return all(
+            ledger.caught_up(final[room])
+            for client in clients
+            for room, ledger in client.rooms.items()
+            if room in final
+        )
+
+    findings.expect(
+        await wait_until(everyone_caught_up, CATCH_UP_SECONDS),
+        f"not every subscriber reached its room's last seq within {CATCH_UP_SECONDS}s",
+    )
+    await sleep(0.5)  # a duplicate still on its way would arrive now
+    stored = {room: await cluster.history(token, room) for room in rooms}
+    report = count_deliveries(tally, clients, final, stored)
+    report.counts["reconnects"] = sum(len(c.reconnects) for c in clients)
+    findings.report = report
+    print(report.text())
+    findings.expect(report.clean, "messages lost, doubled, reordered or unacked (counts below)")
+
+
+async def poll(
+    fetch: Callable[[], Awaitable[Any]], good: Callable[[Any], bool], timeout: float
+) -> tuple[bool, Any]:
+    """Ask until the answer is good or the time is up: (good?, last answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = await fetch()
+        if good(answer):
+            return True, answer
+        if time.monotonic() > deadline:
+            return False, answer
+        await sleep(0.1)
+
+
+async def members_online(daemon: Any, token: str, room: str) -> dict[str, bool]:
+    status, body, _ = await api(daemon.base_url, "GET", f"/api/rooms/{room}/members", token)
+    assert status == 200, body
+    return {m["username"]: m["online"] for m in body}
+
+
+async def online_count(daemon: Any, token: str, room: str) -> int | None:
+    status, body, _ = await api(daemon.base_url, "GET", "/api/rooms", token)
+    assert status == 200, body
+    return next((r["online_count"] for r in body if r["name"] == room), None)
+
+
+async def presence_adds_up(
+    findings: Findings, token: str, clients: list[LedgerClient], rooms: list[str], after: str
+) -> None:
+    """On every live instance, each room's online_count is its connected subscribers."""
+    cluster = findings.cluster
+    for daemon in cluster.alive():
+        for room in rooms:
+            want = len({c.name for c in clients if room in c.rooms and c.connected})
+            counted, count = await poll(
+                lambda d=daemon, r=room: online_count(d, token, r),
+                lambda n, w=want: n == w,
+                timeout=PRESENCE_TTL_SECONDS + 2,
+            )
+            findings.expect(
+                counted,
+                f"{after}, online_count of {room} on node {cluster.node_of(daemon)} is {count},"
+                f" want {want}",
+            )
+
+
+async def three_instances_under_load(
+    cluster: Cluster, rooms: list[str], subscribers: int, senders: int
+) -> tuple[dict, Tally, list[LedgerClient], list[tuple[LedgerClient, str]]]:
+    """
+    Three instances and an owner who made the rooms; subscribers round-robin over the
+    instances with every room on every instance, and a sender per room on each instance,
+    so that every instance's messages must reach every other's subscribers.
+    """
+    for _ in range(3):
+        cluster.start()
+    instances = cluster.instances
+    names = ["owner"] + [f"sub{i:02d}" for i in range(subscribers)]
+    names += [f"snd{j:02d}" for j in range(senders)]
+    tokens = await cluster.register(names)
+    for room in rooms:
+        await cluster.create_room(tokens["owner"], room)
+    tally = Tally()
+    placed = []
+    for i in range(subscribers):
+        name = f"sub{i:02d}"
+        room = rooms[(i // len(instances)) % len(rooms)]
+        client = cluster.client(name, tokens[name], tally)
+        placed.append((client, instances[i % len(instances)], [room]))
+    sending = []
+    for j in range(senders):
+        name = f"snd{j:02d}"
+        room = rooms[(j // len(instances)) % len(rooms)]
+        client = cluster.client(name, tokens[name], tally)
+        placed.append((client, instances[j % len(instances)], [room]))
+        sending.append((client, room))
+    await connect_and_join(placed)
+    return tokens, tally, [p[0] for p in placed], sending
 
 
 # --------------------------------------------------------------------------- the count
@@ -677,6 +867,57 @@ def failure_text(cluster: Cluster, report: DeliveryReport | None, *notes: str) -
         parts.append(report.text())
     parts.append(cluster.log_excerpts())
     return "\n".join(parts)
+
+
+def stored_copies(database_url: str) -> Counter:
+    """Blocking: client_msg_id -> how many events PostgreSQL holds with it."""
+    connection = psycopg2.connect(database_url, connect_timeout=10)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT client_msg_id, count(*) FROM room_events"
+                " WHERE client_msg_id IS NOT NULL GROUP BY client_msg_id"
+            )
+            return Counter(dict(cursor.fetchall()))
+    finally:
+        connection.close()
+
+
+def expect_stored_once(findings: "Findings", tally: Tally, copies: Counter) -> int:
+    """Every message sent is stored exactly once (acked or not); returns how many are."""
+    doubled = {cmid: n for cmid, n in copies.items() if cmid in tally.sent and n > 1}
+    missing = [cmid for cmid in tally.sent if copies[cmid] == 0]
+    acked_missing = [cmid for cmid in missing if tally.sent[cmid].ack is not None]
+    findings.expect(not doubled, f"stored more than once: {list(doubled.items())[:10]}")
+    findings.expect(not acked_missing, f"ACKED but not stored: {acked_missing[:10]}")
+    findings.expect(not missing, f"sent, retried, never stored: {missing[:10]}")
+    return sum(1 for cmid in tally.sent if copies[cmid] >= 1)
+
+
+async def settle_count_and_check(
+    findings: "Findings",
+    tally: Tally,
+    clients: list[LedgerClient],
+    token: str,
+    rooms: list[str],
+    database_url: str | None = None,
+) -> int:
+    """
+    The end of a fault test: every delivery counted, every message stored exactly once
+    (read from PostgreSQL), no unhandled error in a surviving instance's log, no send
+    refused as an internal error. Returns how many messages are stored.
+    """
+    cluster = findings.cluster
+    await settle_and_count(findings, tally, clients, token, rooms)
+    copies = await deferToThread(stored_copies, database_url or cluster.database_url)
+    stored = expect_stored_once(findings, tally, copies)
+    for daemon in cluster.alive():
+        errors = unhandled_errors(daemon)
+        findings.expect(not errors, f"node {cluster.node_of(daemon)} logged: {errors[:5]}")
+    findings.expect(
+        "internal_error" not in tally.refusals, f"sends refused as {dict(tally.refusals)}"
+    )
+    return stored
 
 
 @attrs.define(eq=False)

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -29,6 +29,7 @@ import pytest
 import pytest_twisted
 from psycopg2 import sql
 
+from cluster_support import Cluster
 from support import (
     CuttableProxy,
     Daemon,
@@ -239,6 +240,42 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
 
 # --------------------------------------------------------------------------- faults
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, which the test may stop and restart."""
+    if not PrivateRedis.available():
+        unavailable("no redis-server binary for a private Redis")
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    redis = PrivateRedis(directory)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def make_cluster(
+    daemons: Callable[..., Daemon],
+    databases: DatabaseFactory,
+    migrated_template: str,
+    tmp_path: Path,
+) -> Iterator[Callable[..., Cluster]]:
+    """Clusters of real daemons on a fresh migrated database (or ``database_url``)."""
+    made: list[Cluster] = []
+
+    def make(
+        redis_url: str | None, flags: Sequence[str] = (), database_url: str | None = None
+    ) -> Cluster:
+        url = database_url or databases.create(template=migrated_template)
+        cluster = Cluster(tmp_path, url, redis_url, daemons, list(flags))
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.close_clients()
 
 
 @pytest_twisted.async_yield_fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+import psycopg2
 import pytest
 import treq
 from autobahn.twisted.websocket import (
@@ -190,6 +192,89 @@ class PrivateRedis:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+# The PostgreSQL 16 binaries of the pgserver wheel, which termrooms depends on.
+PGSERVER_BIN = Path(importlib.util.find_spec("pgserver").origin).parent / "pginstall" / "bin"
+
+
+@attrs.define
+class PrivatePostgres:
+    """
+    A PostgreSQL server of the test's own on a free port (the binaries of the pgserver
+    wheel), to restart, crash and stop at will: the machine's shared server is used by
+    others and must never be. As root, PostgreSQL runs as the unprivileged ``pgserver``
+    user (initdb and postgres refuse root), as pgserver itself does.
+    """
+
+    directory: Path  # reachable by the server's user; the data directory goes inside
+    port: int = attrs.field(factory=free_port)
+
+    @staticmethod
+    def available() -> bool:
+        return (PGSERVER_BIN / "pg_ctl").exists()
+
+    @property
+    def system_user(self) -> str | None:
+        return "pgserver" if os.geteuid() == 0 else None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.directory / "pgdata"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "postgres.log"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [str(PGSERVER_BIN / tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            user=self.system_user,
+        )
+
+    def init(self) -> None:
+        """initdb, with trust authentication and a socket directory of its own."""
+        self.directory.chmod(0o755)
+        if self.system_user:
+            shutil.chown(self.directory, self.system_user, self.system_user)
+        self._run("initdb", "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "-E", "utf8")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1"
+        options += f" -c unix_socket_directories={self.directory}"
+        self._run(
+            "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-o", options, "-w", "start"
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: an operator's stop (sessions terminated); ``immediate``: a crash."""
+        self._run("pg_ctl", "-D", str(self.pgdata), "-m", mode, "-w", "stop")
+
+    @property
+    def running(self) -> bool:
+        return (self.pgdata / "postmaster.pid").exists()
+
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart``: stopped in ``mode``, started again with the same options."""
+        self._run(
+            "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-m", mode, "-w", "restart"
+        )
+
+    def create_database(self, name: str) -> str:
+        connection = psycopg2.connect(self.url())
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            connection.close()
+        return self.url(name)
 
 
 @attrs.define

@@ -165,3 +165,22 @@ async def test_drain_lets_running_and_waiting_transactions_commit_before_close(d
         cursor.execute("SELECT n FROM drained ORDER BY n")
         assert cursor.fetchall() == [(1,), (2,)]
     connection.close()
+
+
+@pytest.mark.parametrize("sqlstate", ["disk_full", "out_of_memory", "cannot_connect_now"])
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_cannot_work_now_is_unavailable_and_keeps_the_connection(
+    database_url, sqlstate
+):
+    # As PostgreSQL answers with its disk full (tests/faults/test_disk_full.py does it for real).
+    database = Database(reactor, database_url, size=1)
+    await database.start()
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await database.run_query(
+                f"DO $$ BEGIN RAISE EXCEPTION 'no room' USING ERRCODE = '{sqlstate}'; END $$"
+            )
+        assert database.connected
+        assert await database.run_query("SELECT 1") == [(1,)]
+    finally:
+        database.close()
