@@ -140,7 +140,12 @@ class AuthHandler:
                 audit_username=username.lower(),
                 request_id=request_id,
             )
-        record = await self.database.run_interaction(login_record_txn, username)
+        # Only a well-formed name can name an account: PostgreSQL's lower() folds some
+        # other characters into ASCII ("admİn" -> "admin"), which would let each such
+        # spelling reach the account under a username limit of its own.
+        record = None
+        if username_problem(username) is None:
+            record = await self.database.run_interaction(login_record_txn, username)
         if record is None:
             # The same work and the same answer as a wrong password: no enumeration.
             await self._password_work(self.passwords.check_unknown, password)

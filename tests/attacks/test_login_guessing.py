@@ -1,0 +1,271 @@
+"""
+Password guessing and account enumeration against the real login route: one address,
+many usernames, many (spoofed or real) addresses, and the answers and timing an attacker
+could use to tell an account exists. The limits are docs/protocol.md's: per client
+address and per username, a burst of 5 then one per 20 s; 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import statistics
+import time
+from typing import Any
+
+import pytest_twisted
+from test_auth import CountingHasher
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+
+from support import HOSTILE, PASSWORD, add_user, config_for, record_outcome, start
+from termrooms.passwords import PasswordPolicy
+from termrooms.ratelimit import RateLimit
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+async def attempt(running, username: str, password: str, via: str | None = None) -> tuple:
+    """One login; ``via`` is the X-Forwarded-For header the request carries."""
+    headers = {"X-Forwarded-For": via} if via is not None else {}
+    return await running.request(
+        "POST",
+        "/api/auth/login",
+        json={"username": username, "password": password},
+        headers=headers,
+    )
+
+
+def assert_throttled(answer: tuple, limit: RateLimit) -> int:
+    status, body, headers = answer
+    assert (status, body["error_code"]) == (429, "rate_limited"), body
+    retry_after = int(headers.getRawHeaders("retry-after")[0])
+    assert 1 <= retry_after <= limit.period + 1
+    return retry_after
+
+
+@pytest_twisted.ensureDeferred
+async def test_guessing_from_one_address_is_throttled_even_with_spoofed_forwarded_for(
+    fresh_migrated_database_url, tmp_path
+):
+    """An untrusted peer's X-Forwarded-For names nobody: each spoofed address is the
+    attacker's own, whichever usernames it tries, with or without --trusted-proxies."""
+    limit = RateLimit(5, 20.0)  # the default
+    tried = 0
+    for trusted in ((), (ipaddress.ip_network("10.0.0.0/8"),)):
+        running = await start(
+            config_for(fresh_migrated_database_url, tmp_path, trusted_proxies=trusted)
+        )
+        try:
+            await add_user(running, f"ada{len(trusted)}")
+            for number in range(limit.burst):
+                status, body, _ = await attempt(
+                    running, f"user{number}", "wrong password!", via=f"198.51.100.{number}"
+                )
+                assert (status, body["error_code"]) == (401, "invalid_credentials")
+            for number in range(20 if HOSTILE else 6):
+                spoofed = f"203.0.113.{number}, 198.51.100.{number + 50}"
+                assert_throttled(await attempt(running, f"other{number}", "x" * 8, spoofed), limit)
+            # The right password during the lockout is refused like any other guess.
+            assert_throttled(await attempt(running, f"ada{len(trusted)}", PASSWORD), limit)
+            tried += limit.burst + (20 if HOSTILE else 6) + 1
+        finally:
+            await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_guessing_from_one_address_is_throttled_even_with_spoofed_forwarded_for",
+        what="password guessing over many usernames from one address, each request with a "
+        "new spoofed X-Forwarded-For, without and with --trusted-proxies (not the peer)",
+        load=f"{tried} login attempts",
+        faults="spoofed X-Forwarded-For chains, the right password during the lockout",
+        outcome="after the burst of 5 every attempt 429 with Retry-After <= 20 s, the right "
+        "password included; spoofed headers never reset the address budget",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_guessing_one_user_from_many_addresses_stops_at_the_username_limit(
+    fresh_migrated_database_url, tmp_path
+):
+    """Behind a trusted proxy every guess comes from a new address: the username limit
+    still holds, for every spelling of the name, and the real user gets in once it
+    refills, from their own address."""
+    limit = RateLimit(5, 2.0)
+    running = await start(
+        config_for(
+            fresh_migrated_database_url,
+            tmp_path,
+            trusted_proxies=LOOPBACK,
+            login_rate_limit=limit,
+        )
+    )
+    try:
+        await add_user(running, "admin")
+        await add_user(running, "bystander")
+        for number in range(limit.burst):
+            status, _, _ = await attempt(
+                running, "admin", f"guess number {number}", via=f"198.51.100.{number}"
+            )
+            assert status == 401
+        # The lockout: the right password, from fresh addresses, under every spelling
+        # that could name the account (the dotted capital I lowers to "i" in PostgreSQL).
+        spellings = ["admin", "ADMIN", "Admin", "admİn", "ADMİN", "admın", "admin ", " admin"]
+        for number, spelling in enumerate(spellings):
+            status, body, _ = await attempt(
+                running, spelling, PASSWORD, via=f"198.51.100.{100 + number}"
+            )
+            assert status != 200, f"{spelling!r} logged in during the lockout"
+            assert status in (401, 429), (spelling, body)
+        answer = await attempt(running, "admin", PASSWORD, via="192.0.2.1")
+        retry_after = assert_throttled(answer, limit)
+        # Others are not locked out by it.
+        status, _, _ = await attempt(running, "bystander", PASSWORD, via="192.0.2.2")
+        assert status == 200
+        # The lockout lasts what the username limit says, however the attacker goes on
+        # from the address it already spent.
+        for _ in range(10):
+            assert_throttled(await attempt(running, "admin", "again!!!", via="198.51.100.4"), limit)
+        await deferLater(reactor, retry_after + 0.2, lambda: None)
+        status, session, _ = await attempt(running, "admin", PASSWORD, via="192.0.2.1")
+        assert status == 200, session
+    finally:
+        await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_guessing_one_user_from_many_addresses_stops_at_the_username_limit",
+        what="guessing one account's password from a new address each time behind a "
+        "trusted proxy, then the right password under 8 spellings of the name",
+        load=f"{limit.burst + len(spellings) + 12} login attempts, limit {limit}",
+        faults="distributed guessing, case and Unicode (İ, ı) spellings, padded names",
+        outcome=f"5 guesses let through, then no spelling logged in; the owner got in "
+        f"{retry_after} s later from their own address; another user was never locked",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_users_and_wrong_passwords_look_and_cost_the_same(
+    fresh_migrated_database_url, tmp_path, termrooms
+):
+    """Same status, same body, same headers, one argon2 check each, and similar time."""
+    policy = PasswordPolicy(memory_kib=16 * 1024, time_cost=2, parallelism=1)
+    hasher = CountingHasher(policy)
+    running = await start(
+        config_for(
+            fresh_migrated_database_url,
+            tmp_path,
+            argon2_memory_kib=policy.memory_kib,
+            argon2_time_cost=policy.time_cost,
+            login_rate_limit=RateLimit(10_000, 0.01),
+        ),
+        hasher,
+    )
+    rounds = 25 if HOSTILE else 7
+    try:
+        for name in ("frank", "gone", "off"):
+            await add_user(running, name)
+        status, gone, _ = await attempt(running, "gone", PASSWORD)
+        status, _, _ = await running.request(
+            "DELETE",
+            "/api/auth/me",
+            json={"password": PASSWORD},
+            headers={"Authorization": f"Bearer {gone['access_token']}"},
+        )
+        assert status == 204
+        result = await deferToThread(
+            termrooms,
+            ["disable-user", "off", "--database-url", running.server.config.database_url],
+        )
+        assert result.returncode == 0, result.stderr
+        kinds = {
+            "wrong password": ("frank", "wrong password!"),
+            "unknown user": ("nobody-here", "wrong password!"),
+            "deleted user": ("gone", PASSWORD),
+            "disabled user": ("off", PASSWORD),
+            "not a username": ("no such user!", "wrong password!"),
+            "unicode lookalike": ("frank\u0130", "wrong password!"),
+        }
+        answers: dict[str, Any] = {}
+        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _ in range(rounds):
+            for kind, (username, password) in kinds.items():  # interleaved: same conditions
+                checks = hasher.verifications()
+                started = time.perf_counter()
+                status, body, headers = await attempt(running, username, password)
+                times[kind].append(time.perf_counter() - started)
+                assert hasher.verifications() - checks == 1, f"{kind}: not one argon2 check"
+                shown = sorted(
+                    (name, values)
+                    for name, values in headers.getAllRawHeaders()
+                    if name.lower() not in (b"x-request-id", b"date")
+                )
+                answers.setdefault(kind, (status, body, shown))
+                assert answers[kind] == (status, body, shown), kind
+    finally:
+        await running.stop()
+    assert len({repr(answer) for answer in answers.values()}) == 1, answers
+    assert answers["unknown user"][:2] == (
+        401,
+        {"detail": "Wrong username or password.", "error_code": "invalid_credentials"},
+    )
+    medians = {kind: statistics.median(spent) for kind, spent in times.items()}
+    # Loose on purpose (two busy cores): an account that exists must not answer in a
+    # different class of time. Without the dummy check the ratio would be ~20x.
+    slowest, fastest = max(medians.values()), min(medians.values())
+    assert slowest / fastest < 3, medians
+    record_outcome(
+        "attacks/test_login_guessing::test_unknown_users_and_wrong_passwords_look_and_cost_the_same",
+        what="login with a wrong password vs unknown, deleted, disabled, malformed and "
+        "Unicode-lookalike usernames: answers, argon2 checks and timing",
+        load=f"{rounds} interleaved rounds of {len(kinds)} kinds, argon2id 16 MiB t=2",
+        faults="account enumeration by answer, header and timing",
+        outcome="identical status, body and headers; exactly one argon2 verify each; "
+        "median times "
+        + ", ".join(f"{kind} {1000 * spent:.0f} ms" for kind, spent in medians.items())
+        + f" (max/min {slowest / fastest:.2f})",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_registration_tells_a_taken_name_only_with_a_live_invite_and_is_throttled(
+    fresh_migrated_database_url, tmp_path
+):
+    """name_taken is the documented exception: without a valid invite a taken name and a
+    free one answer alike, and with open registration the probes are rate limited."""
+    running = await start(config_for(fresh_migrated_database_url, tmp_path))
+    try:
+        await add_user(running, "taken")
+        answers = []
+        for name in ("taken", "free-name"):
+            for invite in (None, "made-up-code"):
+                status, body, _ = await running.request(
+                    "POST",
+                    "/api/auth/register",
+                    json={"username": name, "password": PASSWORD, "invite_code": invite},
+                )
+                answers.append((invite, status, body))
+        assert answers[:2] == answers[2:], answers
+    finally:
+        await running.stop()
+
+    running = await start(config_for(fresh_migrated_database_url, tmp_path, open_registration=True))
+    limit = RateLimit(5, 60.0)  # the default registration limit
+    try:
+        statuses = []
+        for number in range(limit.burst + 3):
+            status, body, headers = await running.request(
+                "POST",
+                "/api/auth/register",
+                json={"username": "taken" if number % 2 else f"new{number}", "password": PASSWORD},
+            )
+            statuses.append((status, body["error_code"] if status >= 400 else None))
+            if number >= limit.burst:
+                assert_throttled((status, body, headers), limit)
+        assert (409, "name_taken") in statuses[: limit.burst]
+    finally:
+        await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_registration_tells_a_taken_name_only_with_a_live_invite_and_is_throttled",
+        what="enumerating usernames through registration",
+        load=f"4 closed-registration probes, {limit.burst + 3} open-registration probes",
+        faults="taken and free names with no or a made-up invite code",
+        outcome="closed: taken and free names answer alike (403); open: name_taken as "
+        f"documented, every probe after {limit.burst} 429",
+    )
