@@ -240,7 +240,9 @@ class RoomHandler:
         actor = actor_of(view, user)
         public = room.visibility == "public"
         if not may_join(actor, public=public, invited=standing.invited):
-            if actor.banned and (public or standing.invited or effective_role(actor) is not None):
+            # A private room is not there for a banned user, as for anyone who may not
+            # see it: "banned" would tell them it still exists (kept invitation or not).
+            if actor.banned and public:
                 raise ApiError("banned", f"You are banned from {room.name}.")
             raise _not_found(name)
         joined = await self.database.run_interaction(
