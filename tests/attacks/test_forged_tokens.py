@@ -17,7 +17,6 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import attrs
 import jwt
 import psycopg2
 import pytest_twisted
@@ -27,7 +26,6 @@ from twisted.web._newclient import ResponseNeverReceived
 from support import (
     HOSTILE,
     PASSWORD,
-    RunningServer,
     add_user,
     bearer,
     config_for,
@@ -174,15 +172,6 @@ def forgeries(ring: KeyRing, session: dict, victim_id: str) -> dict[str, tuple[s
     made["10 KiB"] = ("x" * 10_000, invalid)
     made["non-ascii"] = ("é" * 20 + "." + "ü" * 20 + ".x", invalid)
     return made
-
-
-@attrs.frozen
-class Remote:
-    """Requests to a daemon, answered as RunningServer.request answers them."""
-
-    url: str
-
-    request = RunningServer.request
 
 
 class _Drop:
@@ -423,7 +412,7 @@ async def test_authorization_header_spellings(running):
 
 @pytest_twisted.ensureDeferred
 async def test_a_daemon_refuses_every_forgery_without_an_error_in_its_log(
-    daemons, fresh_migrated_database_url
+    daemons, daemon_client, fresh_migrated_database_url
 ):
     """The whole process: the same forgeries at a real daemon, whose log stays clean."""
     daemon = await deferToThread(
@@ -440,7 +429,7 @@ async def test_a_daemon_refuses_every_forgery_without_an_error_in_its_log(
         ],
     )
 
-    remote = Remote(daemon.base_url)
+    remote = daemon_client(daemon.base_url)
     credentials = {"username": "ada", "password": PASSWORD}
     status, ada, _ = await remote.request("POST", "/api/auth/register", json=credentials)
     assert status == 201, ada

@@ -19,8 +19,9 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from support import HOSTILE, PASSWORD, add_user, config_for, record_outcome, start
-from termrooms.passwords import PasswordPolicy
+from termrooms.passwords import PasswordPolicy, hash_password
 from termrooms.ratelimit import RateLimit
+from termrooms.store.users import create_user_txn
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
@@ -159,8 +160,12 @@ async def test_unknown_users_and_wrong_passwords_look_and_cost_the_same(
     )
     rounds = 25 if HOSTILE else 7
     try:
+        # Hashed as the server hashes (add_user's cheap hashes would verify faster).
+        stored = await deferToThread(hash_password, PASSWORD, policy)
         for name in ("frank", "gone", "off"):
-            await add_user(running, name)
+            await running.server.get_database().run_interaction(
+                create_user_txn, running.server.get_snowflakes().next_id(), name, stored
+            )
         status, gone, _ = await attempt(running, "gone", PASSWORD)
         status, _, _ = await running.request(
             "DELETE",
@@ -268,4 +273,67 @@ async def test_registration_tells_a_taken_name_only_with_a_live_invite_and_is_th
         faults="taken and free names with no or a made-up invite code",
         outcome="closed: taken and free names answer alike (403); open: name_taken as "
         f"documented, every probe after {limit.burst} 429",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_daemon_behind_a_trusted_proxy_holds_both_login_limits(
+    daemons, daemon_client, fresh_migrated_database_url
+):
+    """The whole process, configured from its command line: --trusted-proxies and the
+    default login limits hold against spoofed chains and spread-out guessing."""
+    daemon = await deferToThread(
+        daemons,
+        [
+            "--database-url",
+            fresh_migrated_database_url,
+            "--open-registration",
+            "--trusted-proxies",
+            "127.0.0.0/8",
+            "--argon2-memory-kib",
+            "8192",
+            "--argon2-time-cost",
+            "1",
+        ],
+    )
+    remote = daemon_client(daemon.base_url)
+    limit = RateLimit(5, 20.0)
+    status, body, _ = await remote.request(
+        "POST",
+        "/api/auth/register",
+        json={"username": "ada", "password": PASSWORD},
+        headers={"X-Forwarded-For": "192.0.2.10"},
+    )
+    assert status == 201, body
+    # One client behind the proxy, forging what is left of its real address.
+    for number in range(limit.burst):
+        chain = f"203.0.113.{number}, 198.51.100.7"
+        status, _, _ = await attempt(remote, f"user{number}", "wrong password!", via=chain)
+        assert status == 401
+    for number in range(limit.burst, limit.burst + 5):
+        chain = f"203.0.113.{number}, 198.51.100.7"
+        assert_throttled(await attempt(remote, f"user{number}", "wrong password!", chain), limit)
+    # Many clients, one account.
+    for number in range(limit.burst):
+        status, _, _ = await attempt(
+            remote, "ada", "wrong password!", via=f"198.51.100.{number + 20}"
+        )
+        assert status == 401
+    assert_throttled(await attempt(remote, "ada", PASSWORD, via="198.51.100.99"), limit)
+    assert_throttled(await attempt(remote, "ADA", PASSWORD, via="198.51.100.98"), limit)
+    status, _, _ = await attempt(remote, "adİ", PASSWORD, via="198.51.100.97")
+    assert status == 401
+    log = daemon.log()
+    for bad in ('"log_failure"', '"isError": true', "Unhandled", "Traceback"):
+        assert bad not in log, bad
+    assert daemon.stop() == 0
+    record_outcome(
+        "attacks/test_login_guessing::test_a_daemon_behind_a_trusted_proxy_holds_both_login_limits",
+        what="a real daemon with --trusted-proxies: a client forging its X-Forwarded-For "
+        "chain, then guesses at one account from many addresses",
+        load="24 login attempts",
+        faults="forged X-Forwarded-For prefixes, distributed guessing, case and Unicode "
+        "spellings during the lockout",
+        outcome="both the per-address and the per-username limit answered 429 with "
+        "Retry-After after 5; no spelling got in; the daemon's log stayed clean",
     )
