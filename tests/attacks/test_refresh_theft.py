@@ -88,6 +88,9 @@ async def test_a_refresh_token_replayed_after_its_owner_rotated_it_revokes_the_o
     _, owner = await login(running, "ada")
     _, elsewhere = await login(running, "ada")  # the owner's other device: not this session
     stolen = owner["refresh_token"]
+    # An access token is no refresh token, and presenting one spends or revokes nothing.
+    status, error = await refresh(running, owner["access_token"])
+    assert status in (401, 422) and error["error_code"] in ("token_invalid", "validation_error")
     first_socket = await socket_of(running, owner["access_token"])
     status, rotated = await refresh(running, stolen)  # the owner's client, as every 15 min
     assert status == 200
