@@ -337,3 +337,50 @@ async def test_a_daemon_behind_a_trusted_proxy_holds_both_login_limits(
         outcome="both the per-address and the per-username limit answered 429 with "
         "Retry-After after 5; no spelling got in; the daemon's log stayed clean",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_guessing_through_several_instances_shares_one_budget(
+    fresh_migrated_database_url, redis_url, tmp_path
+):
+    """Instances sharing Redis share the login limits: going round them buys nothing."""
+    limit = RateLimit(5, 20.0)
+    instances = [
+        await start(
+            config_for(
+                fresh_migrated_database_url,
+                tmp_path,
+                redis_url=redis_url,
+                node_id=node_id,
+                trusted_proxies=LOOPBACK,
+            )
+        )
+        for node_id in (1, 2, 3)
+    ]
+    try:
+        await add_user(instances[0], "ada")
+        answers = []
+        for number in range(limit.burst + 4):
+            running = instances[number % len(instances)]
+            via = f"198.51.100.{number}"  # a new address each time: the username limit
+            answers.append(await attempt(running, "ada", f"guess {number}!!", via=via))
+        assert [status for status, _, _ in answers[: limit.burst]] == [401] * limit.burst
+        for answer in answers[limit.burst :]:
+            assert_throttled(answer, limit)
+        # Keys are the attacker's text: nothing in a name reaches another key or Redis.
+        for number, name in enumerate(["ada\r\nFLUSHDB", "*", "ada:*", "login-user:ada"]):
+            status, _, _ = await attempt(instances[0], name, "x" * 8, via=f"192.0.2.{number}")
+            assert status == 401
+        assert_throttled(await attempt(instances[1], "ada", PASSWORD, via="192.0.2.50"), limit)
+    finally:
+        for running in instances:
+            await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_guessing_through_several_instances_shares_one_budget",
+        what="guessing one account round-robin through 3 instances sharing Redis, each "
+        "guess from a new address",
+        load=f"{limit.burst + 9} login attempts over 3 instances",
+        faults="instance hopping, Redis-protocol and key-pattern text in usernames",
+        outcome=f"{limit.burst} guesses let through in all, every later one 429 on every "
+        "instance; hostile names were plain unknown users and the lockout survived them",
+    )
