@@ -449,16 +449,26 @@ async def test_a_daemon_refuses_every_forgery_without_an_error_in_its_log(
         assert status == 401 and error["error_code"] in codes, (name, error)
     status, _, _ = await remote.request("GET", "/api/auth/me", headers=bearer(ada["access_token"]))
     assert status == 200
+    socket = await ws_connect(
+        daemon.base_url.replace("http://", "ws://") + f"/ws?token={ada['access_token']}"
+    )
+    assert (await socket.next_frame())["type"] == "welcome"
+    socket.protocol.sendClose(1000)
+    await socket.close_code()
     assert daemon.process.poll() is None
     log = daemon.log()
     for bad in ('"log_failure"', '"isError": true', "Unhandled", "Traceback"):
         assert bad not in log, bad
+    # Tokens, good or forged, never reach the log (the /ws URL carries them).
+    for token in [ada["access_token"], ada["refresh_token"]] + [t for t, _ in made.values()]:
+        if len(token) >= 16:
+            assert token not in log, token[:40]
     assert daemon.stop() == 0
     record_outcome(
         "attacks/test_forged_tokens::test_a_daemon_refuses_every_forgery_without_an_error_in_its_log",
         what="the forgery set against a real twistd daemon over HTTP and the /ws handshake",
         load=f"{len(made)} forgeries x 2 entry points",
         faults="as test_forged_tokens_are_refused_at_every_entry_point_and_change_nothing",
-        outcome=f"{2 * len(made)} refusals, all 401; no traceback or log_failure in the "
+        outcome=f"{2 * len(made)} refusals, all 401; no token, traceback or log_failure in the "
         "daemon's log; it stopped cleanly",
     )
