@@ -430,3 +430,46 @@ async def test_topic_message_deletion_invitation_and_room_deletion_by_every_role
         outcome=f"{tried} answers as documented; refusals stored nothing and read the same "
         "over HTTP and as commands; only the owner and an admin deleted rooms",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_moderators_reach_no_other_rooms_messages_and_no_events_but_messages(running):
+    """Event ids are global: a moderator's room in the path must not carry their rights
+    to another room's messages, nor to joins, topics or other non-message events."""
+    sessions, arena = await cast(running)
+    await deferToThread(arena.reset, None, "olive")
+    await make_room(running, sessions[OUTSIDER], name="elsewhere")
+    status, foreign = await api(
+        running, sessions[OUTSIDER], "POST", "/api/rooms/elsewhere/messages", {"body": "mine"}
+    )
+    assert status == 201
+    status, page = await api(running, sessions["olive"], "GET", f"/api/rooms/{ROOM}/messages")
+    not_messages = [event["id"] for event in page["events"] if event["type"] != "message"]
+    assert not_messages
+    moderator = await connect(running, sessions["mona"])
+    attempts = 0
+    try:
+        for event_id in (foreign["id"], *not_messages, "0", "9" * 19, "-1", "1e3"):
+            before = await deferToThread(arena.fingerprint)
+            path = f"/api/rooms/{ROOM}/messages/{event_id}"
+            status, error = await api(running, sessions["mona"], "DELETE", path)
+            assert (status, error["error_code"]) == (404, "not_found"), (event_id, error)
+            reply = await command(moderator, f"/delete {event_id}", attempts)
+            assert reply["ok"] is False, reply
+            assert await deferToThread(arena.fingerprint) == before
+            attempts += 2
+        status, page = await api(
+            running, sessions[OUTSIDER], "GET", "/api/rooms/elsewhere/messages"
+        )
+        assert [e["body"] for e in page["events"] if e["type"] == "message"] == ["mine"]
+    finally:
+        await deferToThread(arena.close)
+        await close(moderator)
+    record_outcome(
+        "attacks/test_privileges::test_moderators_reach_no_other_rooms_messages_and_no_events_but_messages",
+        what="a moderator deleting another room's message, and joins or topics, through "
+        "their own room's path and /delete",
+        load=f"{attempts} attempts",
+        faults="foreign event ids, non-message event ids, 0, 19 nines, -1, 1e3",
+        outcome="every one 404 not_found or a refused command; nothing stored or blanked",
+    )
