@@ -472,3 +472,44 @@ async def test_a_daemon_refuses_every_forgery_without_an_error_in_its_log(
         outcome=f"{2 * len(made)} refusals, all 401; no token, traceback or log_failure in the "
         "daemon's log; it stopped cleanly",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_auth_frame_cannot_turn_a_socket_into_another_users(running):
+    ada = await session_of(running, "ada")
+    eve = await session_of(running, "eve")
+    status, _, _ = await running.request(
+        "POST",
+        "/api/rooms",
+        json={"name": "adas", "visibility": "private"},
+        headers=bearer(ada["access_token"]),
+    )
+    assert status == 201
+    socket = await ws_connect(ws_url(running, eve["access_token"]))
+    assert (await socket.next_frame())["user"]["username"] == "eve"
+    (connection,) = running.server.get_gateway().registry.by_user[int(eve["user"]["id"])]
+    held = (connection.user, connection.family_id, connection._token_expires_at)
+    # A stolen token of ada's, genuine and live, presented on eve's socket.
+    socket.send({"type": "auth", "token": ada["access_token"], "ref": "swap"})
+    answer = await socket.next_frame()
+    assert (answer["type"], answer["error_code"], answer["ref"]) == ("error", "forbidden", "swap")
+    assert (connection.user, connection.family_id, connection._token_expires_at) == held
+    assert int(ada["user"]["id"]) not in running.server.get_gateway().registry.by_user
+    # Still eve: ada's private room does not exist for this socket.
+    for frame in (
+        {"type": "join", "room": "adas", "ref": 1},
+        {"type": "command", "room": "adas", "line": "/who", "ref": 2},
+    ):
+        socket.send(frame)
+        answer = await socket.next_frame()
+        assert answer.get("error_code") == "not_found" or answer.get("ok") is False, answer
+    socket.protocol.sendClose(1000)
+    await socket.close_code()
+    record_outcome(
+        "attacks/test_forged_tokens::test_an_auth_frame_cannot_turn_a_socket_into_another_users",
+        what="renewing a socket's token with another user's genuine access token",
+        load="1 socket, 3 frames",
+        faults="a stolen live token in an auth frame",
+        outcome="error forbidden; the socket kept its user, session and expiry, and still "
+        "could not see the other user's private room",
+    )
