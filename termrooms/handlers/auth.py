@@ -131,15 +131,7 @@ class AuthHandler:
             username=None if isinstance(username, str) else "must be a string",
             password=None if isinstance(password, str) else "must be a string",
         )
-        # Throttled either way, the burst is audited under the username tried (client
-        # addresses are never written to the database).
-        for key in (f"login-address:{client}", f"login-user:{username.lower()}"):
-            await self._limit(
-                key,
-                self.config.login_rate_limit,
-                audit_username=username.lower(),
-                request_id=request_id,
-            )
+        await self._limit_password_guess(username, client, request_id)
         # Only a well-formed name can name an account: PostgreSQL's lower() folds some
         # other characters into ASCII ("admİn" -> "admin"), which would let each such
         # spelling reach the account under a username limit of its own.
@@ -236,8 +228,12 @@ class AuthHandler:
     async def export(self, requester: Requester) -> dict[str, Any]:
         return await self.database.run_interaction(export_user_txn, requester.user_id)
 
-    async def delete_account(self, requester: Requester, password: Any, request_id: str) -> None:
+    async def delete_account(
+        self, requester: Requester, password: Any, client: str, request_id: str
+    ) -> None:
         check_fields(password=None if isinstance(password, str) else "must be a string")
+        # A password check like a login's: a stolen access token is no way round the limits.
+        await self._limit_password_guess(requester.user.username, client, request_id)
         record = await self.database.run_interaction(login_record_by_id_txn, requester.user_id)
         if record is None:
             raise ApiError("token_invalid", "This session has ended. Log in again.")
@@ -290,6 +286,18 @@ class AuthHandler:
                 "The server is busy checking passwords; try again shortly.",
                 retry_after=PASSWORDS_BUSY_RETRY_AFTER,
             ) from None
+
+    async def _limit_password_guess(self, username: str, client: str, request_id: str) -> None:
+        """The login limits, per client address and per username, on any password check.
+        Throttled either way, the burst is audited under the username tried (client
+        addresses are never written to the database)."""
+        for key in (f"login-address:{client}", f"login-user:{username.lower()}"):
+            await self._limit(
+                key,
+                self.config.login_rate_limit,
+                audit_username=username.lower(),
+                request_id=request_id,
+            )
 
     async def _limit(
         self,

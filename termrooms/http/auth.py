@@ -264,12 +264,14 @@ def register_auth_routes(router: Router, server: Any) -> None:
             "required": ["password"],
             "properties": {"password": {"type": "string"}},
         },
-        responses={204: None, 400: None, 401: None, 422: None},
+        responses={204: None, 400: None, 401: None, 422: None, 429: None},
     )
     async def delete_me(request: IRequest) -> JsonResponse:
         who = await requester(request)
         body = json_body(request)
-        await auth().delete_account(who, body.get("password"), request.request_id)
+        await auth().delete_account(
+            who, body.get("password"), client_address(request), request.request_id
+        )
         return JsonResponse(None, 204)
 
     @router.route(

@@ -384,3 +384,45 @@ async def test_guessing_through_several_instances_shares_one_budget(
         outcome=f"{limit.burst} guesses let through in all, every later one 429 on every "
         "instance; hostile names were plain unknown users and the lockout survived them",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stolen_access_token_is_no_password_oracle(fresh_migrated_database_url, tmp_path):
+    """DELETE /api/auth/me checks the password: with a stolen access token, guesses
+    there are login attempts too, under the same per-username and per-address limits."""
+    limit = RateLimit(5, 20.0)
+    running = await start(config_for(fresh_migrated_database_url, tmp_path))
+    try:
+        await add_user(running, "ada")
+        _, stolen, _ = await attempt(running, "ada", PASSWORD, via=None)
+        headers = {"Authorization": f"Bearer {stolen['access_token']}"}
+        answers = []
+        for number in range(limit.burst + 3):
+            answers.append(
+                await running.request(
+                    "DELETE", "/api/auth/me", json={"password": f"guess {number}!"}, headers=headers
+                )
+            )
+        statuses = [status for status, _, _ in answers]
+        # The login above spent one of the burst.
+        assert statuses[: limit.burst - 1] == [401] * (limit.burst - 1), statuses
+        for answer in answers[limit.burst :]:
+            assert_throttled(answer, limit)
+        # Throttled, the right password deletes nothing, and login is throttled as well.
+        status, body, _ = await running.request(
+            "DELETE", "/api/auth/me", json={"password": PASSWORD}, headers=headers
+        )
+        assert (status, body["error_code"]) == (429, "rate_limited")
+        assert_throttled(await attempt(running, "ada", PASSWORD), limit)
+        status, me, _ = await running.request("GET", "/api/auth/me", headers=headers)
+        assert (status, me["username"]) == (200, "ada")
+    finally:
+        await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_a_stolen_access_token_is_no_password_oracle",
+        what="guessing the password through DELETE /api/auth/me with a stolen access token",
+        load=f"{limit.burst + 4} account deletions attempted",
+        faults="password guesses outside the login route",
+        outcome="the login limits applied: 429 with Retry-After after the burst, the right "
+        "password then deleted nothing, and login was throttled too",
+    )
