@@ -475,7 +475,8 @@ async def run_make_admin(reactor: Any, options: MakeAdminOptions) -> None:
     if changed is None:
         raise CommandFailed(f"no user named {options['name']!r}")
     user_id, previous = changed
-    print(f"{options['name']} (id {user_id}) is now {role} (was {previous})")
+    ended = "; their sessions ended" if previous == "admin" and role != "admin" else ""
+    print(f"{options['name']} (id {user_id}) is now {role} (was {previous}){ended}")
 
 
 async def run_rooms_list(reactor: Any, options: RoomsListOptions) -> None:

@@ -363,6 +363,7 @@ class GatewayProtocol(WebSocketServerProtocol):
         requester = await self.factory.auth().requester_for_token(frame.token)
         if requester.user_id != self.user_id:
             raise ApiError("forbidden", "The token is another user's.")
+        self.user = requester.user  # as the database has it now (role, display name)
         self.family_id = requester.family_id
         self._token_expires_at = requester.token_expires_at
         self._schedule_expiry()

@@ -18,7 +18,7 @@ import pytest_twisted
 from test_moderation import api
 from twisted.internet.threads import deferToThread
 
-from support import config_for, record_outcome, start
+from support import config_for, login, record_outcome, start, websocket_handshake_status
 from test_rooms import close, connect, make_room, user_session
 
 ROOM = "arena"
@@ -472,4 +472,52 @@ async def test_moderators_reach_no_other_rooms_messages_and_no_events_but_messag
         load=f"{attempts} attempts",
         faults="foreign event ids, non-message event ids, 0, 19 nines, -1, 1e3",
         outcome="every one 404 not_found or a refused command; nothing stored or blanked",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_admin_whose_role_is_revoked_keeps_no_admin_power_on_open_sockets(
+    running, termrooms
+):
+    """`termrooms users make-admin NAME --revoke` while the admin has a socket open: the
+    socket must not go on acting as a server admin (as owner of every room)."""
+    sessions, arena = await cast(running)
+    await deferToThread(arena.reset, None, "olive")
+    await user_session(running, "second-admin", role="admin")  # the last admin stays
+    await make_room(running, sessions["olive"], name="den", visibility="private")
+    socket = await connect(running, sessions[ADMIN])
+    before = await deferToThread(arena.fingerprint)
+    result = await deferToThread(
+        termrooms,
+        ["users", "make-admin", ADMIN, "--revoke", "--database-url", arena.database_url],
+    )
+    assert result.returncode == 0, result.stderr
+    # The revocation ends the sessions: the socket is closed before it can act again.
+    assert await socket.close_code() == 4001
+    status, error = await websocket_handshake_status(
+        running.url, f"?token={sessions[ADMIN]['access_token']}"
+    )
+    assert (status, error["error_code"]) == (401, "token_invalid")
+    status, error = await api(running, sessions[ADMIN], "GET", "/api/admin/audit")
+    assert (status, error["error_code"]) == (401, "token_invalid")
+    # Logged in again, an ordinary user: the private room does not exist for them.
+    status, fresh = await login(running, ADMIN)
+    assert status == 200 and fresh["user"]["role"] == "user"
+    socket = await connect(running, fresh)
+    socket.send({"type": "join", "room": "den", "ref": "join"})
+    assert (await socket.next_frame())["error_code"] == "not_found"
+    reply = await command(socket, "/kick max", 1)
+    assert reply["ok"] is False
+    assert await deferToThread(arena.fingerprint) == before
+    await deferToThread(arena.close)
+    await close(socket)
+    record_outcome(
+        "attacks/test_privileges::test_an_admin_whose_role_is_revoked_keeps_no_admin_power_on_open_sockets",
+        what="a server admin's role revoked from the command line while their socket is open",
+        load="1 socket, then a new login",
+        faults="the old socket and token after the revocation; joining a private room "
+        "and kicking as the demoted user",
+        outcome="the socket closed 4001 at once, the old token refused at the handshake "
+        "and over HTTP; logged in again the user was not_found in the private room and "
+        "could not kick; the room unchanged",
     )
