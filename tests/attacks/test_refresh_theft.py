@@ -8,6 +8,8 @@ X-CSRF-Token is 403 and spends nothing, so another site cannot refresh.
 
 from __future__ import annotations
 
+import json
+
 import psycopg2
 import pytest_twisted
 import treq
@@ -267,4 +269,45 @@ async def test_another_site_cannot_refresh_a_browser_session(running):
         "urlencoded form bodies; the CSRF token as a cookie",
         outcome="every one 403 forbidden or 400 invalid_json with no Set-Cookie and no "
         "CORS grant; the preflight refused; the cookie unspent (the page's refresh then 200)",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_another_site_cannot_log_a_browser_into_an_account_of_its_choosing(running):
+    """Login CSRF: a form on another site posting the attacker's credentials with
+    refresh_cookie would plant the attacker's session cookies in the victim's browser,
+    and the victim's page would then chat as the attacker."""
+    await add_user(running, "mallory")
+    credentials = {"username": "mallory", "password": PASSWORD, "refresh_cookie": True}
+    planted = 0
+    for path, body in (
+        ("/api/auth/login", credentials),
+        ("/api/auth/register", {**credentials, "username": "mallory2", "invite_code": "x"}),
+    ):
+        for content_type in ("text/plain", "application/json"):
+            response = await treq.post(
+                running.url + path,
+                data=json.dumps(body).encode(),
+                headers={"Origin": "https://evil.example", "Content-Type": content_type},
+            )
+            answer = await response.json()
+            assert (response.code, answer["error_code"]) == (403, "forbidden"), (path, answer)
+            planted += bool(response.headers.getRawHeaders("set-cookie"))
+    assert planted == 0
+    # The page's own origin, and clients that send none, still get their cookie session.
+    for origin in (running.url, None):
+        headers = {"Origin": origin} if origin else {}
+        response = await treq.post(
+            running.url + "/api/auth/login", json=credentials, headers=headers
+        )
+        assert response.code == 200, await response.json()
+        assert "termrooms_refresh" in parse_cookies(response.headers)
+    record_outcome(
+        "attacks/test_refresh_theft::test_another_site_cannot_log_a_browser_into_an_account_of_its_choosing",
+        what="login CSRF: another origin posting its own credentials with refresh_cookie "
+        "to login and register",
+        load="4 cross-site posts, 2 same-site logins",
+        faults="text/plain form posts and fetches from a foreign Origin",
+        outcome="every cross-site attempt 403 forbidden with no Set-Cookie; the server's "
+        "own origin and Origin-less clients still got cookie sessions",
     )
