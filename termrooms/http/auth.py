@@ -190,7 +190,15 @@ def register_auth_routes(router: Router, server: Any) -> None:
         summary="Exchange a username and password for a token pair.",
         tags=("auth",),
         request_body=CREDENTIALS_SCHEMA,
-        responses={200: SESSION_SCHEMA, 400: None, 401: None, 422: None, 429: None, 503: None},
+        responses={
+            200: SESSION_SCHEMA,
+            400: None,
+            401: None,
+            403: None,
+            422: None,
+            429: None,
+            503: None,
+        },
     )
     async def login(request: IRequest) -> JsonResponse:
         body = json_body(request)
