@@ -15,6 +15,7 @@ from typing import Any
 import pytest_twisted
 from test_auth import CountingHasher
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
@@ -425,4 +426,64 @@ async def test_a_stolen_access_token_is_no_password_oracle(fresh_migrated_databa
         faults="password guesses outside the login route",
         outcome="the login limits applied: 429 with Retry-After after the burst, the right "
         "password then deleted nothing, and login was throttled too",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_racing_registrations_admit_one_per_invite_use_and_one_per_name(
+    fresh_migrated_database_url, tmp_path
+):
+    """Many sign-ups at once: a one-use invite admits one account, one name is taken
+    once, a lost race is name_taken (never a 500) and spends no invite."""
+    racers = 30 if HOSTILE else 10
+    running = await start(
+        config_for(fresh_migrated_database_url, tmp_path, register_rate_limit=RateLimit(1000, 0.01))
+    )
+    try:
+        await add_user(running, "root", role="admin")
+        _, admin, _ = await attempt(running, "root", PASSWORD)
+
+        async def invite(uses: int) -> str:
+            status, body, _ = await running.request(
+                "POST",
+                "/api/invites",
+                json={"uses": uses},
+                headers={"Authorization": f"Bearer {admin['access_token']}"},
+            )
+            assert status == 201, body
+            return body["code"]
+
+        async def register(name: str, code: str) -> tuple[int, str | None]:
+            status, body, _ = await running.request(
+                "POST",
+                "/api/auth/register",
+                json={"username": name, "password": PASSWORD, "invite_code": code},
+            )
+            return status, None if status == 201 else body["error_code"]
+
+        single = await invite(1)
+        results = await gatherResults(
+            [ensureDeferred(register(f"racer{n}", single)) for n in range(racers)]
+        )
+        assert sorted(results) == [(201, None)] + [(403, "invite_invalid")] * (racers - 1)
+
+        shared = await invite(racers)
+        results = await gatherResults(
+            [ensureDeferred(register("samename", shared)) for _ in range(racers)]
+        )
+        assert sorted(results) == [(201, None)] + [(409, "name_taken")] * (racers - 1)
+        # The losers spent nothing: the invite still admits racers - 1 more.
+        results = await gatherResults(
+            [ensureDeferred(register(f"later{n}", shared)) for n in range(racers)]
+        )
+        assert sorted(results) == [(201, None)] * (racers - 1) + [(403, "invite_invalid")]
+    finally:
+        await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_racing_registrations_admit_one_per_invite_use_and_one_per_name",
+        what="concurrent sign-ups racing for one invite use and for one username",
+        load=f"3 bursts of {racers} concurrent registrations",
+        faults="invite reuse and name races",
+        outcome=f"a one-use invite admitted 1 of {racers}; one name was taken once, the "
+        f"{racers - 1} losers got name_taken and spent no use (then {racers - 1} more got in)",
     )
