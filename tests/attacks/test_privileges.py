@@ -521,3 +521,93 @@ async def test_an_admin_whose_role_is_revoked_keeps_no_admin_power_on_open_socke
         "and over HTTP; logged in again the user was not_found in the private room and "
         "could not kick; the room unchanged",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_extra_fields_in_bodies_grant_nothing(running):
+    """Mass assignment: fields a route does not take must not change roles, owners,
+    visibility or names, whoever sends them."""
+    sessions, arena = await cast(running)
+    await deferToThread(arena.reset, None, "olive")
+    await make_room(running, sessions["olive"], name="den", visibility="private")
+    before = await deferToThread(arena.fingerprint)
+    grab = {
+        "role": "owner",
+        "visibility": "private",
+        "owner": "mona",
+        "created_by": arena.ids["mona"],
+        "name": "renamed",
+        "id": "1",
+        "last_seq": 0,
+        "server_admin": True,
+    }
+    status, room = await api(
+        running, sessions["mona"], "PATCH", f"/api/rooms/{ROOM}", {"topic": "t", **grab}
+    )
+    assert status == 200 and (room["name"], room["visibility"], room["role"]) == (
+        ROOM,
+        "public",
+        "moderator",
+    )
+    status, event = await api(
+        running,
+        sessions["olive"],
+        "POST",
+        f"/api/rooms/{ROOM}/moderation",
+        {"action": "op", "username": "mel", **grab, "role": "owner", "new_role": "owner"},
+    )
+    assert status == 200 and event["role"] == "moderator"
+    status, page = await api(
+        running,
+        sessions["mel"],
+        "POST",
+        f"/api/rooms/{ROOM}/messages",
+        {"body": "hi", "user": "olive", "type": "topic_changed", "seq": 1, **grab},
+    )
+    assert status == 201 and (page["user"], page["type"]) == ("mel", "message")
+    status, _ = await api(
+        running, sessions["mel"], "POST", "/api/rooms/den/join", {"invited": True, **grab}
+    )
+    assert status == 404
+    status, _ = await api(
+        running,
+        sessions["mel"],
+        "POST",
+        "/api/rooms",
+        {"name": "mine", "visibility": "public", "owner": "olive", "role": "admin"},
+    )
+    assert status == 201
+    status, members = await api(running, sessions["mel"], "GET", "/api/rooms/mine/members")
+    assert [(m["username"], m["role"]) for m in members] == [("mel", "owner")]
+    after = await deferToThread(arena.fingerprint)
+    roles = {row[0]: row[1] for row in after[0]}
+    assert roles[arena.ids["mona"]] == "moderator" and roles[arena.ids["mel"]] == "moderator"
+    assert after[6] is None and before[6] is None  # not deleted
+    # Signing up as an admin.
+    status, invite = await api(running, sessions[ADMIN], "POST", "/api/invites", {"uses": 1})
+    assert status == 201
+    status, session, _ = await running.request(
+        "POST",
+        "/api/auth/register",
+        json={
+            "username": "upstart",
+            "password": "correct horse battery",
+            "invite_code": invite["code"],
+            **grab,
+            "role": "admin",
+        },
+    )
+    assert status == 201 and session["user"]["role"] == "user"
+    status, _ = await api(running, session, "GET", "/api/admin/audit")
+    assert status == 403
+    await deferToThread(arena.close)
+    record_outcome(
+        "attacks/test_privileges::test_extra_fields_in_bodies_grant_nothing",
+        what="unexpected fields (role, owner, visibility, name, ids, seq, user) in PATCH, "
+        "moderation, message, join, room creation and registration bodies",
+        load="8 requests",
+        faults="mass assignment",
+        outcome="every extra field ignored: no role, owner, visibility, name, author or "
+        "event type changed; op still made a moderator, not an owner; a sign-up asking "
+        "for admin got an ordinary account",
+    )
