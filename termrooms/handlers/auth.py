@@ -19,7 +19,7 @@ from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.invites import new_invite_code
 from termrooms.passwords import PasswordsBusy, PasswordWorkers, Verdict
-from termrooms.ratelimit import RateLimit, RateLimiter
+from termrooms.ratelimit import RateLimit, RateLimiter, client_key
 from termrooms.rules import check_fields, password_problem, username_problem
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
@@ -104,7 +104,7 @@ class AuthHandler:
     async def register(
         self, username: Any, password: Any, invite_code: Any, client: str, request_id: str
     ) -> Session:
-        await self._limit(f"register:{client}", self.config.register_rate_limit)
+        await self._limit(f"register:{client_key(client)}", self.config.register_rate_limit)
         check_fields(username=username_problem(username), password=password_problem(password))
         if self.config.open_registration:
             invite_code = None
@@ -291,7 +291,7 @@ class AuthHandler:
         """The login limits, per client address and per username, on any password check.
         Throttled either way, the burst is audited under the username tried (client
         addresses are never written to the database)."""
-        for key in (f"login-address:{client}", f"login-user:{username.lower()}"):
+        for key in (f"login-address:{client_key(client)}", f"login-user:{username.lower()}"):
             await self._limit(
                 key,
                 self.config.login_rate_limit,

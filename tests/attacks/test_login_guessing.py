@@ -487,3 +487,58 @@ async def test_racing_registrations_admit_one_per_invite_use_and_one_per_name(
         outcome=f"a one-use invite admitted 1 of {racers}; one name was taken once, the "
         f"{racers - 1} losers got name_taken and spent no use (then {racers - 1} more got in)",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ipv6_client_cannot_reset_the_address_limit_by_rotating_its_addresses(
+    fresh_migrated_database_url, tmp_path
+):
+    """One IPv6 subscriber holds a /64: 2^64 addresses. Counted per address, a client
+    would spray guesses over usernames without limit by changing its source address."""
+    limit = RateLimit(5, 20.0)
+    running = await start(
+        config_for(
+            fresh_migrated_database_url,
+            tmp_path,
+            trusted_proxies=LOOPBACK,
+            http_rate_limit=RateLimit(8, 60.0),
+        )
+    )
+    try:
+        answers = []
+        for number in range(limit.burst + 3):
+            via = f"2001:db8:aaaa:bbbb:{number:x}:{number * 7:x}::{number + 1:x}"
+            answers.append(await attempt(running, f"user{number}", "wrong password!", via=via))
+        assert [status for status, _, _ in answers[: limit.burst]] == [401] * limit.burst
+        for answer in answers[limit.burst :]:
+            assert_throttled(answer, limit)
+        # The IPv4-mapped spelling of one IPv4 client is that client.
+        for number in range(limit.burst):
+            status, _, _ = await attempt(running, f"v4user{number}", "x" * 8, via="192.0.2.9")
+            assert status == 401
+        mapped = await attempt(running, "v4user9", "x" * 8, via="::ffff:192.0.2.9")
+        assert_throttled(mapped, limit)
+        # Another subscriber's /64 has a budget of its own.
+        status, _, _ = await attempt(running, "other", "x" * 8, via="2001:db8:aaaa:cccc::1")
+        assert status == 401
+        # The HTTP limit per address counts the same way.
+        statuses = []
+        for number in range(10):
+            response = await running.request(
+                "GET",
+                "/api/rooms/nowhere",
+                headers={"X-Forwarded-For": f"2001:db8:dddd:eeee::{number + 1:x}"},
+            )
+            statuses.append(response[0])
+        assert statuses[:8] == [404] * 8 and statuses[8:] == [429, 429], statuses
+    finally:
+        await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_an_ipv6_client_cannot_reset_the_address_limit_by_rotating_its_addresses",
+        what="login guesses and HTTP requests from ever-new IPv6 addresses of one /64, and "
+        "an IPv4 client in IPv4-mapped IPv6 spelling",
+        load=f"{2 * limit.burst + 5} logins, 10 HTTP requests",
+        faults="source address rotation inside one IPv6 /64; ::ffff: spelling",
+        outcome="the /64 counted as one client: 429 after the burst of 5 logins and of 8 "
+        "requests; the mapped spelling shared its IPv4 budget; another /64 was unaffected",
+    )
