@@ -611,3 +611,50 @@ async def test_extra_fields_in_bodies_grant_nothing(running):
         "event type changed; op still made a moderator, not an owner; a sign-up asking "
         "for admin got an ordinary account",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_who_reads_a_private_room(running):
+    """Members read their private room and a server admin, acting as owner everywhere,
+    reads it too, by every route; the banned and outsiders find nothing there."""
+    sessions, arena = await cast(running)
+    room = await make_room(running, sessions["olive"], name="den", visibility="private")
+    den = Room(arena.database_url, int(room["id"]), arena.ids)
+    await deferToThread(den.reset, None, "olive")
+    status, message = await api(
+        running, sessions["mel"], "POST", "/api/rooms/den/messages", {"body": "for us"}
+    )
+    assert status == 201
+    readers = {"owner": 200, "moderator": 200, "member": 200, "admin": 200}
+    routes = ("/api/rooms/den", "/api/rooms/den/members", "/api/rooms/den/messages")
+    tried = 0
+    for part, actor in ACTORS.items():
+        for path in routes:
+            status, body = await api(running, sessions[actor], "GET", path)
+            want = readers.get(part, 404)
+            assert status == want, (part, path, body)
+            if want == 404:
+                assert body["error_code"] == "not_found"
+            tried += 1
+        socket = await connect(running, sessions[actor])
+        socket.send({"type": "join", "room": "den", "since": 0, "ref": "j"})
+        first = await socket.next_frame()
+        if part in readers:
+            assert first["type"] == "joined", (part, first)
+            replayed = []
+            while not any(f.get("id") == message["id"] for f in replayed):
+                replayed.append(await socket.next_frame())
+        else:
+            assert first["error_code"] == "not_found", (part, first)
+        await close(socket)
+        tried += 1
+    await deferToThread(den.close)
+    record_outcome(
+        "attacks/test_privileges::test_who_reads_a_private_room",
+        what="reading a private room (room, members, history, join with since 0) by "
+        "owner, moderator, member, banned user, outsider and server admin",
+        load=f"{tried} reads",
+        faults="the banned and outsiders reading; an admin who is not a member",
+        outcome="members and the admin read it by every route; the banned and outsiders "
+        "got not_found everywhere",
+    )
