@@ -20,7 +20,12 @@ from termrooms.errors import ApiError
 from termrooms.invites import new_invite_code
 from termrooms.passwords import PasswordsBusy, PasswordWorkers, Verdict
 from termrooms.ratelimit import RateLimit, RateLimiter, client_key
-from termrooms.rules import check_fields, password_problem, username_problem
+from termrooms.rules import (
+    check_fields,
+    new_username_problem,
+    password_problem,
+    username_problem,
+)
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.audit import audit_page_txn, insert_audit_txn
@@ -105,7 +110,7 @@ class AuthHandler:
         self, username: Any, password: Any, invite_code: Any, client: str, request_id: str
     ) -> Session:
         await self._limit(f"register:{client_key(client)}", self.config.register_rate_limit)
-        check_fields(username=username_problem(username), password=password_problem(password))
+        check_fields(username=new_username_problem(username), password=password_problem(password))
         if self.config.open_registration:
             invite_code = None
         elif invite_code is None or invite_code == "":

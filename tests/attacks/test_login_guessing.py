@@ -542,3 +542,47 @@ async def test_an_ipv6_client_cannot_reset_the_address_limit_by_rotating_its_add
         outcome="the /64 counted as one client: 429 after the burst of 5 logins and of 8 "
         "requests; the mapped spelling shared its IPv4 budget; another /64 was unaffected",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_nobody_signs_up_under_a_deleted_accounts_name(fresh_migrated_database_url, tmp_path):
+    """A deleted account's messages stay, shown as authored by ``deleted-<id>``: a
+    sign-up under such a name would pass for a deleted user, and one taken ahead of a
+    deletion (ids are time-ordered snowflakes) would make that deletion fail."""
+    running = await start(config_for(fresh_migrated_database_url, tmp_path, open_registration=True))
+    try:
+        credentials = {"username": "victim", "password": PASSWORD}
+        status, victim, _ = await running.request("POST", "/api/auth/register", json=credentials)
+        assert status == 201
+        victim_id = victim["user"]["id"]
+        refused = []
+        for name in (f"deleted-{victim_id}", f"Deleted-{int(victim_id) + 1}", "DELETED-1"):
+            status, body, _ = await running.request(
+                "POST", "/api/auth/register", json={"username": name, "password": PASSWORD}
+            )
+            assert (status, body["error_code"]) == (422, "validation_error"), (name, body)
+            assert [e["field"] for e in body["validation_errors"]] == ["username"]
+            refused.append(name)
+        status, _, _ = await running.request(
+            "DELETE",
+            "/api/auth/me",
+            json={"password": PASSWORD},
+            headers={"Authorization": f"Bearer {victim['access_token']}"},
+        )
+        assert status == 204
+        # Names that merely contain the word are fine.
+        status, _, _ = await running.request(
+            "POST", "/api/auth/register", json={"username": "undeleted-1", "password": PASSWORD}
+        )
+        assert status == 201
+    finally:
+        await running.stop()
+    record_outcome(
+        "attacks/test_login_guessing::test_nobody_signs_up_under_a_deleted_accounts_name",
+        what="signing up as deleted-<id>, the name deleted accounts' messages carry, "
+        "including the id of a live account before it is deleted",
+        load=f"{len(refused)} sign-ups, 1 deletion",
+        faults="tombstone impersonation, blocking a later account deletion",
+        outcome="every deleted-* name 422 on username; the live account's deletion then "
+        "worked; undeleted-1 was allowed",
+    )
