@@ -269,10 +269,6 @@ async def test_every_moderation_action_by_every_role_on_every_target(running):
     )
 
 
-def refusal_for(part: str, table: dict[str, tuple[int, str]]) -> tuple[int, str] | None:
-    return table.get(part)
-
-
 # Who may not, and how they are refused; everyone else may.
 TOPIC_OR_DELETE_OTHERS = {
     "banned": (403, "banned"),
