@@ -6,6 +6,10 @@ The CSRF token is derived from the refresh token (a hash with its own prefix), s
 needs no storage, cannot be made without the httpOnly cookie, and tells nothing of it.
 Both cookies are ``SameSite=Strict``; the refresh cookie is only sent to ``/api/auth``.
 
+A browser ``Origin`` is allowed when it is the server's own (the ``Host`` it was reached
+at) or configured (``--public-url``, ``--allowed-origins``): the rule of the ``/ws``
+handshake and of every request that starts or renews a cookie session.
+
 Pure logic: no Twisted, no database; ``termrooms.http.auth`` sets and reads the cookies.
 """
 
@@ -15,6 +19,7 @@ import base64
 import hashlib
 import hmac
 from typing import Any
+from urllib.parse import urlsplit
 
 from termrooms.rules import check_fields
 
@@ -37,6 +42,17 @@ def csrf_matches(refresh_token: str, presented: str | None) -> bool:
     if presented is None:
         return False
     return hmac.compare_digest(csrf_token(refresh_token).encode(), presented.encode())
+
+
+def origin_allowed(origin: str, host: str | None, allowed: frozenset[str]) -> bool:
+    """A browser Origin is allowed when it is this server's own or configured."""
+    parts = urlsplit(origin.strip().lower())
+    if not parts.scheme or not parts.netloc:
+        return False
+    normalised = f"{parts.scheme}://{parts.netloc}"
+    if normalised in allowed:
+        return True
+    return host is not None and parts.scheme in ("http", "https") and parts.netloc == host.lower()
 
 
 def wants_refresh_cookie(body: dict[str, Any]) -> bool:

@@ -66,7 +66,12 @@ from termrooms.pgtools import (
     pick_tool,
 )
 from termrooms.retention import RetentionPolicy
-from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
+from termrooms.rules import (
+    check_fields,
+    new_username_problem,
+    parse_duration,
+    password_problem,
+)
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.admin import (
     delete_room_by_name_txn,
@@ -361,7 +366,7 @@ def _password_policy(config: Config) -> PasswordPolicy:
 async def run_create_user(reactor: Any, options: CreateUserOptions) -> None:
     name = options["name"]
     password = _read_password(bool(options["password-stdin"]))
-    check_fields(username=username_problem(name), password=password_problem(password))
+    check_fields(username=new_username_problem(name), password=password_problem(password))
     password_hash = await deferToThread(hash_password, password, _password_policy(options.config))
     role = "admin" if options["admin"] else "user"
     user_id = SnowflakeGenerator(options.config.node_id).next_id()
@@ -475,7 +480,8 @@ async def run_make_admin(reactor: Any, options: MakeAdminOptions) -> None:
     if changed is None:
         raise CommandFailed(f"no user named {options['name']!r}")
     user_id, previous = changed
-    print(f"{options['name']} (id {user_id}) is now {role} (was {previous})")
+    ended = "; their sessions ended" if previous == "admin" and role != "admin" else ""
+    print(f"{options['name']} (id {user_id}) is now {role} (was {previous}){ended}")
 
 
 async def run_rooms_list(reactor: Any, options: RoomsListOptions) -> None:

@@ -13,7 +13,6 @@ import json
 import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Protocol
-from urllib.parse import urlsplit
 
 import attrs
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -22,6 +21,7 @@ from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from termrooms.browser_session import origin_allowed
 from termrooms.bus import EventBus, LocalBus, Subscriber
 from termrooms.database import DatabaseUnavailable
 from termrooms.errors import ApiError
@@ -73,17 +73,6 @@ REPLAY_PAGE = 200  # events read from PostgreSQL at a time when catching a clien
 # longer than the cluster bus's own grace, so one read per instance fills a gap, not one
 # per socket.
 REFILL_DELAY_SECONDS = 0.25
-
-
-def origin_allowed(origin: str, host: str | None, allowed: frozenset[str]) -> bool:
-    """A browser Origin is allowed when it is this server's own or configured."""
-    parts = urlsplit(origin.strip().lower())
-    if not parts.scheme or not parts.netloc:
-        return False
-    normalised = f"{parts.scheme}://{parts.netloc}"
-    if normalised in allowed:
-        return True
-    return host is not None and parts.scheme in ("http", "https") and parts.netloc == host.lower()
 
 
 @attrs.define(eq=False)
@@ -363,6 +352,7 @@ class GatewayProtocol(WebSocketServerProtocol):
         requester = await self.factory.auth().requester_for_token(frame.token)
         if requester.user_id != self.user_id:
             raise ApiError("forbidden", "The token is another user's.")
+        self.user = requester.user  # as the database has it now (role, display name)
         self.family_id = requester.family_id
         self._token_expires_at = requester.token_expires_at
         self._schedule_expiry()

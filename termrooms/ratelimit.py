@@ -6,6 +6,7 @@ memory; the multi-instance work adds Redis behind the same interface).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from typing import Callable, Protocol
@@ -37,6 +38,21 @@ class RateLimit:
 
     def __str__(self) -> str:
         return f"{self.burst}/{self.period:g}s"
+
+
+def client_key(address: str) -> str:
+    """What a per-address limit counts by: an IPv6 client's /64, which one subscriber
+    holds whole (2^64 addresses to rotate through), an IPv4 address as it is, written
+    either way (``::ffff:192.0.2.1`` is ``192.0.2.1``)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (a unix socket peer, say): itself
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 @attrs.frozen

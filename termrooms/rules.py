@@ -31,6 +31,19 @@ def username_problem(username: object) -> str | None:
     return None
 
 
+#: Deleted accounts are renamed ``deleted-<id>`` (their messages keep that author).
+DELETED_USERNAME_PREFIX = "deleted-"
+
+
+def new_username_problem(username: object) -> str | None:
+    """As ``username_problem``, for a name about to be taken: ``deleted-...`` belongs to
+    deleted accounts, so nobody passes for one, nor takes the name a deletion will need."""
+    problem = username_problem(username)
+    if problem is None and str(username).lower().startswith(DELETED_USERNAME_PREFIX):
+        return f"must not start with {DELETED_USERNAME_PREFIX!r}, which deleted accounts carry"
+    return problem
+
+
 def password_problem(password: object) -> str | None:
     """Why ``password`` is not acceptable, or None when it is."""
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:

@@ -176,19 +176,23 @@ class TermroomsServer:
             )
         return self.auth_handler
 
+    def allowed_origins(self) -> frozenset[str]:
+        """Browser origins besides the server's own: --allowed-origins and --public-url's."""
+        allowed = set(self.config.allowed_origins)
+        if self.config.public_url:
+            parts = urlsplit(self.config.public_url)
+            allowed.add(f"{parts.scheme}://{parts.netloc.lower()}")
+        return frozenset(allowed)
+
     def get_gateway(self) -> GatewayFactory:
         if self.gateway is None:
-            allowed = set(self.config.allowed_origins)
-            if self.config.public_url:
-                parts = urlsplit(self.config.public_url)
-                allowed.add(f"{parts.scheme}://{parts.netloc.lower()}")
             self.gateway = GatewayFactory(
                 auth=self.get_auth_handler,
                 rooms=self.get_room_handler,
                 commands=self.get_command_runner,
                 clock=self.reactor,
                 server_id=str(self.config.node_id),
-                allowed_origins=frozenset(allowed),
+                allowed_origins=self.allowed_origins(),
                 max_connections=self.config.max_connections,
                 max_message_bytes=self.config.ws_max_message_bytes,
                 frame_limit=None if self.config.no_rate_limits else self.config.ws_rate_limit,

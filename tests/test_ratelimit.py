@@ -9,6 +9,7 @@ from termrooms.ratelimit import (
     MemoryRateLimiter,
     NoRateLimiter,
     RateLimit,
+    client_key,
     full_again_at,
     take,
 )
@@ -78,3 +79,18 @@ def test_memory_limiter_keeps_keys_apart_and_forgets_full_buckets():
 def test_no_rate_limiter_allows_everything():
     limiter = NoRateLimiter()
     assert all(limiter.hit("k", RateLimit(1, 3600.0)).result.allowed for _ in range(100))
+
+
+@pytest.mark.parametrize(
+    "address, key",
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:aaaa:bbbb:1:2:3:4", "2001:db8:aaaa:bbbb::/64"),
+        ("2001:DB8:AAAA:BBBB::9", "2001:db8:aaaa:bbbb::/64"),
+        ("::ffff:192.0.2.9", "192.0.2.9"),
+        ("::1", "::/64"),
+        ("local", "local"),
+    ],
+)
+def test_client_key_counts_an_ipv6_client_by_its_64(address, key):
+    assert client_key(address) == key

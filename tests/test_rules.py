@@ -7,7 +7,13 @@ from datetime import timedelta
 import pytest
 
 from termrooms.errors import ApiError
-from termrooms.rules import check_fields, parse_duration, password_problem, username_problem
+from termrooms.rules import (
+    check_fields,
+    new_username_problem,
+    parse_duration,
+    password_problem,
+    username_problem,
+)
 
 
 @pytest.mark.parametrize("name", ["ada", "a.b-c_d", "X" * 32, "123"])
@@ -20,6 +26,12 @@ def test_acceptable_usernames(name):
 )
 def test_unacceptable_usernames(name):
     assert username_problem(name)
+
+
+@pytest.mark.parametrize("name", ["deleted-1", "DELETED-383186", "Deleted-x"])
+def test_names_of_deleted_accounts_are_not_for_new_ones(name):
+    assert username_problem(name) is None and new_username_problem(name)
+    assert new_username_problem("undeleted-1") is None and new_username_problem("ab")
 
 
 @pytest.mark.parametrize(

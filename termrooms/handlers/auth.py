@@ -19,8 +19,13 @@ from termrooms.database import Database
 from termrooms.errors import ApiError
 from termrooms.invites import new_invite_code
 from termrooms.passwords import PasswordsBusy, PasswordWorkers, Verdict
-from termrooms.ratelimit import RateLimit, RateLimiter
-from termrooms.rules import check_fields, password_problem, username_problem
+from termrooms.ratelimit import RateLimit, RateLimiter, client_key
+from termrooms.rules import (
+    check_fields,
+    new_username_problem,
+    password_problem,
+    username_problem,
+)
 from termrooms.signing import SigningKeys
 from termrooms.snowflake import SnowflakeGenerator
 from termrooms.store.audit import audit_page_txn, insert_audit_txn
@@ -104,8 +109,8 @@ class AuthHandler:
     async def register(
         self, username: Any, password: Any, invite_code: Any, client: str, request_id: str
     ) -> Session:
-        await self._limit(f"register:{client}", self.config.register_rate_limit)
-        check_fields(username=username_problem(username), password=password_problem(password))
+        await self._limit(f"register:{client_key(client)}", self.config.register_rate_limit)
+        check_fields(username=new_username_problem(username), password=password_problem(password))
         if self.config.open_registration:
             invite_code = None
         elif invite_code is None or invite_code == "":
@@ -131,16 +136,13 @@ class AuthHandler:
             username=None if isinstance(username, str) else "must be a string",
             password=None if isinstance(password, str) else "must be a string",
         )
-        # Throttled either way, the burst is audited under the username tried (client
-        # addresses are never written to the database).
-        for key in (f"login-address:{client}", f"login-user:{username.lower()}"):
-            await self._limit(
-                key,
-                self.config.login_rate_limit,
-                audit_username=username.lower(),
-                request_id=request_id,
-            )
-        record = await self.database.run_interaction(login_record_txn, username)
+        await self._limit_password_guess(username, client, request_id)
+        # Only a well-formed name can name an account: PostgreSQL's lower() folds some
+        # other characters into ASCII ("admİn" -> "admin"), which would let each such
+        # spelling reach the account under a username limit of its own.
+        record = None
+        if username_problem(username) is None:
+            record = await self.database.run_interaction(login_record_txn, username)
         if record is None:
             # The same work and the same answer as a wrong password: no enumeration.
             await self._password_work(self.passwords.check_unknown, password)
@@ -231,8 +233,12 @@ class AuthHandler:
     async def export(self, requester: Requester) -> dict[str, Any]:
         return await self.database.run_interaction(export_user_txn, requester.user_id)
 
-    async def delete_account(self, requester: Requester, password: Any, request_id: str) -> None:
+    async def delete_account(
+        self, requester: Requester, password: Any, client: str, request_id: str
+    ) -> None:
         check_fields(password=None if isinstance(password, str) else "must be a string")
+        # A password check like a login's: a stolen access token is no way round the limits.
+        await self._limit_password_guess(requester.user.username, client, request_id)
         record = await self.database.run_interaction(login_record_by_id_txn, requester.user_id)
         if record is None:
             raise ApiError("token_invalid", "This session has ended. Log in again.")
@@ -285,6 +291,18 @@ class AuthHandler:
                 "The server is busy checking passwords; try again shortly.",
                 retry_after=PASSWORDS_BUSY_RETRY_AFTER,
             ) from None
+
+    async def _limit_password_guess(self, username: str, client: str, request_id: str) -> None:
+        """The login limits, per client address and per username, on any password check.
+        Throttled either way, the burst is audited under the username tried (client
+        addresses are never written to the database)."""
+        for key in (f"login-address:{client_key(client)}", f"login-user:{username.lower()}"):
+            await self._limit(
+                key,
+                self.config.login_rate_limit,
+                audit_username=username.lower(),
+                request_id=request_id,
+            )
 
     async def _limit(
         self,

@@ -13,6 +13,7 @@ from termrooms.browser_session import (
     cleared_cookies,
     csrf_matches,
     csrf_token,
+    origin_allowed,
     session_cookies,
     wants_refresh_cookie,
 )
@@ -108,6 +109,22 @@ def _session_answer(
     return JsonResponse(body, status, _NO_STORE)
 
 
+def _check_browser_origin(server: Any, request: IRequest) -> None:
+    """Cookie sessions start and renew only from the server's own pages (or an allowed
+    origin), as /ws does: another site's form cannot plant its account's session in a
+    visitor's browser (login CSRF). Clients that send no Origin are not browsers."""
+    origin = request.getHeader(b"origin")
+    if origin is None:
+        return
+    host = request.getHeader(b"host")
+    if not origin_allowed(
+        origin.decode("latin-1"),
+        None if host is None else host.decode("latin-1"),
+        server.allowed_origins(),
+    ):
+        raise ApiError("forbidden", "This Origin may not start or renew a browser session.")
+
+
 async def authenticated(server: Any, request: IRequest) -> Requester:
     """The caller proven by the request's bearer token, charged to its HTTP rate limits."""
     limits = server.get_http_limits()
@@ -156,6 +173,8 @@ def register_auth_routes(router: Router, server: Any) -> None:
     async def register(request: IRequest) -> JsonResponse:
         body = json_body(request)
         cookie = wants_refresh_cookie(body)
+        if cookie:
+            _check_browser_origin(server, request)
         session = await auth().register(
             body.get("username"),
             body.get("password"),
@@ -171,11 +190,21 @@ def register_auth_routes(router: Router, server: Any) -> None:
         summary="Exchange a username and password for a token pair.",
         tags=("auth",),
         request_body=CREDENTIALS_SCHEMA,
-        responses={200: SESSION_SCHEMA, 400: None, 401: None, 422: None, 429: None, 503: None},
+        responses={
+            200: SESSION_SCHEMA,
+            400: None,
+            401: None,
+            403: None,
+            422: None,
+            429: None,
+            503: None,
+        },
     )
     async def login(request: IRequest) -> JsonResponse:
         body = json_body(request)
         cookie = wants_refresh_cookie(body)
+        if cookie:
+            _check_browser_origin(server, request)
         session = await auth().login(
             body.get("username"), body.get("password"), client_address(request), request.request_id
         )
@@ -202,6 +231,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
             return JsonResponse(session_json(session), 200, _NO_STORE)
         # A browser session: the cookie comes with every request to /api/auth, so the
         # header proves the page itself asks (double submit), before the token is spent.
+        _check_browser_origin(server, request)
         refresh_token = cookie.decode("utf-8", "replace")
         header = request.getHeader(CSRF_HEADER.encode())
         presented = None if header is None else header.decode("latin-1")
@@ -264,12 +294,14 @@ def register_auth_routes(router: Router, server: Any) -> None:
             "required": ["password"],
             "properties": {"password": {"type": "string"}},
         },
-        responses={204: None, 400: None, 401: None, 422: None},
+        responses={204: None, 400: None, 401: None, 422: None, 429: None},
     )
     async def delete_me(request: IRequest) -> JsonResponse:
         who = await requester(request)
         body = json_body(request)
-        await auth().delete_account(who, body.get("password"), request.request_id)
+        await auth().delete_account(
+            who, body.get("password"), client_address(request), request.request_id
+        )
         return JsonResponse(None, 204)
 
     @router.route(

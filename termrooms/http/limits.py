@@ -19,7 +19,7 @@ from twisted.web.iweb import IRequest
 
 from termrooms.errors import ApiError
 from termrooms.http.openapi import RouteSpec
-from termrooms.ratelimit import RateLimit, RateLimiter
+from termrooms.ratelimit import RateLimit, RateLimiter, client_key
 
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})  # probes and scrapes
 
@@ -53,7 +53,7 @@ class HttpLimits:
     async def charge_address(self, request: IRequest) -> None:
         if self.per_address is None:
             return
-        key = f"http-address:{request.client_host}"
+        key = f"http-address:{client_key(request.client_host)}"
         decision = await self.limiter.hit(key, self.per_address)
         if not decision.allowed:
             raise refusal(decision.retry_after)

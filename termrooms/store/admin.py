@@ -86,6 +86,10 @@ async def set_role_txn(cursor: Any, username: str, role: str) -> tuple[int, str]
                 "forbidden", f"{username} is the last active admin; make another admin first"
             )
     await cursor.execute("UPDATE users SET role = %s WHERE id = %s", (role, user_id))
+    if previous == "admin" and role != "admin":
+        # Open sockets hold the user as they were at the handshake: end the sessions
+        # (4001 on every instance) rather than let them go on acting as an admin.
+        await revoke_user_sessions_txn(cursor, user_id, "admin_revoked")
     await insert_audit_txn(
         cursor, "user.role", target_user_id=user_id, data={"role": role, "previous": previous}
     )

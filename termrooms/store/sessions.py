@@ -8,6 +8,7 @@ Only SHA-256 hashes of tokens are stored.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -149,8 +150,20 @@ async def logout_txn(cursor: Any, user_id: int, request_id: str | None = None) -
     )
 
 
+def is_family_id(family_id: str) -> bool:
+    """Whether the text can name a family (a UUID): any other ``sid`` names none, and
+    must not reach the ``::uuid`` cast, which would fail the whole request."""
+    try:
+        uuid.UUID(family_id)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
 async def session_is_live_txn(cursor: Any, user_id: int, family_id: str) -> bool:
     """Whether an access token's session still stands: family unrevoked, user active."""
+    if not is_family_id(family_id):
+        return False
     await cursor.execute(
         "SELECT 1 FROM refresh_token_families f JOIN users u ON u.id = f.user_id"
         " WHERE f.id = %s::uuid AND f.user_id = %s AND f.revoked_at IS NULL"
