@@ -315,4 +315,5 @@ class TermroomsServer:
             self.get_router().app.resource(),
             meters=self.get_meters(),
             trusted_proxies=self.config.trusted_proxies,
+            timeout=self.config.http_request_timeout.total_seconds(),
         )

@@ -17,16 +17,18 @@ import socket
 import struct
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 import attrs
 import pytest
 
-from support import Daemon, record_outcome, run_termrooms, start_daemon
+from support import HOSTILE, Daemon, record_outcome, run_termrooms, start_daemon
 
 MODULE = "attacks/test_transport"
 PASSWORD = "correct horse battery"
+DEADLINE_SECONDS = 2  # --http-request-timeout of the daemons here
 ALLOWED_ORIGIN = "https://chat.example"
 PUBLIC_URL = "https://Rooms.Example.org:8443/chat"
 MAX_BODY = 64 * 1024
@@ -289,6 +291,8 @@ def start_site(databases: Any, template: str, tmp_path: Path, *extra: str) -> Si
             "8192",
             "--argon2-time-cost",
             "1",
+            "--http-request-timeout",
+            f"{DEADLINE_SECONDS}s",
             *extra,
         ],
         tmp_path,
@@ -392,4 +396,200 @@ def test_spoofed_origins_are_refused_403_and_ours_accepted(site):
         "trailing dot, userinfo, two Origin headers",
         outcome=f"all {len(refused)} refused 403 forbidden with the JSON body; the server's "
         "own, --allowed-origins, --public-url and no Origin opened",
+    )
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def post_head(port: int, extra: str) -> bytes:
+    return (
+        f"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\n{extra}\r\n"
+    ).encode("latin-1")
+
+
+def test_oversized_bodies_are_refused_413_before_they_are_read(site):
+    daemon = site.daemon
+    gigabytes = 64 if HOSTILE else 10
+    before = rss_kib(daemon)
+    pushed_total = 0
+    outcomes = []
+
+    # A declared Content-Length over the limit: refused on the headers alone, the body
+    # never spooled to memory or disk, even while the client keeps pushing it.
+    for extra in (f"Content-Length: {gigabytes * 2**30}\r\n", "Content-Length: 65537\r\n"):
+        raw = Raw.open(daemon.port)
+        raw.send(post_head(daemon.port, extra))
+        status, headers, body = raw.read_response()
+        assert (status, json.loads(body)["error_code"]) == (413, "payload_too_large")
+        assert headers["connection"] == ["close"]
+        pushed = 0
+        chunk = b" " * 65536
+        try:
+            while pushed < 256 * 2**20:
+                raw.sock.sendall(chunk)
+                pushed += len(chunk)
+        except OSError:
+            pass  # the server closed: it will not read a body it refused
+        pushed_total += pushed
+        assert raw.closed_by_server(timeout=15)
+        outcomes.append(pushed)
+        raw.close()
+
+    # The same with Expect: 100-continue: the refusal, and no 100 after it.
+    raw = Raw.open(daemon.port)
+    raw.send(post_head(daemon.port, "Content-Length: 1000000\r\nExpect: 100-continue\r\n"))
+    status, _, _ = raw.read_response()
+    assert status == 413
+    assert raw.closed_by_server(timeout=15) and raw.received == b""
+    raw.close()
+
+    # A chunked body that grows past the limit: refused as soon as it does.
+    raw = Raw.open(daemon.port)
+    raw.send(post_head(daemon.port, "Transfer-Encoding: chunked\r\n"))
+    sent = 0
+    try:
+        while sent < 64 * 2**20 and b"\r\n\r\n" not in raw.received:
+            raw.send(b"4000\r\n" + b" " * 0x4000 + b"\r\n")
+            sent += 0x4000
+            raw.sock.settimeout(0.001)
+            try:
+                raw._fill()
+            except (TimeoutError, ConnectionError):
+                pass
+            raw.sock.settimeout(10)
+    except OSError:
+        pass
+    raw.sock.settimeout(10)
+    status, _, body = raw.read_response()
+    assert (status, json.loads(body)["error_code"]) == (413, "payload_too_large")
+    assert sent < 2 * 2**20  # noticed early, not after the client was done
+    raw.close()
+
+    # Bodies within the limit are still read: 64 KiB exactly is parsed (and is no JSON).
+    status, body = http(daemon, "POST", "/api/auth/login", b"{" + b" " * (MAX_BODY - 2) + b"}")
+    assert (status, body["error_code"]) == (422, "validation_error")
+    status, body = http(daemon, "POST", "/api/auth/login", b"{" + b" " * (MAX_BODY - 1) + b"}")
+    assert (status, body["error_code"]) == (413, "payload_too_large")
+
+    after = rss_kib(daemon)
+    assert after - before < 50 * 1024, (before, after)  # KiB: not the gigabytes pushed
+    assert spooled_bytes(daemon) < 2**20
+    assert_healthy(daemon)
+    record_outcome(
+        f"{MODULE}::test_oversized_bodies_are_refused_413_before_they_are_read",
+        what="HTTP bodies over the 64 KiB limit: declared, with 100-continue, chunked",
+        load=f"Content-Length of {gigabytes} GiB and 65537, {pushed_total // 2**20} MiB pushed "
+        f"after the refusal, a chunked body of {sent // 1024} KiB",
+        faults="huge Content-Length, Expect: 100-continue, chunked body without end",
+        outcome=f"each answered 413 payload_too_large on the headers (chunked: at {sent // 1024} "
+        f"KiB) and closed; RSS {before // 1024} -> {after // 1024} MiB, nothing spooled to disk",
+    )
+
+
+def test_gzip_bodies_are_not_inflated(site):
+    bomb = zlib.compress(b"{" + b" " * (512 * 2**20) + b"}", 9)  # 512 MiB of JSON, ~500 KiB
+    small_bomb = zlib.compress(b" " * (64 * 2**20), 9)[:60000]  # under the limit, compressed
+    before = rss_kib(site.daemon)
+    answers = []
+    for body in (bomb, small_bomb):
+        started = time.monotonic()
+        status, error = http(
+            site.daemon,
+            "POST",
+            "/api/auth/login",
+            body,
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        answers.append((status, error["error_code"], round(time.monotonic() - started, 2)))
+    assert [a[:2] for a in answers] == [(413, "payload_too_large"), (400, "invalid_json")]
+    after = rss_kib(site.daemon)
+    assert after - before < 50 * 1024, (before, after)
+    assert_healthy(site.daemon)
+    record_outcome(
+        f"{MODULE}::test_gzip_bodies_are_not_inflated",
+        what="Content-Encoding: gzip request bodies (compression bombs)",
+        load=f"a {len(bomb) // 1024} KiB body inflating to 512 MiB, a 60000-byte one to 64 MiB",
+        faults="gzip bombs as JSON bodies",
+        outcome=f"answered {answers[0][0]} and {answers[1][0]} invalid_json without inflating; "
+        f"RSS {before // 1024} -> {after // 1024} MiB",
+    )
+
+
+# --------------------------------------------------------------------------- slow clients
+
+
+def test_slow_and_idle_clients_are_cut_off_at_the_deadline_while_others_are_served(site):
+    daemon = site.daemon
+    count = 200 if HOSTILE else 40
+    started = time.monotonic()
+    slow = [Raw.open(daemon.port) for _ in range(count)]
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\nX-Slow: ".encode()
+    # An idle kept-alive connection, and an upgrade request that stops half-way.
+    idle = Raw.open(daemon.port)
+    idle.send(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\n\r\n".encode())
+    assert idle.read_response()[0] == 200
+    half_open = Raw.open(daemon.port)
+    half_open.send(upgrade_request(daemon.port, site.token)[:-30])
+
+    dropped_after: dict[int, float] = {}
+    served = 0
+    position = 0
+    while len(dropped_after) < count and time.monotonic() - started < DEADLINE_SECONDS + 30:
+        for number, raw in enumerate(slow):  # a byte each, a few times a second
+            if number in dropped_after:
+                continue
+            try:
+                raw.send(request[position : position + 1] or b"x")
+            except OSError:
+                dropped_after[number] = time.monotonic() - started
+        position += 1
+        assert http(daemon, "GET", "/health")[0] == 200  # a normal client, served throughout
+        served += 1
+        time.sleep(0.25)
+    assert len(dropped_after) == count, f"{count - len(dropped_after)} slow clients kept"
+    assert min(dropped_after.values()) >= DEADLINE_SECONDS * 0.9
+    assert idle.closed_by_server(timeout=15)
+    assert half_open.closed_by_server(timeout=15)
+    for raw in [*slow, idle, half_open]:
+        raw.close()
+    assert_healthy(daemon)
+    record_outcome(
+        f"{MODULE}::test_slow_and_idle_clients_are_cut_off_at_the_deadline_while_others_are_served",
+        what="slowloris: request headers a byte at a time; idle keep-alive; half-sent upgrade",
+        load=f"{count} slow clients, a normal /health request every 0.25 s ({served} served)",
+        faults="headers never finished, a kept-alive connection left idle, an upgrade "
+        "request stopped half-way",
+        outcome=f"all {count} slow clients dropped {min(dropped_after.values()):.1f}-"
+        f"{max(dropped_after.values()):.1f} s after connecting (deadline {DEADLINE_SECONDS} s), "
+        f"the idle and half-open ones too; all {served} normal requests answered 200",
+    )
+
+
+def test_a_flood_of_silent_connections_is_reaped_and_others_are_served(site):
+    daemon = site.daemon
+    count = 800 if HOSTILE else 200
+    silent = [Raw.open(daemon.port) for _ in range(count)]
+    opened = time.monotonic()
+    raw, status, _, _ = handshake(daemon.port, site.token)
+    assert status == 101 and raw.next_json()["type"] == "welcome"
+    assert ping_pong(raw)  # a WebSocket opened during the flood
+    assert http(daemon, "GET", "/health")[0] == 200
+    still_open = [s for s in silent if not s.closed_by_server(timeout=0.01)]
+    reaped = [s.closed_by_server(timeout=DEADLINE_SECONDS + 15) for s in still_open]
+    waited = time.monotonic() - opened
+    assert all(reaped)
+    assert ping_pong(raw)  # the WebSocket is no request: the deadline does not touch it
+    raw.close()
+    for s in silent:
+        s.close()
+    assert_healthy(daemon)
+    record_outcome(
+        f"{MODULE}::test_a_flood_of_silent_connections_is_reaped_and_others_are_served",
+        what="raw TCP connections that never send a byte",
+        load=f"{count} silent connections at once",
+        faults="connection flood without requests",
+        outcome=f"a WebSocket and /health were served during the flood; all {count} were "
+        f"closed by the server within {waited:.1f} s; the WebSocket stayed open",
     )
