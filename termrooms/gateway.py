@@ -149,6 +149,7 @@ class GatewayProtocol(WebSocketServerProtocol):
     _expiry: Any = None
     _bad_frames = 0
     _denial: ApiError | None = None
+    _holds_slot = False  # counted in factory.opening while the handshake is under way
 
     # ------------------------------------------------------------------ handshake
 
@@ -160,8 +161,11 @@ class GatewayProtocol(WebSocketServerProtocol):
         self._refused_in_a_row = 0
 
     def onConnect(self, request: ConnectionRequest) -> Any:
-        if len(self.factory.registry) >= self.factory.max_connections:
+        # Handshakes still authenticating count: a burst of them would all find room.
+        if len(self.factory.registry) + self.factory.opening >= self.factory.max_connections:
             self._deny(ApiError("unavailable", "This server is full; try another.", retry_after=5))
+        self._holds_slot = True
+        self.factory.opening += 1
         token = (request.params.get("token") or [None])[0]
         if not token:
             self._deny(ApiError("unauthorized", "Pass the access token as ?token=."))
@@ -183,7 +187,14 @@ class GatewayProtocol(WebSocketServerProtocol):
     def user_id(self) -> int:
         return self.user.id
 
+    def _release_slot(self) -> None:
+        """The handshake is over: open (counted in the registry now) or failed."""
+        if self._holds_slot:
+            self._holds_slot = False
+            self.factory.opening -= 1
+
     def _deny(self, error: ApiError) -> None:
+        self._release_slot()
         self._denial = error
         raise ConnectionDeny(error.status, error.detail)
 
@@ -208,6 +219,7 @@ class GatewayProtocol(WebSocketServerProtocol):
     # ------------------------------------------------------------------ lifetime
 
     def onOpen(self) -> None:
+        self._release_slot()
         self._registered = True
         self.factory.registry.add(self)
         _log.info(
@@ -222,6 +234,7 @@ class GatewayProtocol(WebSocketServerProtocol):
             self.close_for_shutdown()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._release_slot()
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
         for room_id in list(self.feeds):
@@ -731,6 +744,7 @@ class GatewayFactory(WebSocketServerFactory):
         self._departed: dict[tuple[int, int], datetime] = {}
         self._typing: dict[tuple[int, int], float] = {}
         self.max_connections = max_connections
+        self.opening = 0  # handshakes admitted but not yet open
         self.draining = False
         self.in_flight = 0  # frames read whose answer is not written yet
         self.frame_limit = frame_limit

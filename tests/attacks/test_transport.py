@@ -593,3 +593,81 @@ def test_a_flood_of_silent_connections_is_reaped_and_others_are_served(site):
         outcome=f"a WebSocket and /health were served during the flood; all {count} were "
         f"closed by the server within {waited:.1f} s; the WebSocket stayed open",
     )
+
+
+# --------------------------------------------------------------------------- connection flood
+
+
+def refused_full(raw: Raw, status: int, headers: dict, body: bytes) -> bool:
+    return (
+        status == 503
+        and json.loads(body)["error_code"] == "unavailable"
+        and int(headers["retry-after"][0]) >= 1
+    )
+
+
+def test_websockets_beyond_the_maximum_get_503_and_the_admitted_keep_working(small_site):
+    daemon, token = small_site.daemon, small_site.token
+    maximum, extra = 4, (40 if HOSTILE else 12)
+
+    # All at once, on an empty server: handshakes still authenticating count too.
+    racing = [Raw.open(daemon.port) for _ in range(maximum + extra)]
+    for raw in racing:
+        raw.send(upgrade_request(daemon.port, token))
+    answers = [raw.read_response() for raw in racing]
+    admitted = [raw for raw, (status, _, _) in zip(racing, answers, strict=True) if status == 101]
+    full = [raw for raw, answer in zip(racing, answers, strict=True) if refused_full(raw, *answer)]
+    assert (len(admitted), len(full)) == (maximum, extra), [a[0] for a in answers]
+    for raw in full:
+        assert raw.closed_by_server(timeout=15)
+    for raw in admitted:
+        assert raw.next_json()["type"] == "welcome"
+
+    # One at a time, while full: refused; the admitted ones and HTTP keep working.
+    for _ in range(extra):
+        raw, *answer = handshake(daemon.port, token)
+        assert refused_full(raw, *answer)
+        raw.close()
+    assert all(ping_pong(raw) for raw in admitted)
+    assert http(daemon, "GET", "/health")[0] == 200
+    admitted[0].send_frame(0x1, json.dumps({"type": "join", "room": "lobby"}).encode())
+    assert admitted[0].next_json()["type"] in ("error", "joined")
+
+    # Two close: two new ones are admitted, the next is refused again.
+    for raw in admitted[:2]:
+        raw.send_frame(0x8, struct.pack("!H", 1000))
+        assert raw.close_code() == 1000
+        raw.close()
+
+    def readmitted() -> Raw | None:
+        raw, status, _, _ = handshake(daemon.port, token)
+        if status == 101:
+            return raw
+        raw.close()
+        return None
+
+    fresh: list[Raw] = []
+    deadline = time.monotonic() + 15
+    while len(fresh) < 2 and time.monotonic() < deadline:
+        raw = readmitted()
+        if raw is not None:
+            fresh.append(raw)
+        else:
+            time.sleep(0.1)
+    assert len(fresh) == 2
+    raw, *answer = handshake(daemon.port, token)
+    assert refused_full(raw, *answer)
+    for raw in [*fresh, *admitted[2:]]:
+        assert raw.next_json()["type"] == "welcome" if raw in fresh else ping_pong(raw)
+        raw.close()
+    assert_healthy(daemon)
+    record_outcome(
+        f"{MODULE}::test_websockets_beyond_the_maximum_get_503_and_the_admitted_keep_working",
+        what="WebSocket handshakes beyond --max-connections",
+        load=f"--max-connections {maximum}; {maximum + extra} handshakes at once, then {extra} "
+        "one by one",
+        faults="connection flood past the maximum, racing handshakes",
+        outcome=f"exactly {maximum} admitted of {maximum + extra} racing; every other one 503 "
+        "unavailable with Retry-After; the admitted kept answering ping; after 2 closed, 2 "
+        "new ones were admitted and the next refused",
+    )
