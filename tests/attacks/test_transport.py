@@ -671,3 +671,74 @@ def test_websockets_beyond_the_maximum_get_503_and_the_admitted_keep_working(sma
         "unavailable with Retry-After; the admitted kept answering ping; after 2 closed, 2 "
         "new ones were admitted and the next refused",
     )
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def test_compression_is_never_negotiated_and_a_compressed_frame_is_a_protocol_error(site):
+    offers = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    raw, status, headers, _ = handshake(site.daemon.port, site.token, extra=offers)
+    assert status == 101
+    assert "sec-websocket-extensions" not in headers
+    assert raw.next_json()["type"] == "welcome"
+    # A deflate bomb sent as a compressed frame anyway (RSV1): 1002, nothing inflated.
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = deflater.compress(b"x" * (256 * 2**20)) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    before = rss_kib(site.daemon)
+    raw.send_frame(0x1, bomb[:-4], rsv1=True)
+    assert raw.close_code() == 1002
+    raw.close()
+    after = rss_kib(site.daemon)
+    assert after - before < 50 * 1024, (before, after)
+    assert_healthy(site.daemon)
+    record_outcome(
+        f"{MODULE}::test_compression_is_never_negotiated_and_a_compressed_frame_is_a_protocol_error",
+        what="permessage-deflate offers and compressed (RSV1) frames",
+        load=f"a {len(bomb) // 1024} KiB deflate stream inflating to 256 MiB",
+        faults="compression offered in the handshake, a compressed frame sent anyway",
+        outcome=f"no extension negotiated; the RSV1 frame closed the socket 1002; RSS "
+        f"{before // 1024} -> {after // 1024} MiB",
+    )
+
+
+def test_oversized_messages_close_1009_at_the_limit_whole_or_fragmented(site):
+    daemon, token = site.daemon, site.token
+    closes = {}
+    # At the limit exactly: read (and answered: it is no JSON object).
+    raw = open_socket(daemon, token)
+    raw.send_frame(0x1, b" " * MAX_MESSAGE)
+    assert raw.next_json()["error_code"] == "invalid_json"
+    assert ping_pong(raw)
+    # One byte over: 1009.
+    raw.send_frame(0x1, b" " * (MAX_MESSAGE + 1))
+    closes["one frame, 64 KiB + 1"] = raw.close_code()
+    raw.close()
+    # Fragments under the limit each, over it together.
+    raw = open_socket(daemon, token)
+    for number in range(4):
+        raw.send_frame(0x0 if number else 0x1, b" " * 20000, fin=number == 3)
+    closes["4 fragments of 20000"] = raw.close_code()
+    raw.close()
+    # A frame header announcing a terabyte, its payload never sent.
+    raw = open_socket(daemon, token)
+    raw.send(bytes([0x81, 0x80 | 127]) + struct.pack("!Q", 2**40) + os.urandom(4) + b"x" * 10)
+    closes["a header announcing 1 TiB"] = raw.close_code()
+    raw.close()
+    # A fragmented message never finished, continuing in fragments of a byte.
+    raw = open_socket(daemon, token)
+    raw.send_frame(0x1, b" ", fin=False)
+    for _ in range(MAX_MESSAGE // 4096 + 1):
+        raw.send_frame(0x0, b" " * 4096, fin=False)
+    closes["endless fragments"] = raw.close_code()
+    raw.close()
+    assert closes == dict.fromkeys(closes, 1009)
+    assert_healthy(daemon)
+    record_outcome(
+        f"{MODULE}::test_oversized_messages_close_1009_at_the_limit_whole_or_fragmented",
+        what="WebSocket messages at and over the 64 KiB limit",
+        load="a 64 KiB message, then 64 KiB + 1; 4 fragments of 20000 bytes; a 1 TiB header; "
+        "an unfinished message in 4 KiB fragments",
+        faults="oversized, fragmented, announced-but-never-sent and endless messages",
+        outcome="64 KiB was read and answered invalid_json; each of the 4 others closed 1009",
+    )
