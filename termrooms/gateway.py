@@ -280,6 +280,9 @@ class GatewayProtocol(WebSocketServerProtocol):
     # ------------------------------------------------------------------ frames
 
     def send_frame(self, frame: dict[str, Any]) -> None:
+        if self.state != self.STATE_OPEN:
+            # Closing or closed: nothing may follow a close frame (a late ack, a refusal).
+            return
         self.factory.meters.frame_sent(frame["type"])
         self.sendMessage(encode_json(frame))
 
@@ -290,6 +293,8 @@ class GatewayProtocol(WebSocketServerProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.factory.draining:
             return  # unanswered, so the client sends it again after reconnecting
+        if self.state != self.STATE_OPEN:
+            return  # what a client sent after we closed (a flooder's backlog): dropped
         received = time.monotonic()
         if self.factory.frame_limit is not None and not self._within_frame_limit():
             self.factory.meters.refused("ws-frames")

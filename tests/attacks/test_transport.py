@@ -742,3 +742,30 @@ def test_oversized_messages_close_1009_at_the_limit_whole_or_fragmented(site):
         faults="oversized, fragmented, announced-but-never-sent and endless messages",
         outcome="64 KiB was read and answered invalid_json; each of the 4 others closed 1009",
     )
+
+
+def test_a_frame_flood_is_answered_sparingly_then_closed_4008(site):
+    frames = 20000 if HOSTILE else 5000
+    raw = open_socket(site.daemon, site.token)
+    raw.send(b"".join(frame(0x1, b'{"type":"ping"}') for _ in range(frames)))
+    answers: dict[str, int] = {}
+    while True:
+        opcode, payload = raw.read_frame()
+        if opcode == 0x8:
+            code = struct.unpack("!H", payload[:2])[0]
+            break
+        kind = json.loads(payload).get("error_code") or json.loads(payload)["type"]
+        answers[kind] = answers.get(kind, 0) + 1
+    raw.close()
+    assert code == 4008
+    assert answers["rate_limited"] >= 1
+    # The flood is not amplified: a burst of pongs, a handful of errors, then the close.
+    assert sum(answers.values()) <= 40, answers
+    assert_healthy(site.daemon)
+    record_outcome(
+        f"{MODULE}::test_a_frame_flood_is_answered_sparingly_then_closed_4008",
+        what="a WebSocket client writing frames as fast as TCP takes them, reading nothing",
+        load=f"{frames} ping frames in one write",
+        faults="frame flood past --ws-rate-limit",
+        outcome=f"answered {answers} then closed 4008; the daemon stayed healthy",
+    )
