@@ -183,6 +183,14 @@ class GatewayProtocol(WebSocketServerProtocol):
         self._token_expires_at = requester.token_expires_at
         return None
 
+    def succeedHandshake(self, res: Any) -> None:
+        if self.state == self.STATE_CLOSED:
+            # The client left while its token was checked. Autobahn would still open
+            # the connection (onOpen, pings) and it would stay registered for ever,
+            # holding a slot of --max-connections and the shutdown's drain.
+            return None
+        return super().succeedHandshake(res)
+
     @property
     def user_id(self) -> int:
         return self.user.id

@@ -243,6 +243,15 @@ def spooled_bytes(daemon: Daemon) -> int:
     return total
 
 
+def open_websockets(daemon: Daemon) -> float:
+    """The daemon's own count of its open WebSockets (its /metrics gauge)."""
+    with urllib.request.urlopen(daemon.base_url + "/metrics", timeout=20) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("termrooms_websocket_connections "):
+                return float(line.split()[1])
+    raise AssertionError("no termrooms_websocket_connections in /metrics")
+
+
 def assert_healthy(daemon: Daemon) -> None:
     assert daemon.process.poll() is None, daemon.log()
     assert http(daemon, "GET", "/health")[0] == 200
@@ -314,7 +323,12 @@ def site(databases, migrated_template, tmp_path_factory) -> Iterator[Site]:
         PUBLIC_URL,
     )
     yield made
-    made.daemon.stop()
+    try:
+        assert made.daemon.stop(timeout=30) == 0  # SIGTERM: the drain ends
+    finally:
+        if made.daemon.process.poll() is None:
+            made.daemon.process.kill()
+            made.daemon.process.wait(10)
 
 
 @pytest.fixture
@@ -322,7 +336,12 @@ def small_site(databases, migrated_template, tmp_path) -> Iterator[Site]:
     """A daemon of this test's own holding at most 4 WebSockets."""
     made = start_site(databases, migrated_template, tmp_path, "--max-connections", "4")
     yield made
-    made.daemon.stop()
+    try:
+        assert made.daemon.stop(timeout=30) == 0  # SIGTERM: the drain ends
+    finally:
+        if made.daemon.process.poll() is None:
+            made.daemon.process.kill()
+            made.daemon.process.wait(10)
 
 
 # --------------------------------------------------------------------------- Origin
@@ -657,19 +676,50 @@ def test_websockets_beyond_the_maximum_get_503_and_the_admitted_keep_working(sma
     assert len(fresh) == 2
     raw, *answer = handshake(daemon.port, token)
     assert refused_full(raw, *answer)
+    for raw in fresh:
+        assert raw.next_json()["type"] == "welcome"
+    assert all(ping_pong(raw) for raw in admitted[2:])
     for raw in [*fresh, *admitted[2:]]:
-        assert raw.next_json()["type"] == "welcome" if raw in fresh else ping_pong(raw)
         raw.close()
+
+    # Handshakes dropped while their token is checked, and refused ones, give their
+    # slot back: afterwards the server admits its maximum again.
+    abandoned = 5 * maximum
+    for _ in range(abandoned):
+        raw, status, _, _ = handshake(daemon.port, "forged")
+        assert status == 401
+        raw.close()
+    for _ in range(abandoned):
+        raw = Raw.open(daemon.port)
+        raw.send(upgrade_request(daemon.port, token))
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.close()  # a reset, at once
+    again: list[Raw] = []
+    deadline = time.monotonic() + 15
+    while len(again) < maximum and time.monotonic() < deadline:
+        raw = readmitted()
+        if raw is not None:
+            again.append(raw)
+        else:
+            time.sleep(0.1)
+    assert len(again) == maximum
+    raw, *answer = handshake(daemon.port, token)
+    assert refused_full(raw, *answer)
+    for raw in again:
+        raw.close()
+    wait_for(lambda: open_websockets(daemon) == 0, 15, "no WebSocket left open")
     assert_healthy(daemon)
     record_outcome(
         f"{MODULE}::test_websockets_beyond_the_maximum_get_503_and_the_admitted_keep_working",
         what="WebSocket handshakes beyond --max-connections",
         load=f"--max-connections {maximum}; {maximum + extra} handshakes at once, then {extra} "
-        "one by one",
-        faults="connection flood past the maximum, racing handshakes",
+        "one by one, then abandoned and refused ones",
+        faults="connection flood past the maximum, racing handshakes, handshakes reset "
+        "before their token was checked, forged tokens",
         outcome=f"exactly {maximum} admitted of {maximum + extra} racing; every other one 503 "
         "unavailable with Retry-After; the admitted kept answering ping; after 2 closed, 2 "
-        "new ones were admitted and the next refused",
+        f"new ones were admitted and the next refused; after {abandoned} handshakes reset "
+        f"mid-authentication and {abandoned} refused 401, {maximum} were admitted again",
     )
 
 
