@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import struct
 import time
 import urllib.request
@@ -23,8 +24,9 @@ from typing import Any, Iterator
 
 import attrs
 import pytest
+from test_tls import self_signed
 
-from support import HOSTILE, Daemon, record_outcome, run_termrooms, start_daemon
+from support import HOSTILE, Daemon, free_port, record_outcome, run_termrooms, start_daemon
 
 MODULE = "attacks/test_transport"
 PASSWORD = "correct horse battery"
@@ -47,8 +49,21 @@ class Raw:
     received: bytes = b""
 
     @classmethod
-    def open(cls, port: int, timeout: float = 10.0) -> "Raw":
-        return cls(socket.create_connection(("127.0.0.1", port), timeout=timeout))
+    def open(
+        cls,
+        port: int,
+        timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+        receive_buffer: int | None = None,
+    ) -> "Raw":
+        sock = socket.socket()
+        if receive_buffer is not None:  # before connecting, so the window stays small
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_hostname="localhost")
+        return cls(sock)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -819,3 +834,97 @@ def test_a_frame_flood_is_answered_sparingly_then_closed_4008(site):
         faults="frame flood past --ws-rate-limit",
         outcome=f"answered {answers} then closed 4008; the daemon stayed healthy",
     )
+
+
+def test_a_client_that_never_reads_is_closed_4009_over_tcp_and_tls(
+    databases, migrated_template, tmp_path
+):
+    key, cert = self_signed(tmp_path)
+    tls_port = free_port()
+    made = start_site(
+        databases,
+        migrated_template,
+        tmp_path,
+        "--listen",
+        f"ssl:{tls_port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+        "--no-rate-limits",
+        "--slow-consumer-bytes",
+        "65536",
+    )
+    daemon = made.daemon
+    tls = ssl.create_default_context(cafile=str(cert))
+    try:
+        status, _ = http(
+            daemon,
+            "POST",
+            "/api/rooms",
+            json.dumps({"name": "lobby", "visibility": "public"}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {made.token}"},
+        )
+        assert status == 201
+        messages = 6000 if HOSTILE else 2500
+        outcomes = {}
+        before = rss_kib(daemon)
+        for transport, port, context in (("tcp", daemon.port, None), ("tls", tls_port, tls)):
+            sleepy = Raw.open(port, tls=context, receive_buffer=4096)
+            sleepy.send(upgrade_request(port, made.token))
+            assert sleepy.read_response()[0] == 101
+            assert sleepy.next_json()["type"] == "welcome"
+            sleepy.send_frame(0x1, json.dumps({"type": "join", "room": "lobby"}).encode())
+            assert sleepy.next_json()["type"] == "joined"
+            # From here on it reads nothing while the room fills.
+            writer = open_socket(daemon, made.token)
+            body = "x" * 3900
+            writer.send(
+                b"".join(
+                    frame(0x1, json.dumps(send_frame(transport, number, body)).encode())
+                    for number in range(messages)
+                )
+            )
+            last = f"{transport}-{messages - 1}"
+            while True:
+                answer = writer.next_json()
+                if answer.get("type") == "ack" and answer["client_msg_id"] == last:
+                    break
+            writer.close()
+            peak = rss_kib(daemon)
+            # Its 4009 close frame waits behind what it did not read, so the server drops
+            # it after the close handshake's timeout: the daemon's log tells the code.
+            peer = f"127.0.0.1:{sleepy.sock.getsockname()[1]}"
+            wait_for(lambda p=peer: close_logged(daemon, p) is not None, 30, f"{transport} closed")
+            sleepy.close()
+            outcomes[transport] = (close_logged(daemon, peer), peak - before)
+        assert {t: o[0] for t, o in outcomes.items()} == {"tcp": 4009, "tls": 4009}, outcomes
+        assert all(o[1] < 100 * 1024 for o in outcomes.values()), outcomes  # KiB
+        assert_healthy(daemon)
+    finally:
+        daemon.stop()
+    record_outcome(
+        f"{MODULE}::test_a_client_that_never_reads_is_closed_4009_over_tcp_and_tls",
+        what="a WebSocket client that stops reading while its room fills, over TCP and TLS",
+        load=f"{messages} messages of 3900 characters per transport, --slow-consumer-bytes 64 KiB",
+        faults="a reader with a 4 KiB receive window that never reads",
+        outcome="closed 4009 over both; "
+        + "; ".join(
+            f"{t}: RSS +{o[1] // 1024} MiB at the peak"
+            for t, o in outcomes.items()
+        ),
+        sent=2 * messages,
+    )
+
+
+def close_logged(daemon: Daemon, peer: str) -> int | None:
+    """The code the daemon logged closing the WebSocket of ``peer`` (host:port)."""
+    for line in daemon.log().splitlines():
+        if peer in line and '"closed_by": "server"' in line:
+            return json.loads(line)["code"]
+    return None
+
+
+def send_frame(transport: str, number: int, body: str) -> dict:
+    return {
+        "type": "send",
+        "room": "lobby",
+        "body": body,
+        "client_msg_id": f"{transport}-{number}",
+    }
