@@ -11,6 +11,7 @@ the client address is the one its ``X-Forwarded-For`` names.
 Slow and greedy clients: a request must arrive whole (line, headers, body) within the
 site's deadline of the connection opening or of the previous answer, and a body over
 MAX_REQUEST_BODY is refused with 413 as soon as its size shows, before it is read.
+Malformed HTTP/1.1 framing is 400 ``bad_request`` with the contract's body.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import uuid
 from typing import Any, Iterable
 
 from twisted.logger import Logger
-from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+from twisted.web.http import RESPONSES, HTTPChannel, _GenericHTTPChannelProtocol
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
@@ -38,9 +39,9 @@ HSTS = b"max-age=31536000"
 UNMATCHED_ROUTE = "(unmatched)"  # the metrics label of a path no route serves
 MAX_REQUEST_BODY = MAX_JSON_BODY  # every body this server takes is a JSON object
 DEFAULT_REQUEST_SECONDS = 10.0
-# After a 413, how long the rest of the body is read and dropped before the connection
-# closes: closing on unread data resets it, and the client could lose the answer.
-REFUSED_BODY_LINGER_SECONDS = 2.0
+# After a 400 or 413, how long what the client still sends is read and dropped before
+# the connection closes: closing on unread data resets it, and the answer could be lost.
+REFUSED_LINGER_SECONDS = 2.0
 
 
 def forwarded_client(peer: str, forwarded_for: Iterable[bytes], trusted: Iterable[Network]) -> str:
@@ -110,27 +111,18 @@ class TermroomsRequest(Request):
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self.body_refused:
-            self.channel.loseConnection()  # answered already; the whole body came
+            # Answered already; the body's end came in the same read as its excess, and
+            # Twisted stopped the channel's timer for the request: start the linger again.
+            self.channel.setTimeout(REFUSED_LINGER_SECONDS)
             return
         super().requestReceived(command, path, version)
 
     def _refuse_body(self) -> None:
-        """413 with the contract's body, straight to the wire (the request line is all
-        that is parsed yet), then close once the client stopped sending or soon after."""
         self.body_refused = True
         self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the refusal
-        error = ApiError("payload_too_large", f"The body is over {MAX_REQUEST_BODY} bytes.")
-        body = encode_json(error.body())
-        self.channel.transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\nx-content-type-options: nosniff\r\n"
-            b"connection: close\r\n\r\n%s" % (len(body), body)
+        self.channel.refuse(
+            ApiError("payload_too_large", f"The body is over {MAX_REQUEST_BODY} bytes.")
         )
-        self.channel.setTimeout(REFUSED_BODY_LINGER_SECONDS)
-        site = self.channel.site
-        site.meters.error(error.error_code, "http")
-        peer = getattr(self.getClientAddress(), "host", None) or "local"
-        _log.info("body refused ({client}): 413 payload_too_large", client=peer)
 
     def processingFailed(self, reason: Any) -> Any:
         # Twisted would render a traceback page; never show one to a client.
@@ -145,16 +137,55 @@ class TermroomsRequest(Request):
         return reason
 
 
-class DeadlineChannel(HTTPChannel):
+class TermroomsChannel(HTTPChannel):
     """
-    An HTTP/1.1 connection whose idle timeout is a deadline: Twisted restarts its timer
-    on every byte, so a client sending a header a byte a second (slowloris) would hold
-    its connection for ever. Here the timer runs from the connection's start, or the
-    end of the previous answer, until the request has fully arrived, and is not reset.
+    An HTTP/1.1 connection whose idle timeout is a deadline, and whose refusals carry
+    the contract's error body.
+
+    Twisted restarts its timer on every byte, so a client sending a header a byte a
+    second (slowloris) would hold its connection for ever; here the timer runs from the
+    connection's start, or the end of the previous answer, until the request has fully
+    arrived, and is not reset. Twisted answers malformed framing with a bare 400 (and an
+    overlong header line with none) and closes at once, on data still unread.
     """
+
+    _refused = False
 
     def resetTimeout(self) -> None:
         pass
+
+    def refuse(self, error: ApiError) -> None:
+        """Answer ``error`` before the request is parsed whole, then read and drop what
+        the client still sends until it stops or REFUSED_LINGER_SECONDS pass; close."""
+        if self._refused:
+            return
+        self._refused = True
+        body = encode_json(error.body())
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"x-content-type-options: nosniff\r\nconnection: close\r\n\r\n%s"
+            % (error.status, RESPONSES[error.status], len(body), body)
+        )
+        self.setRawMode()  # no line after this one is parsed: nothing is smuggled in
+        self.setTimeout(REFUSED_LINGER_SECONDS)
+        self.site.meters.error(error.error_code, "http")
+        peer = getattr(self.transport.getPeer(), "host", None) or "local"
+        _log.info(
+            "request refused ({client}): {status} {error_code}",
+            client=peer,
+            status=error.status,
+            error_code=error.error_code,
+        )
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.refuse(ApiError("bad_request", "This is not a valid HTTP/1.1 request."))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._respondToBadRequestAndDisconnect()
 
 
 class TermroomsSite(Site):
@@ -179,7 +210,7 @@ class TermroomsSite(Site):
 
     def protocol(self) -> Any:  # type: ignore[override]
         # Twisted's own factory, with the channel swapped (it has no hook for that).
-        return _GenericHTTPChannelProtocol(DeadlineChannel())
+        return _GenericHTTPChannelProtocol(TermroomsChannel())
 
     def log(self, request: TermroomsRequest) -> None:  # type: ignore[override]
         seconds = time.monotonic() - request.started if request.started else 0.0

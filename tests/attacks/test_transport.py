@@ -461,7 +461,7 @@ def test_oversized_bodies_are_refused_413_before_they_are_read(site):
         pushed = 0
         chunk = b" " * 65536
         try:
-            while pushed < 256 * 2**20:
+            while pushed < (2**30 if HOSTILE else 64 * 2**20):
                 raw.sock.sendall(chunk)
                 pushed += len(chunk)
         except OSError:
@@ -499,6 +499,18 @@ def test_oversized_bodies_are_refused_413_before_they_are_read(site):
     status, _, body = raw.read_response()
     assert (status, json.loads(body)["error_code"]) == (413, "payload_too_large")
     assert sent < 2 * 2**20  # noticed early, not after the client was done
+    raw.close()
+
+    # ... and a whole chunked body over the limit, its end in the same write.
+    raw = Raw.open(daemon.port)
+    raw.send(
+        post_head(daemon.port, "Transfer-Encoding: chunked\r\n")
+        + b"4000\r\n" + b" " * 0x4000 + b"\r\n" + b"4000\r\n" + b" " * 0x4000 + b"\r\n"
+        + b"10000\r\n" + b" " * 0x10000 + b"\r\n0\r\n\r\n"
+    )
+    status, _, _ = raw.read_response()
+    assert status == 413
+    assert raw.closed_by_server(timeout=15)
     raw.close()
 
     # Bodies within the limit are still read: 64 KiB exactly is parsed (and is no JSON).
@@ -548,6 +560,47 @@ def test_gzip_bodies_are_not_inflated(site):
         faults="gzip bombs as JSON bodies",
         outcome=f"answered {answers[0][0]} and {answers[1][0]} invalid_json without inflating; "
         f"RSS {before // 1024} -> {after // 1024} MiB",
+    )
+
+
+def test_ambiguous_or_malformed_requests_are_400_and_nothing_is_smuggled(site):
+    daemon = site.daemon
+    smuggled = f"GET /api/rooms/smuggled HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\n\r\n"
+    heads = {
+        "Content-Length and Transfer-Encoding": "Content-Length: 5\r\n"
+        "Transfer-Encoding: chunked\r\n",
+        "two Content-Lengths": "Content-Length: 5\r\nContent-Length: 50\r\n",
+        "a negative Content-Length": "Content-Length: -5\r\n",
+        "a Content-Length that is no number": "Content-Length: 5, 5\r\n",
+        "an unknown Transfer-Encoding": "Transfer-Encoding: gzip, chunked\r\n",
+        "a header line without a colon": "Content-Length 5\r\n",
+        "headers over 16 KiB": f"X-Padding: {'x' * 17000}\r\n",
+        "a header with a NUL": "X-Evil: a\x00b\r\n",
+    }
+    answers = {}
+    for name, head in heads.items():
+        raw = Raw.open(daemon.port)
+        raw.send(post_head(daemon.port, head) + b"0\r\n\r\n" + smuggled.encode())
+        try:
+            status, headers, body = raw.read_response()
+        except ConnectionError:
+            answers[name] = (None, raw.received)  # closed without an answer
+            continue
+        is_json = headers.get("content-type") == ["application/json"]
+        answers[name] = (status, json.loads(body)["error_code"] if is_json else body)
+        assert raw.closed_by_server(timeout=15), name
+        assert b"HTTP/1.1" not in raw.received, name  # the smuggled request went unanswered
+        raw.close()
+    assert answers == dict.fromkeys(heads, (400, "bad_request"))
+    assert "/api/rooms/smuggled" not in daemon.log()
+    assert_healthy(daemon)
+    record_outcome(
+        f"{MODULE}::test_ambiguous_or_malformed_requests_are_400_and_nothing_is_smuggled",
+        what="request smuggling and malformed HTTP/1.1 framing",
+        load=f"{len(heads)} malformed requests, each followed by a pipelined GET",
+        faults=", ".join(heads),
+        outcome=f"all {len(heads)} answered 400 bad_request with the JSON body and closed; "
+        "no pipelined request behind them was served",
     )
 
 
