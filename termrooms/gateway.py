@@ -298,6 +298,14 @@ class GatewayProtocol(WebSocketServerProtocol):
         self.factory.meters.error(error.error_code, "websocket")
         self.send_frame(error_frame(error, ref))
 
+    def onPing(self, payload: bytes) -> None:
+        # A ping control frame costs a frame of the budget too: else a client that never
+        # reads could have pongs written for it at line rate, piling up unsent.
+        if self.factory.frame_limit is not None and not self._within_frame_limit():
+            self.factory.meters.refused("ws-frames")
+            return
+        super().onPing(payload)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.factory.draining:
             return  # unanswered, so the client sends it again after reconnecting

@@ -981,3 +981,36 @@ def send_frame(transport: str, number: int, body: str) -> dict:
         "body": body,
         "client_msg_id": f"{transport}-{number}",
     }
+
+
+def test_a_flood_of_control_pings_from_a_client_that_never_reads_is_cut_off(site):
+    daemon = site.daemon
+    pings = 1_000_000 if HOSTILE else 300_000
+    raw = Raw.open(daemon.port, receive_buffer=4096)
+    raw.send(upgrade_request(daemon.port, site.token))
+    assert raw.read_response()[0] == 101
+    peer = f"127.0.0.1:{raw.sock.getsockname()[1]}"
+    before = rss_kib(daemon)
+    ping = frame(0x9, b"p" * 125)  # the largest control frame; each asks for a pong
+    batch = ping * 1000
+    sent = 0
+    try:
+        while sent < pings:
+            raw.send(batch)
+            sent += 1000
+    except OSError:
+        pass  # the server gave up on it
+    peak = rss_kib(daemon)
+    wait_for(lambda: close_logged(daemon, peer) is not None, 30, "the pinger closed")
+    code = close_logged(daemon, peer)
+    raw.close()
+    assert code == 4008
+    assert peak - before < 20 * 1024, (before, peak)  # KiB: pongs did not pile up unsent
+    assert_healthy(daemon)
+    record_outcome(
+        f"{MODULE}::test_a_flood_of_control_pings_from_a_client_that_never_reads_is_cut_off",
+        what="WebSocket ping control frames at line rate from a client that reads nothing",
+        load=f"up to {pings} pings of 125 bytes ({sent} written before the server stopped it)",
+        faults="control-frame flood, 4 KiB receive window never read",
+        outcome=f"closed {code}; RSS {before // 1024} -> {peak // 1024} MiB",
+    )
