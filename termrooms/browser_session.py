@@ -45,9 +45,17 @@ def csrf_matches(refresh_token: str, presented: str | None) -> bool:
 
 
 def origin_allowed(origin: str, host: str | None, allowed: frozenset[str]) -> bool:
-    """A browser Origin is allowed when it is this server's own or configured."""
+    """A browser Origin is allowed when it is this server's own or configured; one with
+    anything but scheme://host[:port] in it is no browser's and never is."""
     parts = urlsplit(origin.strip().lower())
-    if not parts.scheme or not parts.netloc:
+    if (
+        not parts.scheme
+        or not parts.netloc
+        or "@" in parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
         return False
     normalised = f"{parts.scheme}://{parts.netloc}"
     if normalised in allowed:

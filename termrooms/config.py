@@ -494,6 +494,15 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="BYTES",
     ),
     Setting(
+        "http_request_timeout",
+        _duration_between(timedelta(seconds=1), timedelta(minutes=10)),
+        timedelta(seconds=10),
+        "A request's line, headers and body must all arrive within this long of the "
+        "connection opening (or of the previous answer on a kept-alive connection); "
+        "slower or idle clients are disconnected.",
+        metavar="DURATION",
+    ),
+    Setting(
         "log_level",
         _one_of(LOG_LEVELS),
         "info",
@@ -626,6 +635,7 @@ class Config:
     ws_max_message_bytes: int = 64 * 1024
     ws_rate_limit: RateLimit = RateLimit(20, 0.1)
     slow_consumer_bytes: int = 1024 * 1024
+    http_request_timeout: timedelta = timedelta(seconds=10)
     log_level: str = "info"
     log_format: str = "auto"
     message_retention: timedelta = timedelta(days=30)

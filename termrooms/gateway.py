@@ -130,6 +130,7 @@ class GatewayProtocol(WebSocketServerProtocol):
     _expiry: Any = None
     _bad_frames = 0
     _denial: ApiError | None = None
+    _holds_slot = False  # counted in factory.opening while the handshake is under way
 
     # ------------------------------------------------------------------ handshake
 
@@ -141,13 +142,11 @@ class GatewayProtocol(WebSocketServerProtocol):
         self._refused_in_a_row = 0
 
     def onConnect(self, request: ConnectionRequest) -> Any:
-        if len(self.factory.registry) >= self.factory.max_connections:
+        # Handshakes still authenticating count: a burst of them would all find room.
+        if len(self.factory.registry) + self.factory.opening >= self.factory.max_connections:
             self._deny(ApiError("unavailable", "This server is full; try another.", retry_after=5))
-        origin = request.headers.get("origin")
-        # request.host has lost its port; the Host header as sent has it.
-        host = request.headers.get("host")
-        if origin is not None and not self.factory.origin_allowed(origin, host):
-            self._deny(ApiError("forbidden", "This Origin may not open a WebSocket here."))
+        self._holds_slot = True
+        self.factory.opening += 1
         token = (request.params.get("token") or [None])[0]
         if not token:
             self._deny(ApiError("unauthorized", "Pass the access token as ?token=."))
@@ -165,11 +164,26 @@ class GatewayProtocol(WebSocketServerProtocol):
         self._token_expires_at = requester.token_expires_at
         return None
 
+    def succeedHandshake(self, res: Any) -> None:
+        if self.state == self.STATE_CLOSED:
+            # The client left while its token was checked. Autobahn would still open
+            # the connection (onOpen, pings) and it would stay registered for ever,
+            # holding a slot of --max-connections and the shutdown's drain.
+            return None
+        return super().succeedHandshake(res)
+
     @property
     def user_id(self) -> int:
         return self.user.id
 
+    def _release_slot(self) -> None:
+        """The handshake is over: open (counted in the registry now) or failed."""
+        if self._holds_slot:
+            self._holds_slot = False
+            self.factory.opening -= 1
+
     def _deny(self, error: ApiError) -> None:
+        self._release_slot()
         self._denial = error
         raise ConnectionDeny(error.status, error.detail)
 
@@ -194,6 +208,7 @@ class GatewayProtocol(WebSocketServerProtocol):
     # ------------------------------------------------------------------ lifetime
 
     def onOpen(self) -> None:
+        self._release_slot()
         self._registered = True
         self.factory.registry.add(self)
         _log.info(
@@ -208,6 +223,7 @@ class GatewayProtocol(WebSocketServerProtocol):
             self.close_for_shutdown()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._release_slot()
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
         for room_id in list(self.feeds):
@@ -253,6 +269,9 @@ class GatewayProtocol(WebSocketServerProtocol):
     # ------------------------------------------------------------------ frames
 
     def send_frame(self, frame: dict[str, Any]) -> None:
+        if self.state != self.STATE_OPEN:
+            # Closing or closed: nothing may follow a close frame (a late ack, a refusal).
+            return
         self.factory.meters.frame_sent(frame["type"])
         self.sendMessage(encode_json(frame))
 
@@ -260,9 +279,19 @@ class GatewayProtocol(WebSocketServerProtocol):
         self.factory.meters.error(error.error_code, "websocket")
         self.send_frame(error_frame(error, ref))
 
+    def onPing(self, payload: bytes) -> None:
+        # A ping control frame costs a frame of the budget too: else a client that never
+        # reads could have pongs written for it at line rate, piling up unsent.
+        if self.factory.frame_limit is not None and not self._within_frame_limit():
+            self.factory.meters.refused("ws-frames")
+            return
+        super().onPing(payload)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.factory.draining:
             return  # unanswered, so the client sends it again after reconnecting
+        if self.state != self.STATE_OPEN:
+            return  # what a client sent after we closed (a flooder's backlog): dropped
         received = time.monotonic()
         if self.factory.frame_limit is not None and not self._within_frame_limit():
             self.factory.meters.refused("ws-frames")
@@ -718,6 +747,7 @@ class GatewayFactory(WebSocketServerFactory):
         self._departed: dict[tuple[int, int], datetime] = {}
         self._typing: dict[tuple[int, int], float] = {}
         self.max_connections = max_connections
+        self.opening = 0  # handshakes admitted but not yet open
         self.draining = False
         self.in_flight = 0  # frames read whose answer is not written yet
         self.frame_limit = frame_limit
@@ -736,8 +766,21 @@ class GatewayFactory(WebSocketServerFactory):
             failByDrop=False,
         )
 
-    def origin_allowed(self, origin: str, host: str | None) -> bool:
-        return origin_allowed(origin, host, self.allowed_origins)
+    def check_origin(self, origins: list[bytes] | None, host: bytes | None) -> None:
+        """
+        Refuse (403) a handshake from a browser page that is not ours. Checked on the
+        HTTP request, before Autobahn parses it: Autobahn would answer 400 to ``null``
+        and to Origins it cannot parse, and sees two Origin headers as one joined value.
+        """
+        if origins is None:
+            return  # not a browser
+        if len(origins) == 1 and origin_allowed(
+            origins[0].decode("latin-1"),
+            host.decode("latin-1") if host is not None else None,
+            self.allowed_origins,
+        ):
+            return
+        raise ApiError("forbidden", "This Origin may not open a WebSocket here.")
 
     async def drain(self) -> None:
         """

@@ -300,10 +300,15 @@ class TermroomsServer:
             self.router.guard_with(
                 self.get_http_limits().before_route, {429: None}, UNLIMITED_PATHS
             )
-            websocket = WebSocketResource(self.get_gateway())
+            gateway = self.get_gateway()
+            websocket = WebSocketResource(gateway)
 
             def websocket_route(request: Any) -> WebSocketResource:
                 request.route = "/ws"
+                # The Host header as sent: request.getHost() has lost the port asked for.
+                gateway.check_origin(
+                    request.requestHeaders.getRawHeaders(b"origin"), request.getHeader(b"host")
+                )
                 return websocket
 
             self.router.app.route("/ws")(websocket_route)
@@ -314,4 +319,5 @@ class TermroomsServer:
             self.get_router().app.resource(),
             meters=self.get_meters(),
             trusted_proxies=self.config.trusted_proxies,
+            timeout=self.config.http_request_timeout.total_seconds(),
         )

@@ -7,10 +7,16 @@ query string and bodies are never logged: ``/ws?token=`` carries a secret.
 Every response carries ``X-Content-Type-Options: nosniff``; responses served over TLS
 carry ``Strict-Transport-Security``; behind a trusted proxy
 the client address is the one its ``X-Forwarded-For`` names.
+
+Slow and greedy clients: a request must arrive whole (line, headers, body) within the
+site's deadline of the connection opening or of the previous answer, and a body over
+MAX_REQUEST_BODY is refused with 413 as soon as its size shows, before it is read.
+Malformed HTTP/1.1 framing is 400 ``bad_request`` with the contract's body.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import re
 import time
@@ -18,15 +24,24 @@ import uuid
 from typing import Any, Iterable
 
 from twisted.logger import Logger
+from twisted.web.http import RESPONSES, HTTPChannel, _GenericHTTPChannelProtocol
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from termrooms.errors import ApiError
+from termrooms.http.router import MAX_JSON_BODY
 from termrooms.metrics import Meters, Network, address_allowed
+from termrooms.wire import encode_json
 
 _log = Logger(namespace="termrooms.access")
 _ACCEPTABLE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
 HSTS = b"max-age=31536000"
 UNMATCHED_ROUTE = "(unmatched)"  # the metrics label of a path no route serves
+MAX_REQUEST_BODY = MAX_JSON_BODY  # every body this server takes is a JSON object
+DEFAULT_REQUEST_SECONDS = 10.0
+# After a 400 or 413, how long what the client still sends is read and dropped before
+# the connection closes: closing on unread data resets it, and the answer could be lost.
+REFUSED_LINGER_SECONDS = 2.0
 
 
 def forwarded_client(peer: str, forwarded_for: Iterable[bytes], trusted: Iterable[Network]) -> str:
@@ -58,6 +73,8 @@ class TermroomsRequest(Request):
     room: str | None = None
     user_id: int | None = None
     error_code: str | None = None
+    body_refused = False
+    _body_bytes = 0
 
     def process(self) -> None:
         self.started = time.monotonic()
@@ -75,6 +92,38 @@ class TermroomsRequest(Request):
         self.setHeader(b"x-request-id", self.request_id.encode("ascii"))
         super().process()
 
+    def gotLength(self, length: int | None) -> None:
+        # Twisted would spool a large body to a temporary file before anyone looks at it.
+        if length is not None and length > MAX_REQUEST_BODY:
+            self.content = io.BytesIO()
+            self._refuse_body()
+        else:
+            super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body_refused:
+            return  # dropped unread
+        self._body_bytes += len(data)
+        if self._body_bytes > MAX_REQUEST_BODY:  # chunked: its size shows as it grows
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self.body_refused:
+            # Answered already; the body's end came in the same read as its excess, and
+            # Twisted stopped the channel's timer for the request: start the linger again.
+            self.channel.setTimeout(REFUSED_LINGER_SECONDS)
+            return
+        super().requestReceived(command, path, version)
+
+    def _refuse_body(self) -> None:
+        self.body_refused = True
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the refusal
+        self.channel.refuse(
+            ApiError("payload_too_large", f"The body is over {MAX_REQUEST_BODY} bytes.")
+        )
+
     def processingFailed(self, reason: Any) -> Any:
         # Twisted would render a traceback page; never show one to a client.
         _log.failure("unhandled error (request {request_id})", reason, request_id=self.request_id)
@@ -88,8 +137,60 @@ class TermroomsRequest(Request):
         return reason
 
 
+class TermroomsChannel(HTTPChannel):
+    """
+    An HTTP/1.1 connection whose idle timeout is a deadline, and whose refusals carry
+    the contract's error body.
+
+    Twisted restarts its timer on every byte, so a client sending a header a byte a
+    second (slowloris) would hold its connection for ever; here the timer runs from the
+    connection's start, or the end of the previous answer, until the request has fully
+    arrived, and is not reset. Twisted answers malformed framing with a bare 400 (and an
+    overlong header line with none) and closes at once, on data still unread.
+    """
+
+    _refused = False
+
+    def resetTimeout(self) -> None:
+        pass
+
+    def refuse(self, error: ApiError) -> None:
+        """Answer ``error`` before the request is parsed whole, then read and drop what
+        the client still sends until it stops or REFUSED_LINGER_SECONDS pass; close."""
+        if self._refused:
+            return
+        self._refused = True
+        body = encode_json(error.body())
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"x-content-type-options: nosniff\r\nconnection: close\r\n\r\n%s"
+            % (error.status, RESPONSES[error.status], len(body), body)
+        )
+        self.setRawMode()  # no line after this one is parsed: nothing is smuggled in
+        self.setTimeout(REFUSED_LINGER_SECONDS)
+        self.site.meters.error(error.error_code, "http")
+        peer = getattr(self.transport.getPeer(), "host", None) or "local"
+        _log.info(
+            "request refused ({client}): {status} {error_code}",
+            client=peer,
+            status=error.status,
+            error_code=error.error_code,
+        )
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.refuse(ApiError("bad_request", "This is not a valid HTTP/1.1 request."))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._respondToBadRequestAndDisconnect()
+
+
 class TermroomsSite(Site):
-    """twisted.web Site with structured access logs and no tracebacks to clients."""
+    """twisted.web Site with structured access logs, no tracebacks to clients, and a
+    deadline for each request to arrive in (``timeout``, seconds)."""
 
     requestFactory = TermroomsRequest
     displayTracebacks = False
@@ -100,11 +201,16 @@ class TermroomsSite(Site):
         resource: IResource,
         meters: Meters | None = None,
         trusted_proxies: Iterable[Network] = (),
+        timeout: float = DEFAULT_REQUEST_SECONDS,
         **kwargs: Any,
     ) -> None:
-        super().__init__(resource, requestFactory=TermroomsRequest, **kwargs)
+        super().__init__(resource, requestFactory=TermroomsRequest, timeout=timeout, **kwargs)
         self.meters = meters or Meters()
         self.trusted_proxies = tuple(trusted_proxies)
+
+    def protocol(self) -> Any:  # type: ignore[override]
+        # Twisted's own factory, with the channel swapped (it has no hook for that).
+        return _GenericHTTPChannelProtocol(TermroomsChannel())
 
     def log(self, request: TermroomsRequest) -> None:  # type: ignore[override]
         seconds = time.monotonic() - request.started if request.started else 0.0

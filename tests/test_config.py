@@ -310,6 +310,7 @@ ENVIRONMENT = [
     ("TERMROOMS_WS_MAX_MESSAGE_BYTES", "131072", "ws_max_message_bytes", 131072),
     ("TERMROOMS_WS_RATE_LIMIT", "5/1s", "ws_rate_limit", RateLimit(5, 1)),
     ("TERMROOMS_SLOW_CONSUMER_BYTES", "2097152", "slow_consumer_bytes", 2097152),
+    ("TERMROOMS_HTTP_REQUEST_TIMEOUT", "30s", "http_request_timeout", timedelta(seconds=30)),
     ("TERMROOMS_MESSAGE_RETENTION", "0", "message_retention", timedelta(0)),
     ("TERMROOMS_AUDIT_RETENTION", "180d", "audit_retention", timedelta(days=180)),
     ("TERMROOMS_IDLE_ROOM_RETENTION", "2w", "idle_room_retention", timedelta(weeks=2)),

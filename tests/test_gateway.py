@@ -188,6 +188,10 @@ async def test_garbage_frames_get_errors_then_a_1008_close(running):
         ("https://evil.example", "localhost:8080", False),
         ("null", "localhost:8080", False),
         ("", "localhost:8080", False),
+        ("https://chat.example/../evil", "localhost:8080", False),
+        ("http://evil.example@localhost:8080", "localhost:8080", False),
+        ("http://localhost:8080@evil.example", "localhost:8080", False),
+        ("http://localhost:8080?x", "localhost:8080", False),
     ],
 )
 def test_origin_rules(origin, host, allowed):
