@@ -51,7 +51,7 @@ from termrooms.events import (
 from termrooms.metrics import Meters
 from termrooms.ratelimit import Bucket, RateLimit, take
 from termrooms.store.rooms import Removal
-from termrooms.wire import encode_json
+from termrooms.wire import decode_json, encode_json
 
 _log = Logger()
 
@@ -299,7 +299,7 @@ class GatewayProtocol(WebSocketServerProtocol):
         raw = None
         if not isBinary:
             try:
-                raw = json.loads(payload)
+                raw = decode_json(payload)
             except ValueError:
                 pass
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):

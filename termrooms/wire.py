@@ -30,3 +30,16 @@ def user_json(user: Any) -> dict[str, Any]:
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON, as every response and frame is written."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _reject_constant(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def decode_json(data: bytes) -> Any:
+    """RFC 8259 JSON from a client: ValueError for anything else, including NaN and
+    Infinity and nesting too deep for the parser (which would raise RecursionError)."""
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None

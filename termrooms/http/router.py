@@ -6,7 +6,6 @@ contract's JSON error body. Route handlers stay thin: parse, call a handler, ret
 
 from __future__ import annotations
 
-import json
 from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
@@ -20,7 +19,7 @@ from termrooms import __version__
 from termrooms.database import RETRY_AFTER_SECONDS, DatabaseUnavailable
 from termrooms.errors import ApiError, FieldError
 from termrooms.http.openapi import RouteSpec, build_document
-from termrooms.wire import encode_json
+from termrooms.wire import decode_json, encode_json
 
 _log = Logger()
 
@@ -63,8 +62,8 @@ def json_body(request: IRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, An
         raise ApiError("payload_too_large", f"The body is over {max_bytes} bytes.")
     content.seek(0)
     try:
-        body = json.loads(content.read() or b"null")
-    except (ValueError, UnicodeDecodeError):
+        body = decode_json(content.read() or b"null")
+    except ValueError:  # UnicodeDecodeError is one too
         raise ApiError("invalid_json", "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError("invalid_json", "The body must be a JSON object.")
