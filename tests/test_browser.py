@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -112,12 +113,27 @@ class Site:
         self.start_again()
 
     def start_again(self) -> None:
-        self.daemon = start_daemon(daemon_args(self.database_url), self.tmp_path, port=self.daemon.port)
+        self.daemon = healthy(
+            start_daemon(daemon_args(self.database_url), self.tmp_path, port=self.daemon.port)
+        )
 
     def stored(self, body: str) -> int:
         with psycopg2.connect(self.database_url) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM room_events WHERE body = %s", (body,))
             return cursor.fetchone()[0]
+
+
+def healthy(daemon: Daemon, seconds: float = 30) -> Daemon:
+    """The daemon once /health is 200: it listens before its schema check is done."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(daemon.base_url + "/health", timeout=5):
+                return daemon
+        except OSError:  # 503 while starting (HTTPError), or not answering yet
+            if time.monotonic() > deadline:
+                raise AssertionError(f"/health never became 200:\n{daemon.log()}") from None
+            time.sleep(0.05)
 
 
 def daemon_args(database_url: str) -> list[str]:
@@ -135,7 +151,7 @@ def site(
         check=True,
     )
     extra = getattr(request, "param", [])
-    daemon = start_daemon(daemon_args(fresh_migrated_database_url) + extra, tmp_path)
+    daemon = healthy(start_daemon(daemon_args(fresh_migrated_database_url) + extra, tmp_path))
     site = Site(fresh_migrated_database_url, tmp_path, browser, daemon)
     try:
         yield site
