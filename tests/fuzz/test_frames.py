@@ -12,12 +12,15 @@ that pytest-twisted only turns while the test itself is awaited.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest_twisted
 import treq
 from hypothesis import given, settings
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
-from fuzz.fuzzing import FrameFuzzer
+from fuzz.fuzzing import FAILURE_MARKS, FrameFuzzer
 from fuzz.strategies import Payload, frame_payloads
 from support import (
     HOSTILE,
@@ -26,12 +29,14 @@ from support import (
     bearer,
     config_for,
     record_outcome,
+    run_termrooms,
     start,
     with_timeout,
 )
 
 PROFILE = "fuzz-hostile" if HOSTILE else "fuzz"
 EXAMPLES = 5000 if HOSTILE else 300
+DAEMON_EXAMPLES = 2000 if HOSTILE else 120
 FAULTS = (
     "valid, almost-valid and hostile join/leave/send/command/typing/read/ping/auth, unknown "
     "types, non-objects, duplicate keys, NaN/1e309, 10,000-deep nesting, lone surrogates, "
@@ -67,7 +72,10 @@ async def fuzz_target(base_url: str) -> FrameFuzzer:
         )
         assert status == 200, session
         tokens[name] = session["access_token"]
-    for owner, room, visibility in (("fuzzer", "lobby", "public"), ("victim", "fuzz-private", "private")):
+    for owner, room, visibility in (
+        ("fuzzer", "lobby", "public"),
+        ("victim", "fuzz-private", "private"),
+    ):
         status, body = await call(
             base_url,
             "POST",
@@ -116,3 +124,84 @@ async def test_every_frame_gets_its_answer_an_error_or_a_contract_close(
         outcome=f"no silence, no internal_error, no 1006/1011; {summary(fuzzer)}",
         sent=tried,
     )
+
+
+def unhandled_failures(log: str) -> list[str]:
+    """Lines of a daemon's JSON log that record an unhandled failure or a critical event."""
+    found = []
+    for line in log.splitlines():
+        if any(mark in line for mark in FAILURE_MARKS):
+            found.append(line)
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and (event.get("level") == "critical" or "traceback" in event):
+            found.append(line)
+    return found
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_daemon_fed_fuzzed_frames_stays_healthy_and_logs_no_failure(
+    fresh_migrated_database_url, daemons
+):
+    payloads = drawn_frames(DAEMON_EXAMPLES)
+    for name in ("fuzzer", "victim"):
+        run_termrooms(
+            [
+                "create-user",
+                name,
+                "--password-stdin",
+                "--database-url",
+                fresh_migrated_database_url,
+            ],
+            input=PASSWORD + "\n",
+            check=True,
+        )
+    daemon = daemons(
+        [
+            "--database-url",
+            fresh_migrated_database_url,
+            "--no-migrate",
+            "--no-rate-limits",
+            "--argon2-memory-kib",
+            "8192",
+            "--argon2-time-cost",
+            "1",
+        ]
+    )
+    await wait_for_health(daemon.base_url)
+    fuzzer = await fuzz_target(daemon.base_url)
+    tried = await feed_all(fuzzer, payloads)
+
+    response = await with_timeout(treq.get(daemon.base_url + "/health"), 30)
+    assert response.code == 200, await response.content()
+    await fuzzer.ping_works()
+    assert daemon.process.poll() is None, daemon.log()
+    failures = unhandled_failures(daemon.log())
+    assert not failures, "\n".join(failures)
+    assert tried == len(payloads) >= DAEMON_EXAMPLES // 2
+    record_outcome(
+        "fuzz/test_frames::test_a_daemon_fed_fuzzed_frames_stays_healthy_and_logs_no_failure",
+        what="a real daemon fed fuzzed WebSocket frames stays healthy and logs no unhandled failure",
+        load=f"{tried} fuzzed frames over real sockets to one twistd process",
+        faults=FAULTS,
+        outcome=f"/health 200, a fresh connection gets pong, no Unhandled/Traceback/"
+        f"log_failure/critical line in its JSON log; {summary(fuzzer)}",
+        sent=tried,
+    )
+
+
+async def wait_for_health(base_url: str, timeout: float = 60) -> None:
+    """The daemon answers /health 200 (its schema check done), within a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = await with_timeout(treq.get(base_url + "/health"), 10)
+            if response.code == 200:
+                return
+        except Exception:  # noqa: BLE001 (not listening yet: try again)
+            pass
+        assert time.monotonic() < deadline, "the daemon's /health never answered 200"
+        await deferLater(reactor, 0.2)
