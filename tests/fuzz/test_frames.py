@@ -35,8 +35,8 @@ from support import (
 )
 
 PROFILE = "fuzz-hostile" if HOSTILE else "fuzz"
-EXAMPLES = 5000 if HOSTILE else 300
-DAEMON_EXAMPLES = 2000 if HOSTILE else 120
+EXAMPLES = 5000 if HOSTILE else 1000
+DAEMON_EXAMPLES = 2000 if HOSTILE else 400
 FAULTS = (
     "valid, almost-valid and hostile join/leave/send/command/typing/read/ping/auth, unknown "
     "types, non-objects, duplicate keys, NaN/1e309, 10,000-deep nesting, lone surrogates, "
