@@ -304,7 +304,8 @@ class GatewayProtocol(WebSocketServerProtocol):
                 pass
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             self.factory.meters.frame_received("invalid")
-            self._bad_frame(ApiError("invalid_json", "A frame is a JSON object with a type."))
+            error = ApiError("invalid_json", "A frame is a JSON object with a type.")
+            self._bad_frame(error, frame_ref(raw))
             return
         try:
             frame = parse_client_frame(raw)
