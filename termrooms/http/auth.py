@@ -138,18 +138,27 @@ async def authenticated(server: Any, request: IRequest) -> Requester:
     return who
 
 
+INVITE_EXPIRY_MIN, INVITE_EXPIRY_MAX = timedelta(seconds=60), timedelta(days=365)
+
+
 def _invite_expiry(value: Any) -> timedelta | None:
     """``expires_in``: seconds, or a duration like ``7d``; null for no expiry."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and 60 <= value <= 365 * 86400:
-        return timedelta(seconds=value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if INVITE_EXPIRY_MIN.total_seconds() <= value <= INVITE_EXPIRY_MAX.total_seconds():
+            return timedelta(seconds=value)
     if isinstance(value, str):
         try:
-            return parse_duration(value)
-        except ValueError:
-            pass
-    check_fields(expires_in="must be seconds (60 to a year) or a duration like 7d, or null")
+            duration = parse_duration(value)
+        except (ValueError, OverflowError):  # OverflowError: beyond what timedelta holds
+            duration = None
+        # The same bounds as seconds: a longer one would overflow the datetime it is added to.
+        if duration is not None and INVITE_EXPIRY_MIN <= duration <= INVITE_EXPIRY_MAX:
+            return duration
+    check_fields(
+        expires_in="must be seconds or a duration like 7d from a minute to a year, or null"
+    )
     return None  # unreachable: check_fields raised
 
 

@@ -1,0 +1,107 @@
+"""
+The hostile values the body fuzzer may take long to hit, each sent on purpose: durations
+beyond what a datetime holds, passwords with lone surrogates, NUL in codes and tokens.
+Each must get the contract's answer (422 naming the field, or 401/403 for a wrong
+credential), never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest_twisted
+import treq
+
+from fuzz.fuzzing import check_response, row_counts
+from support import add_user, bearer, config_for, login, record_outcome, start
+
+HUGE = "99999999999999999999w"
+SURROGATE_PASSWORD = "\ud800abcdefgh"
+
+
+async def post(running, method: str, path: str, body: dict, token: str | None = None):
+    """``body`` as ASCII JSON (a lone surrogate travels as a \\ud800 escape)."""
+    headers = {"Content-Type": "application/json", **(bearer(token) if token else {})}
+    response = await treq.request(
+        method, running.url + path, data=json.dumps(body).encode(), headers=headers
+    )
+    return response.code, await response.content(), response.headers
+
+
+@pytest_twisted.ensureDeferred
+async def test_hostile_values_get_a_contract_error(fresh_migrated_database_url, tmp_path):
+    running = await start(config_for(fresh_migrated_database_url, tmp_path, no_rate_limits=True))
+    try:
+        tokens = {}
+        for name, role in (("admin-fuzz", "admin"), ("fuzzer", "user"), ("doomed", "user")):
+            await add_user(running, name, role)
+            status, session = await login(running, name)
+            assert status == 200, session
+            tokens[name] = session
+        admin, user = tokens["admin-fuzz"]["access_token"], tokens["fuzzer"]["access_token"]
+        status, body, _ = await running.request(
+            "POST",
+            "/api/rooms",
+            json={"name": "lobby", "visibility": "public"},
+            headers=bearer(user),
+        )
+        assert status == 201, body
+        status, invite, _ = await running.request(
+            "POST", "/api/invites", json={"uses": 10}, headers=bearer(admin)
+        )
+        assert status == 201, invite
+        code = invite["code"]
+        cases = [
+            ("POST", "/api/invites", {"expires_in": HUGE}, admin, 422, "expires_in"),
+            ("POST", "/api/invites", {"expires_in": "5000000d"}, admin, 422, "expires_in"),
+            ("POST", "/api/invites", {"expires_in": "400d"}, admin, 422, "expires_in"),
+            ("POST", "/api/invites", {"expires_in": 10**30}, admin, 422, "expires_in"),
+            ("POST", "/api/rooms/lobby/moderation",
+             {"action": "mute", "username": "doomed", "duration_s": 10**30}, user, 422, "duration_s"),
+            ("POST", "/api/auth/register",
+             {"username": "newcomer", "password": SURROGATE_PASSWORD, "invite_code": code},
+             None, 422, "password"),
+            ("POST", "/api/auth/login",
+             {"username": "fuzzer", "password": SURROGATE_PASSWORD}, None, 401, None),
+            ("DELETE", "/api/auth/me", {"password": SURROGATE_PASSWORD},
+             tokens["doomed"]["access_token"], 401, None),
+            ("POST", "/api/auth/register",
+             {"username": "newcomer", "password": "long enough pw", "invite_code": code + "\x00"},
+             None, 403, None),
+            ("POST", "/api/auth/refresh", {"refresh_token": "x\x00y"}, None, 401, None),
+            ("POST", "/api/auth/refresh",
+             {"refresh_token": tokens["fuzzer"]["refresh_token"] + "\x00"}, None, 401, None),
+        ]  # fmt: skip
+        for method, path, body, token, want, field in cases:
+            before = row_counts(fresh_migrated_database_url)
+            status, content, headers = await post(running, method, path, body, token)
+            check_response(status, content, headers, (method, path, body))
+            answer = json.loads(content)
+            assert status == want, (status, answer, path, body)
+            if field is not None:
+                assert field in json.dumps(answer["validation_errors"]), answer
+            assert row_counts(fresh_migrated_database_url) == before, (path, body)
+        # The commands take the same huge durations.
+        for line in (f"/mute doomed {HUGE}", f"/ban doomed {HUGE}", "/mute doomed 5000000d"):
+            status, answer, _ = await running.request(
+                "POST",
+                "/api/rooms/lobby/messages",
+                json={"body": line, "client_msg_id": line},
+                headers=bearer(user),
+            )
+            assert status < 500, (status, answer, line)
+        status, health, _ = await running.health()
+        assert status == 200, health
+    finally:
+        await running.stop()
+    record_outcome(
+        "fuzz/test_rest_hostile_values::test_hostile_values_get_a_contract_error",
+        what="durations past a datetime's range, lone-surrogate passwords and NUL in codes "
+        "and tokens get 422 (naming the field) or 401/403, never a 500",
+        load=f"{len(cases) + 3} requests on one in-process server",
+        faults="expires_in 99999999999999999999w / 5000000d / 10**30, duration_s 10**30, "
+        "/mute and /ban with 99999999999999999999w, password \\ud800abcdefgh on register/"
+        "login/delete account, NUL in invite_code and refresh_token",
+        outcome=f"all {len(cases) + 3} answered with the contract's status and error body; "
+        "no rows changed",
+    )
