@@ -71,6 +71,18 @@ async def test_hostile_values_get_a_contract_error(fresh_migrated_database_url, 
             ("POST", "/api/auth/refresh", {"refresh_token": "x\x00y"}, None, 401, None),
             ("POST", "/api/auth/refresh",
              {"refresh_token": tokens["fuzzer"]["refresh_token"] + "\x00"}, None, 401, None),
+            # A lone surrogate (a JSON \ud800 escape) in every other text field.
+            ("POST", "/api/rooms/lobby/messages", {"body": "a\ud800", "client_msg_id": "s1"},
+             user, 422, "body"),
+            ("POST", "/api/rooms/lobby/messages", {"body": "hi", "client_msg_id": "\ud800"},
+             user, 422, "client_msg_id"),
+            ("PATCH", "/api/rooms/lobby", {"topic": "\ud800"}, user, 422, "topic"),
+            ("POST", "/api/rooms/lobby/moderation",
+             {"action": "kick", "username": "doomed", "reason": "\udfff"}, user, 422, "reason"),
+            ("POST", "/api/auth/refresh", {"refresh_token": "\ud800"}, None, 422, "refresh_token"),
+            ("POST", "/api/auth/register",
+             {"username": "newcomer", "password": "long enough pw", "invite_code": "\ud800"},
+             None, 422, "invite_code"),
         ]  # fmt: skip
         for method, path, body, token, want, field in cases:
             before = row_counts(fresh_migrated_database_url)
@@ -101,7 +113,8 @@ async def test_hostile_values_get_a_contract_error(fresh_migrated_database_url, 
         load=f"{len(cases) + 3} requests on one in-process server",
         faults="expires_in 99999999999999999999w / 5000000d / 10**30, duration_s 10**30, "
         "/mute and /ban with 99999999999999999999w, password \\ud800abcdefgh on register/"
-        "login/delete account, NUL in invite_code and refresh_token",
+        "login/delete account, NUL in invite_code and refresh_token, a lone surrogate in "
+        "body, client_msg_id, topic, reason, refresh_token and invite_code",
         outcome=f"all {len(cases) + 3} answered with the contract's status and error body; "
         "no rows changed",
     )
