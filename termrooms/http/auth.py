@@ -20,8 +20,13 @@ from termrooms.browser_session import (
 from termrooms.errors import ApiError
 from termrooms.handlers.auth import AuthHandler, Requester, Session
 from termrooms.http.router import JsonResponse, Router, json_body, query_int
-from termrooms.invites import DEFAULT_INVITE_USES
-from termrooms.rules import check_fields, parse_duration
+from termrooms.invites import (
+    DEFAULT_INVITE_USES,
+    INVITE_EXPIRY_MAX,
+    INVITE_EXPIRY_MIN,
+    parse_invite_expiry,
+)
+from termrooms.rules import check_fields
 from termrooms.wire import iso_time, user_json
 
 USER_SCHEMA = {
@@ -138,9 +143,6 @@ async def authenticated(server: Any, request: IRequest) -> Requester:
     return who
 
 
-INVITE_EXPIRY_MIN, INVITE_EXPIRY_MAX = timedelta(seconds=60), timedelta(days=365)
-
-
 def _invite_expiry(value: Any) -> timedelta | None:
     """``expires_in``: seconds, or a duration like ``7d``; null for no expiry."""
     if value is None:
@@ -150,12 +152,9 @@ def _invite_expiry(value: Any) -> timedelta | None:
             return timedelta(seconds=value)
     if isinstance(value, str):
         try:
-            duration = parse_duration(value)
-        except (ValueError, OverflowError):  # OverflowError: beyond what timedelta holds
-            duration = None
-        # The same bounds as seconds: a longer one would overflow the datetime it is added to.
-        if duration is not None and INVITE_EXPIRY_MIN <= duration <= INVITE_EXPIRY_MAX:
-            return duration
+            return parse_invite_expiry(value)
+        except ValueError:
+            pass
     check_fields(
         expires_in="must be seconds or a duration like 7d from a minute to a year, or null"
     )

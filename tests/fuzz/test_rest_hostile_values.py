@@ -13,7 +13,7 @@ import pytest_twisted
 import treq
 
 from fuzz.fuzzing import check_response, row_counts
-from support import add_user, bearer, config_for, login, record_outcome, start
+from support import add_user, bearer, config_for, login, record_outcome, run_termrooms, start
 
 HUGE = "99999999999999999999w"
 SURROGATE_PASSWORD = "\ud800abcdefgh"
@@ -117,4 +117,20 @@ async def test_hostile_values_get_a_contract_error(fresh_migrated_database_url, 
         "body, client_msg_id, topic, reason, refresh_token and invite_code",
         outcome=f"all {len(cases) + 3} answered with the contract's status and error body; "
         "no rows changed",
+    )
+
+
+def test_invite_command_refuses_an_expiry_past_a_datetime():
+    """`termrooms invite --expires-in` takes the route's bounds: a usage error, no traceback."""
+    unreachable = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
+    for expiry in (HUGE, "5000000d", "400d"):
+        result = run_termrooms(["invite", "--expires-in", expiry, "--database-url", unreachable])
+        assert result.returncode == 2, (expiry, result.stderr[-2000:])
+        assert "--expires-in" in result.stderr and "Traceback" not in result.stderr, expiry
+    record_outcome(
+        "fuzz/test_rest_hostile_values::test_invite_command_refuses_an_expiry_past_a_datetime",
+        what="termrooms invite refuses a lifetime past a year as a usage error",
+        load="3 CLI runs",
+        faults="--expires-in 99999999999999999999w, 5000000d, 400d",
+        outcome="all 3 exit 2 naming --expires-in, no traceback",
     )
