@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import pytest_twisted
 import treq
 
 from fuzz.fuzzing import check_response, row_counts
 from support import add_user, bearer, config_for, login, record_outcome, run_termrooms, start
+from termrooms.config import ConfigError, resolve_config
 
 HUGE = "99999999999999999999w"
 SURROGATE_PASSWORD = "\ud800abcdefgh"
@@ -133,4 +135,18 @@ def test_invite_command_refuses_an_expiry_past_a_datetime():
         load="3 CLI runs",
         faults="--expires-in 99999999999999999999w, 5000000d, 400d",
         outcome="all 3 exit 2 naming --expires-in, no traceback",
+    )
+
+
+def test_a_duration_setting_past_timedelta_is_a_config_error():
+    """A retention of 99999999999999999999w names its setting, like any too-long one."""
+    for name in ("TERMROOMS_MESSAGE_RETENTION", "TERMROOMS_AUDIT_RETENTION"):
+        with pytest.raises(ConfigError, match="must be between"):
+            resolve_config({}, {name: HUGE})
+    record_outcome(
+        "fuzz/test_rest_hostile_values::test_a_duration_setting_past_timedelta_is_a_config_error",
+        what="a duration setting past what timedelta holds is a ConfigError naming it",
+        load="2 settings resolved",
+        faults="message_retention and audit_retention 99999999999999999999w from the environment",
+        outcome="both refused as 'must be between', no OverflowError",
     )
