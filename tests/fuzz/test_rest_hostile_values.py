@@ -95,6 +95,12 @@ async def test_hostile_values_get_a_contract_error(fresh_migrated_database_url, 
             if field is not None:
                 assert field in json.dumps(answer["validation_errors"]), answer
             assert row_counts(fresh_migrated_database_url) == before, (path, body)
+        # A path that is not UTF-8 (a lone surrogate, a stray byte) is the contract's 400 too.
+        for path in ("/api/rooms/%ED%A0%80", "/api/rooms/%FF/messages"):
+            response = await treq.get(running.url + path, headers=bearer(user))
+            content = await response.content()
+            check_response(response.code, content, response.headers, path)
+            assert json.loads(content)["error_code"] == "bad_request", content
         # The commands take the same huge durations.
         for line in (f"/mute doomed {HUGE}", f"/ban doomed {HUGE}", "/mute doomed 5000000d"):
             status, answer, _ = await running.request(
@@ -112,12 +118,12 @@ async def test_hostile_values_get_a_contract_error(fresh_migrated_database_url, 
         "fuzz/test_rest_hostile_values::test_hostile_values_get_a_contract_error",
         what="durations past a datetime's range, lone-surrogate passwords and NUL in codes "
         "and tokens get 422 (naming the field) or 401/403, never a 500",
-        load=f"{len(cases) + 3} requests on one in-process server",
+        load=f"{len(cases) + 5} requests on one in-process server",
         faults="expires_in 99999999999999999999w / 5000000d / 10**30, duration_s 10**30, "
         "/mute and /ban with 99999999999999999999w, password \\ud800abcdefgh on register/"
         "login/delete account, NUL in invite_code and refresh_token, a lone surrogate in "
-        "body, client_msg_id, topic, reason, refresh_token and invite_code",
-        outcome=f"all {len(cases) + 3} answered with the contract's status and error body; "
+        "body, client_msg_id, topic, reason, refresh_token and invite_code, non-UTF-8 paths",
+        outcome=f"all {len(cases) + 5} answered with the contract's status and error body; "
         "no rows changed",
     )
 
