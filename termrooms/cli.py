@@ -53,7 +53,12 @@ from termrooms.database import connect_one, run_in_transaction
 from termrooms.embedded import EmbeddedPostgres
 from termrooms.errors import ApiError
 from termrooms.handlers.retention import dry_run, run_pass
-from termrooms.invites import DEFAULT_INVITE_EXPIRY, DEFAULT_INVITE_USES, new_invite_code
+from termrooms.invites import (
+    DEFAULT_INVITE_EXPIRY,
+    DEFAULT_INVITE_USES,
+    new_invite_code,
+    parse_invite_expiry,
+)
 from termrooms.keys import KeyFileError, rotate_key
 from termrooms.logs import make_observer
 from termrooms.migrations import MigrationError, load_deltas, migrate
@@ -69,7 +74,6 @@ from termrooms.retention import RetentionPolicy
 from termrooms.rules import (
     check_fields,
     new_username_problem,
-    parse_duration,
     password_problem,
 )
 from termrooms.snowflake import SnowflakeGenerator
@@ -138,7 +142,7 @@ class InviteOptions(ConfigOptions):
         except ValueError:
             raise usage.UsageError("--uses must be a whole number from 1 to 1000000") from None
         try:
-            self["expires-in"] = parse_duration(self["expires-in"])
+            self["expires-in"] = parse_invite_expiry(self["expires-in"])
         except ValueError as e:
             raise usage.UsageError(f"--expires-in: {e}") from None
 

@@ -207,7 +207,9 @@ def _duration_between(low: timedelta, high: timedelta) -> Callable[[Any], timede
             duration = parse_duration(_text(value))
         except ValueError as e:
             raise _Invalid(str(e)) from None
-        if not low <= duration <= high:
+        except OverflowError:  # beyond what timedelta holds: too long, like any over high
+            duration = None
+        if duration is None or not low <= duration <= high:
             raise _Invalid(f"must be between {_span(low)} and {_span(high)}, got {value!r}")
         return duration
 

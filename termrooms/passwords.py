@@ -60,6 +60,8 @@ def _check(hasher: argon2.PasswordHasher, stored_hash: str, password: str) -> Ve
         hasher.verify(stored_hash, password)
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return Verdict(False)
+    except UnicodeEncodeError:  # a lone surrogate: no stored password has one
+        return Verdict(False)
     return Verdict(True, hasher.check_needs_rehash(stored_hash))
 
 

@@ -48,7 +48,19 @@ def password_problem(password: object) -> str | None:
     """Why ``password`` is not acceptable, or None when it is."""
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         return f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters"
+    if not is_utf8_text(password):
+        return "must be text that UTF-8 can carry (no lone surrogates)"
     return None
+
+
+def is_utf8_text(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: a JSON ``\\ud800`` escape decodes to a lone
+    surrogate, which argon2 and PostgreSQL cannot take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_fields(**problems: str | None) -> None:

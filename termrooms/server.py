@@ -26,7 +26,7 @@ from termrooms.http.client import register_client_routes
 from termrooms.http.health import register_health_routes
 from termrooms.http.limits import UNLIMITED_PATHS, HttpLimits
 from termrooms.http.rooms import register_room_routes
-from termrooms.http.router import Router
+from termrooms.http.router import Router, Utf8PathResource
 from termrooms.metrics import MeteredLimiter, Meters
 from termrooms.notifications import Listener
 from termrooms.passwords import PasswordPolicy, PasswordWorkers
@@ -316,7 +316,7 @@ class TermroomsServer:
 
     def get_site(self) -> TermroomsSite:
         return TermroomsSite(
-            self.get_router().app.resource(),
+            Utf8PathResource(self.get_router().app.resource()),
             meters=self.get_meters(),
             trusted_proxies=self.config.trusted_proxies,
             timeout=self.config.http_request_timeout.total_seconds(),

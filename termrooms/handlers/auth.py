@@ -22,6 +22,7 @@ from termrooms.passwords import PasswordsBusy, PasswordWorkers, Verdict
 from termrooms.ratelimit import RateLimit, RateLimiter, client_key
 from termrooms.rules import (
     check_fields,
+    is_utf8_text,
     new_username_problem,
     password_problem,
     username_problem,
@@ -115,8 +116,8 @@ class AuthHandler:
             invite_code = None
         elif invite_code is None or invite_code == "":
             raise ApiError("invite_required", "Registration needs an invite code.")
-        elif not isinstance(invite_code, str):
-            check_fields(invite_code="must be a string")
+        elif not isinstance(invite_code, str) or not is_utf8_text(invite_code):
+            check_fields(invite_code="must be a string UTF-8 can carry")
         password_hash = await self._password_work(self.passwords.hash, password)
         refresh_token = new_refresh_token()
         user, family_id = await self.database.run_interaction(
@@ -165,7 +166,11 @@ class AuthHandler:
         return self._session(record.user, family_id, refresh_token)
 
     async def refresh(self, refresh_token: Any, request_id: str) -> Session:
-        if not isinstance(refresh_token, str) or not 1 <= len(refresh_token) <= 256:
+        if (
+            not isinstance(refresh_token, str)
+            or not 1 <= len(refresh_token) <= 256
+            or not is_utf8_text(refresh_token)
+        ):
             check_fields(refresh_token="must be the refresh token a login returned")
         next_token = new_refresh_token()
         outcome = await self.database.run_interaction(

@@ -20,8 +20,13 @@ from termrooms.browser_session import (
 from termrooms.errors import ApiError
 from termrooms.handlers.auth import AuthHandler, Requester, Session
 from termrooms.http.router import JsonResponse, Router, json_body, query_int
-from termrooms.invites import DEFAULT_INVITE_USES
-from termrooms.rules import check_fields, parse_duration
+from termrooms.invites import (
+    DEFAULT_INVITE_USES,
+    INVITE_EXPIRY_MAX,
+    INVITE_EXPIRY_MIN,
+    parse_invite_expiry,
+)
+from termrooms.rules import check_fields
 from termrooms.wire import iso_time, user_json
 
 USER_SCHEMA = {
@@ -142,14 +147,17 @@ def _invite_expiry(value: Any) -> timedelta | None:
     """``expires_in``: seconds, or a duration like ``7d``; null for no expiry."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and 60 <= value <= 365 * 86400:
-        return timedelta(seconds=value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if INVITE_EXPIRY_MIN.total_seconds() <= value <= INVITE_EXPIRY_MAX.total_seconds():
+            return timedelta(seconds=value)
     if isinstance(value, str):
         try:
-            return parse_duration(value)
+            return parse_invite_expiry(value)
         except ValueError:
             pass
-    check_fields(expires_in="must be seconds (60 to a year) or a duration like 7d, or null")
+    check_fields(
+        expires_in="must be seconds or a duration like 7d from a minute to a year, or null"
+    )
     return None  # unreachable: check_fields raised
 
 

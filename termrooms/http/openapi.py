@@ -88,7 +88,10 @@ def _operation(spec: RouteSpec) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": dict(spec.request_body)}},
         }
-    for status, schema in sorted(spec.responses.items()):
+    responses = dict(spec.responses)
+    if spec.request_body is not None:  # json_body's answers to a body it cannot read
+        responses = {400: None, 413: None, **responses}
+    for status, schema in sorted(responses.items()):
         response: dict[str, Any] = {"description": _REASONS.get(status, str(status))}
         if status >= 400:
             schema = {"$ref": "#/components/schemas/Error"}

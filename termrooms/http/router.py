@@ -7,12 +7,14 @@ contract's JSON error body. Route handlers stay thin: parse, call a handler, ret
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import unquote_to_bytes
 
 import attrs
 from klein import Klein
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from termrooms import __version__
@@ -93,6 +95,25 @@ def error_response(error: ApiError) -> JsonResponse:
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     return JsonResponse(error.body(), error.status, headers)
+
+
+class Utf8PathResource(Resource):
+    """Klein's resource behind a check that the path is UTF-8: Klein itself answers a
+    plain-text 400 and logs an error, where the contract wants its JSON error body."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, request: IRequest) -> Any:
+        try:
+            unquote_to_bytes(request.path).decode("utf-8")
+        except UnicodeDecodeError:
+            error = ApiError("bad_request", "The URL's path is not UTF-8.")
+            return write_json(request, error_response(error))
+        return self.inner.render(request)
 
 
 class Router:
