@@ -17,9 +17,8 @@ from typing import Any
 
 import attrs
 import psycopg2
-import pytest_twisted
 import treq
-from twisted.internet.defer import DeferredQueue, ensureDeferred
+from twisted.internet.defer import DeferredQueue
 
 from fuzz.strategies import Payload, Route, payload_bytes
 from support import WebSocketTestClient, with_timeout, ws_connect
@@ -34,11 +33,6 @@ CLOSED = "__closed__"
 CLOSE_INVALID_UTF8, CLOSE_POLICY, CLOSE_TOO_BIG = 1007, 1008, 1009
 # The marks of an unhandled failure in a daemon's JSON log.
 FAILURE_MARKS = ('"log_failure"', '"isError": true', "Unhandled", "Traceback")
-
-
-def run(coroutine: Any) -> Any:
-    """Run a coroutine in the reactor from a synchronous Hypothesis test, and wait."""
-    return pytest_twisted.blockon(ensureDeferred(coroutine))
 
 
 @attrs.frozen
