@@ -571,7 +571,10 @@ async def stream(
 # --------------------------------------------------------------------------- scenarios
 
 
-async def connect_and_join(placements: list[tuple[LedgerClient, Any, list[str]]]) -> None:
+Placement = tuple[LedgerClient, Any, list[str]]  # a client, its instance, its rooms
+
+
+async def connect_and_join(placements: list[Placement]) -> None:
     """Each client onto its instance, subscribed to its rooms; a few at a time."""
     limit = DeferredSemaphore(10)
 
@@ -583,6 +586,31 @@ async def connect_and_join(placements: list[tuple[LedgerClient, Any, list[str]]]
     await gatherResults(
         [limit.run(lambda p=p: ensureDeferred(one(*p))) for p in placements], consumeErrors=True
     )
+
+
+async def seat_clients(
+    cluster: Cluster,
+    rooms: list[str],
+    subscribers: list[str],
+    senders: list[str],
+    tally: Tally,
+    instance_for: Callable[[int, str], Any],
+) -> tuple[dict[str, str], list[Placement], list[tuple[LedgerClient, str]]]:
+    """Register everyone and an ``owner``, make the rooms, and seat one failing-over client
+    per user, in room ``i % len(rooms)``, on the instance ``instance_for(i, name)`` picks.
+    Returns the tokens, the placements (for connect_and_join) and the (sender, room) pairs."""
+    tokens = await cluster.register(["owner", *subscribers, *senders])
+    for room in rooms:
+        await cluster.create_room(tokens["owner"], room)
+    placed, sending = [], []
+    for i, name in enumerate(subscribers + senders):
+        client = cluster.client(name, tokens[name], tally)
+        client.failover = fail_over_to_survivors(cluster)
+        room = rooms[i % len(rooms)]
+        placed.append((client, instance_for(i, name), [room]))
+        if name in senders:
+            sending.append((client, room))
+    return tokens, placed, sending
 
 
 def fail_over_to_survivors(cluster: Cluster) -> Callable[[LedgerClient], Any]:

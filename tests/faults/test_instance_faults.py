@@ -24,6 +24,7 @@ from cluster_support import (
     members_online,
     poll,
     presence_adds_up,
+    seat_clients,
     settle_count_and_check,
     stream,
     three_instances_under_load,
@@ -156,20 +157,16 @@ async def test_sigterm_under_load_acks_what_it_stored_closes_1001_and_clients_fa
     rooms = ["room0", "room1"]
     subscribers = [f"sub{i:02d}" for i in range(SUBSCRIBERS // 3)]
     senders = [f"snd{j:02d}" for j in range(SENDERS)]
-    tokens = await cluster.register(["owner", *subscribers, *senders])
-    for room in rooms:
-        await cluster.create_room(tokens["owner"], room)
     tally = Tally()
-    placed, sending = [], []
-    for i, name in enumerate(subscribers + senders):
-        client = cluster.client(name, tokens[name], tally)
-        client.failover = fail_over_to_survivors(cluster)
-        room = rooms[i % len(rooms)]
-        # Every sender on the instance that stops: the drain has work to finish.
-        daemon = stopping if name in senders else (stopping, survivor)[i % 2]
-        placed.append((client, daemon, [room]))
-        if name in senders:
-            sending.append((client, room))
+    # Every sender on the instance that stops: the drain has work to finish.
+    tokens, placed, sending = await seat_clients(
+        cluster,
+        rooms,
+        subscribers,
+        senders,
+        tally,
+        lambda i, name: stopping if name in senders else (stopping, survivor)[i % 2],
+    )
     await connect_and_join(placed)
     clients = [client for client, _, _ in placed]
     on_stopping = [client for client, daemon, _ in placed if daemon is stopping]

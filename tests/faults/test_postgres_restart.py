@@ -18,9 +18,9 @@ from cluster_support import (
     Findings,
     Tally,
     connect_and_join,
-    fail_over_to_survivors,
     health,
     poll,
+    seat_clients,
     settle_count_and_check,
     sleep,
     stream,
@@ -58,18 +58,10 @@ async def test_postgresql_restarted_under_load_stores_and_delivers_every_message
     rooms = ["room0", "room1"]
     subscribers = [f"sub{i:02d}" for i in range(SUBSCRIBERS)]
     senders = [f"snd{j:02d}" for j in range(SENDERS)]
-    tokens = await cluster.register(["owner", *subscribers, *senders])
-    for room in rooms:
-        await cluster.create_room(tokens["owner"], room)
     tally = Tally()
-    placed, sending = [], []
-    for i, name in enumerate(subscribers + senders):
-        client = cluster.client(name, tokens[name], tally)
-        client.failover = fail_over_to_survivors(cluster)
-        room = rooms[i % len(rooms)]
-        placed.append((client, (first, second)[i % 2], [room]))
-        if name in senders:
-            sending.append((client, room))
+    tokens, placed, sending = await seat_clients(
+        cluster, rooms, subscribers, senders, tally, lambda i, name: (first, second)[i % 2]
+    )
     await connect_and_join(placed)
     clients = [client for client, _, _ in placed]
 
