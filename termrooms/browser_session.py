@@ -63,6 +63,20 @@ def origin_allowed(origin: str, host: str | None, allowed: frozenset[str]) -> bo
     return host is not None and parts.scheme in ("http", "https") and parts.netloc == host.lower()
 
 
+def request_origin_allowed(
+    origins: list[bytes] | None, host: bytes | None, allowed: frozenset[str]
+) -> bool:
+    """The rule for a request's raw ``Origin`` headers (``host``: its Host header as sent,
+    port included): no Origin is no browser and passes; two are never one browser's."""
+    if origins is None:
+        return True
+    return len(origins) == 1 and origin_allowed(
+        origins[0].decode("latin-1"),
+        None if host is None else host.decode("latin-1"),
+        allowed,
+    )
+
+
 def wants_refresh_cookie(body: dict[str, Any]) -> bool:
     """A login or register body's ``refresh_cookie``: absent is false; not a boolean, 422."""
     value = body.get("refresh_cookie", False)

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from termrooms.browser_session import origin_allowed
+from termrooms.browser_session import request_origin_allowed
 from termrooms.bus import EventBus, LocalBus, Subscriber
 from termrooms.database import DatabaseUnavailable
 from termrooms.errors import ApiError
@@ -773,15 +773,8 @@ class GatewayFactory(WebSocketServerFactory):
         HTTP request, before Autobahn parses it: Autobahn would answer 400 to ``null``
         and to Origins it cannot parse, and sees two Origin headers as one joined value.
         """
-        if origins is None:
-            return  # not a browser
-        if len(origins) == 1 and origin_allowed(
-            origins[0].decode("latin-1"),
-            host.decode("latin-1") if host is not None else None,
-            self.allowed_origins,
-        ):
-            return
-        raise ApiError("forbidden", "This Origin may not open a WebSocket here.")
+        if not request_origin_allowed(origins, host, self.allowed_origins):
+            raise ApiError("forbidden", "This Origin may not open a WebSocket here.")
 
     async def drain(self) -> None:
         """

@@ -13,7 +13,7 @@ from termrooms.browser_session import (
     cleared_cookies,
     csrf_matches,
     csrf_token,
-    origin_allowed,
+    request_origin_allowed,
     session_cookies,
     wants_refresh_cookie,
 )
@@ -118,13 +118,9 @@ def _check_browser_origin(server: Any, request: IRequest) -> None:
     """Cookie sessions start and renew only from the server's own pages (or an allowed
     origin), as /ws does: another site's form cannot plant its account's session in a
     visitor's browser (login CSRF). Clients that send no Origin are not browsers."""
-    origin = request.getHeader(b"origin")
-    if origin is None:
-        return
-    host = request.getHeader(b"host")
-    if not origin_allowed(
-        origin.decode("latin-1"),
-        None if host is None else host.decode("latin-1"),
+    if not request_origin_allowed(
+        request.requestHeaders.getRawHeaders(b"origin"),
+        request.getHeader(b"host"),
         server.allowed_origins(),
     ):
         raise ApiError("forbidden", "This Origin may not start or renew a browser session.")
