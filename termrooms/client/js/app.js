@@ -791,7 +791,7 @@ export class ChatApp {
         }
       }
     }, { signal });
-    this.keyHandler = (event) => {
+    const keyHandler = (event) => {
       if ($("chat").hidden) return;
       if (event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
         event.preventDefault();
@@ -811,7 +811,7 @@ export class ChatApp {
         input.focus();
       }
     };
-    document.addEventListener("keydown", this.keyHandler, { signal });
+    document.addEventListener("keydown", keyHandler, { signal });
     $("log").addEventListener("scroll", () => {
       if (this.active && $("log").scrollTop < 80) this.loadOlder(this.active);
     }, { signal });

@@ -26,10 +26,6 @@ export class Timeline {
     return this.events.has(seq);
   }
 
-  get(seq) {
-    return this.events.get(seq);
-  }
-
   /** Where the event now sits (its index), or -1 when its seq was already there. */
   insert(event) {
     const seq = event.seq;
@@ -51,7 +47,7 @@ export class Timeline {
     return low;
   }
 
-  /** The seq after `seq` that is held, or null: the node to insert before. */
+  /** The seq held after the one at `index`, or null: the node to insert before. */
   nextAfter(index) {
     return index + 1 < this.seqs.length ? this.seqs[index + 1] : null;
   }
