@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-hostile install install-test test-services deploy-tools bench-logins bench-fanout bench-cluster clean
+.PHONY: run test test-hostile install install-test test-services deploy-tools bench bench-quick bench-logins bench-fanout bench-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,19 @@ HOSTILE_TESTS ?= tests/faults tests/fuzz tests/attacks
 test-hostile: install-test test-services
 	TERMROOMS_HOSTILE=1 $(BIN)/pytest $(HOSTILE_TESTS) $(PYTEST_ARGS)
 	$(BIN)/python tests/reliability_report.py
+
+# termrooms against Node.js + ws + pg and Node.js + Socket.IO + pg (bench/peers/, installed
+# with npm by the command), S1-S5 and S7, one table per scenario, JSON in bench/results/.
+# bench-quick is CI's: seconds per scenario, it fails on any lost, duplicated or
+# out-of-order delivery and never on a speed. BENCH_ARGS for more, e.g. "--soak 30" (S6)
+# or "--only S3 --profile /tmp/profile" (py-spy on termrooms).
+bench: $(BIN)/python
+	$(BIN)/python -m pip install --quiet '.[bench]'
+	cd bench && ../$(BIN)/python compare.py --database-url $(BENCH_DATABASE_URL) $(BENCH_ARGS)
+
+bench-quick: install
+	cd bench && ../$(BIN)/python compare.py --quick --output ../test-output/bench \
+	  --database-url $(BENCH_DATABASE_URL) $(BENCH_ARGS)
 
 # Logins per second with the default argon2id parameters (needs a PostgreSQL where a
 # scratch database can be made: BENCH_DATABASE_URL, default postgres@127.0.0.1:5432).

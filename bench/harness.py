@@ -18,7 +18,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -86,10 +86,23 @@ def daemon(admin_url: str, *flags: str) -> Iterator[str]:
 @contextmanager
 def daemon_on(database_url: str, *flags: str) -> Iterator[str]:
     """A daemon with ``flags`` on an existing database (several may share one)."""
+    with daemon_process(database_url, flags) as (base_url, _):
+        yield base_url
+
+
+@contextmanager
+def daemon_process(
+    database_url: str, flags: Sequence[str], wrapper: Sequence[str] = ()
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """
+    A daemon with ``flags`` on an existing database, run under ``wrapper`` (``taskset``
+    say); yields its base URL once healthy, and its process for its CPU and memory.
+    """
     port = free_port()
     data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"termrooms-bench-{port}"
     process = subprocess.Popen(
         [
+            *wrapper,
             str(BIN / "twistd"),
             "--nodaemon",
             "--pidfile=",
@@ -110,10 +123,11 @@ def daemon_on(database_url: str, *flags: str) -> Iterator[str]:
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_until_healthy(base_url)
-        yield base_url
+        yield base_url, process
     finally:
         process.terminate()
         process.wait(15)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextmanager
