@@ -142,6 +142,12 @@ class DatabaseConnection(txpostgres.Connection):
     def fileno(self) -> int:
         return self._fd
 
+    def runAutocommit(
+        self, interaction: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> Deferred:
+        """``interaction`` on a cursor in autocommit mode (see Database.run_autocommit)."""
+        return self._doit(_awaiting_interaction, self.cursor(), interaction, *args, **kwargs)
+
     @property
     def lost(self) -> bool:
         """The session is gone: closed by us, by the server, or by the network."""
@@ -319,6 +325,21 @@ class Database:
         return ensureDeferred(
             self._run("runInteraction", _awaiting_interaction, interaction, *args, **kwargs)
         )
+
+    def run_autocommit(
+        self,
+        interaction: Callable[..., Awaitable[T]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Deferred:
+        """
+        Run ``await interaction(cursor, *args, **kwargs)`` outside a transaction block:
+        each statement is its own transaction. For reads (under READ COMMITTED each
+        statement takes its own snapshot inside a transaction too) and for a write that
+        is a single statement, a BEGIN and a COMMIT would add two round trips and nothing
+        else.
+        """
+        return ensureDeferred(self._run("runAutocommit", interaction, *args, **kwargs))
 
     def run_query(self, sql: str, params: Sequence[Any] | None = None) -> Deferred:
         """Run one statement outside an explicit transaction; fires with all rows."""

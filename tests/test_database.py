@@ -57,6 +57,26 @@ async def test_interaction_commits_on_success_and_rolls_back_every_row_on_error(
         database.close()
 
 
+async def _two_transaction_ids_txn(cursor) -> tuple[int, int]:
+    await cursor.execute("SELECT txid_current()")
+    first = cursor.fetchone()[0]
+    await cursor.execute("SELECT txid_current()")
+    return first, cursor.fetchone()[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_run_without_a_transaction_block_and_interactions_within_one(database_url):
+    database = Database(reactor, database_url, size=1)
+    await database.start()
+    try:
+        first, second = await database.run_autocommit(_two_transaction_ids_txn)
+        assert first != second  # each statement its own transaction: no BEGIN, no COMMIT
+        first, second = await database.run_interaction(_two_transaction_ids_txn)
+        assert first == second
+    finally:
+        database.close()
+
+
 @pytest_twisted.ensureDeferred
 async def test_more_concurrent_calls_than_connections_all_complete(database_url):
     database = Database(reactor, database_url, size=2)

@@ -217,7 +217,7 @@ class AuthHandler:
             claims = self.tokens.verify(self.keys.ring(), token, self.clock())
         except TokenError as e:
             raise ApiError(e.error_code, e.detail) from None
-        user = await self.database.run_interaction(
+        user = await self.database.run_autocommit(
             live_session_user_txn, claims.user_id, claims.family_id
         )
         if user is None:
@@ -225,7 +225,7 @@ class AuthHandler:
         return Requester(user, claims.family_id, claims.expires_at)
 
     async def session_is_live(self, user_id: int, family_id: str) -> bool:
-        return await self.database.run_interaction(session_is_live_txn, user_id, family_id)
+        return await self.database.run_autocommit(session_is_live_txn, user_id, family_id)
 
     # ------------------------------------------------------------------ the caller's data
 

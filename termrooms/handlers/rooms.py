@@ -130,7 +130,7 @@ class RoomHandler:
         """The room and the user's standing in it, before any visibility rule."""
         if not isinstance(name, str) or not ROOM_NAME.match(name):
             raise _not_found(name)
-        room, standing = await self.database.run_interaction(self._view_txn, name, user)
+        room, standing = await self.database.run_autocommit(self._view_txn, name, user)
         if room is None:
             raise _not_found(name)
         return RoomView(room, standing)
@@ -287,11 +287,11 @@ class RoomHandler:
         if before is not None and after is not None:
             check_fields(before="give before or after, not both")
         if after is not None:
-            events = await self.database.run_interaction(
+            events = await self.database.run_autocommit(
                 events_after_txn, view.room.id, after, limit + 1
             )
             return Page(events[:limit], len(events) > limit)
-        events = await self.database.run_interaction(
+        events = await self.database.run_autocommit(
             events_before_txn, view.room.id, before, limit + 1
         )
         return Page(events[-limit:] if events else [], len(events) > limit)
@@ -443,7 +443,7 @@ class RoomHandler:
 
     async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
         """For catching a subscriber up: a page of events after ``after_seq``."""
-        return await self.database.run_interaction(events_after_txn, room_id, after_seq, limit)
+        return await self.database.run_autocommit(events_after_txn, room_id, after_seq, limit)
 
     def publish(self, event: RoomEvent) -> None:
         """Hand a committed event to its room's subscribers."""
