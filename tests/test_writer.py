@@ -7,6 +7,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
+from twisted.internet.task import deferLater
 
 from termrooms.database import Database
 from termrooms.handlers.writer import RoomWriter
@@ -18,13 +19,17 @@ IDS = SnowflakeGenerator(7)
 
 
 class CountingDatabase(Database):
-    """A pool that counts the transactions it runs."""
+    """A pool that counts the transactions it runs, with or without BEGIN."""
 
     transactions = 0
 
     def run_interaction(self, interaction, *args, **kwargs):
         self.transactions += 1
         return super().run_interaction(interaction, *args, **kwargs)
+
+    def run_autocommit(self, interaction, *args, **kwargs):
+        self.transactions += 1
+        return super().run_autocommit(interaction, *args, **kwargs)
 
 
 @pytest_twisted.async_yield_fixture
@@ -96,3 +101,29 @@ def count_messages(database: Database) -> int:
             return cursor.fetchone()[0]
     finally:
         connection.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_retry_committed_by_another_instance_mid_statement_gets_the_original(room):
+    # The other instance holds the room's lock while it stores the original; our
+    # statement has taken its snapshot and waits for the lock, then meets the unique key.
+    database, room_id, author = room
+    other = psycopg2.connect(database.dsn)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = %s", (room_id,))
+            cursor.execute(
+                "INSERT INTO room_events (id, room_id, seq, type, user_id, body, client_msg_id)"
+                " SELECT %s, %s, last_seq, 'message', %s, 'original', 'twice' FROM rooms"
+                " WHERE id = %s",
+                (IDS.next_id(), room_id, author, room_id),
+            )
+        retry = RoomWriter(database).post(room_id, draft(author, 1, "twice", body="retry"))
+        await deferLater(reactor, 0.5)
+        assert not retry.called, "the statement did not wait for the room's lock"
+        other.commit()
+        event, new = await retry
+    finally:
+        other.close()
+    assert (event.body, new) == ("original", False)
+    assert count_messages(database) == 1

@@ -3,16 +3,19 @@ Group commit for messages: sends to one room that arrive while the room's previo
 batch is being committed wait and go together in the next transaction. Under light
 load every batch holds one message and nothing waits; under heavy load one commit (one
 fsync) stores many, which is what lets a busy room go faster than its disk syncs.
-Messages of one room are stored in arrival order either way.
+Messages of one room are stored in arrival order either way, each batch by one statement
+(one round trip, see post_messages_txn).
 """
 
 from __future__ import annotations
 
 import attrs
+from psycopg2.errors import UniqueViolation
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
 from termrooms.database import Database
+from termrooms.events import RoomEvent
 from termrooms.store.rooms import Draft, post_messages_txn
 
 _log = Logger()
@@ -49,7 +52,7 @@ class RoomWriter:
     async def _commit(self, room_id: int, batch: list[tuple[Draft, Deferred]]) -> None:
         drafts = [draft for draft, _ in batch]
         try:
-            results = await self.database.run_interaction(post_messages_txn, room_id, drafts)
+            results = await self._store(room_id, drafts)
         except Exception:
             if len(batch) == 1:
                 batch[0][1].errback()
@@ -60,3 +63,11 @@ class RoomWriter:
             return
         for (_, done), result in zip(batch, results, strict=True):
             done.callback(result)
+
+    async def _store(self, room_id: int, drafts: list[Draft]) -> list[tuple[RoomEvent, bool]]:
+        try:
+            return await self.database.run_autocommit(post_messages_txn, room_id, drafts)
+        except UniqueViolation:
+            # A retry stored by another instance after this statement's snapshot: the
+            # statement again, with a new snapshot, finds it and answers with the original.
+            return await self.database.run_autocommit(post_messages_txn, room_id, drafts)

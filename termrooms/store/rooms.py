@@ -173,47 +173,82 @@ class Draft:
     action: bool = False
 
 
+# One statement, so one round trip and its own transaction: the UPDATE of the room row
+# takes the room's lock and its seqs, the INSERT stores the drafts that are new, and a
+# draft whose client_msg_id its author already stored gets that original back. A retry
+# committed by another instance after this statement's snapshot was taken is caught by
+# room_events_client_msg_id_key (a UniqueViolation; the same statement again finds it).
+_POST_MESSAGES = f"""
+WITH draft AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(authors)s::bigint[], %(bodies)s::text[],
+                         %(keys)s::text[], %(actions)s::boolean[])
+           WITH ORDINALITY AS d (id, user_id, body, client_msg_id, action, n)
+), known AS (
+    SELECT d.n, e.id FROM draft d
+      JOIN room_events e ON e.room_id = %(room)s AND e.user_id = d.user_id
+                        AND e.client_msg_id = d.client_msg_id
+), fresh AS (
+    SELECT d.*, row_number() OVER (ORDER BY d.n) AS k, count(*) OVER () AS total
+      FROM draft d WHERE d.n NOT IN (SELECT n FROM known)
+), bumped AS (
+    UPDATE rooms SET last_seq = last_seq + (SELECT count(*) FROM fresh),
+                     last_event_at = clock_timestamp()
+     WHERE id = %(room)s AND EXISTS (SELECT 1 FROM fresh)
+    RETURNING last_seq, name
+), stored AS (
+    INSERT INTO room_events (id, room_id, seq, type, user_id, body, client_msg_id, action)
+    SELECT f.id, %(room)s, b.last_seq - f.total + f.k, 'message', f.user_id, f.body,
+           f.client_msg_id, f.action
+      FROM fresh f, bumped b
+    RETURNING id, seq, created_at
+)
+SELECT f.n, true, s.id, %(room)s, b.name, s.seq, 'message', s.created_at, u.username,
+       NULL, NULL, f.body, f.client_msg_id, f.action, '{{}}'::jsonb, NULL
+  FROM stored s JOIN fresh f ON f.id = s.id CROSS JOIN bumped b
+  LEFT JOIN users u ON u.id = f.user_id
+UNION ALL
+SELECT k.n, false, {_EVENT_COLUMNS}{_EVENT_FROM} JOIN known k ON k.id = e.id
+"""
+
+
 async def post_messages_txn(
     cursor: Any, room_id: int, drafts: list[Draft]
 ) -> list[tuple[RoomEvent, bool]]:
     """
-    Store messages to one room in one transaction (one commit for the lot), each unless
+    Store messages to one room in one statement (one commit for the lot), each unless
     its author already stored its client_msg_id here; returns, in order, (event, is new).
-    The room row is locked first, so a retry racing its original sees the original.
+    A client_msg_id twice in the batch is stored once: the second is a retry of the first.
     """
-    await cursor.execute("SELECT 1 FROM rooms WHERE id = %s FOR UPDATE", (room_id,))
-    known: dict[tuple[int, str], RoomEvent] = {}
-    keyed = [d for d in drafts if d.client_msg_id is not None]
-    if keyed:
-        await cursor.execute(
-            f"SELECT e.user_id, {_EVENT_COLUMNS}{_EVENT_FROM}"
-            " JOIN unnest(%s::bigint[], %s::text[]) AS k (user_id, client_msg_id)"
-            "   ON e.user_id = k.user_id AND e.client_msg_id = k.client_msg_id"
-            " WHERE e.room_id = %s",
-            ([d.author_id for d in keyed], [d.client_msg_id for d in keyed], room_id),
-        )
-        for row in cursor.fetchall():
-            event = _event(row[1:])
-            known[(row[0], event.client_msg_id)] = event
-    results = []
+    unique: list[Draft] = []
+    first_of: dict[tuple[int, str], int] = {}
+    position: list[int] = []  # index into unique of each draft
     for draft in drafts:
         key = (draft.author_id, draft.client_msg_id)
-        if draft.client_msg_id is not None and key in known:
-            results.append((known[key], False))
+        if draft.client_msg_id is not None and key in first_of:
+            position.append(first_of[key])
             continue
-        event = await append_event_txn(
-            cursor,
-            draft.event_id,
-            room_id,
-            "message",
-            user_id=draft.author_id,
-            body=draft.body,
-            client_msg_id=draft.client_msg_id,
-            action=draft.action,
-        )
         if draft.client_msg_id is not None:
-            known[key] = event  # the same id twice in one batch: the second is a retry
-        results.append((event, True))
+            first_of[key] = len(unique)
+        position.append(len(unique))
+        unique.append(draft)
+    await cursor.execute(
+        _POST_MESSAGES,
+        {
+            "room": room_id,
+            "ids": [d.event_id for d in unique],
+            "authors": [d.author_id for d in unique],
+            "bodies": [d.body for d in unique],
+            "keys": [d.client_msg_id for d in unique],
+            "actions": [d.action for d in unique],
+        },
+    )
+    found = {row[0]: (_event(row[2:]), row[1]) for row in cursor.fetchall()}
+    results = []
+    seen: set[int] = set()
+    for index in position:
+        event, new = found[index + 1]  # WITH ORDINALITY counts from 1
+        results.append((event, new and index not in seen))
+        seen.add(index)
     return results
 
 
