@@ -64,9 +64,9 @@ from termrooms.store.rooms import (
     members_txn,
     remove_member_txn,
     room_by_name_txn,
+    room_view_txn,
     rooms_for_user_txn,
     set_read_marker_txn,
-    standing_txn,
 )
 from termrooms.store.users import User
 from termrooms.wire import encode_json, iso_time
@@ -130,7 +130,10 @@ class RoomHandler:
         """The room and the user's standing in it, before any visibility rule."""
         if not isinstance(name, str) or not ROOM_NAME.match(name):
             raise _not_found(name)
-        room, standing = await self.database.run_autocommit(self._view_txn, name, user)
+        if user is None:
+            room, standing = await self.database.run_autocommit(room_by_name_txn, name), None
+        else:
+            room, standing = await self.database.run_autocommit(room_view_txn, name, user.id)
         if room is None:
             raise _not_found(name)
         return RoomView(room, standing)
@@ -145,13 +148,6 @@ class RoomHandler:
         elif not may_read(actor_of(view, user), public=room.visibility == "public"):
             raise _not_found(name)
         return view
-
-    @staticmethod
-    async def _view_txn(cursor: Any, name: str, user: User | None) -> tuple[Any, Any]:
-        room = await room_by_name_txn(cursor, name)
-        if room is None or user is None:
-            return room, None
-        return room, await standing_txn(cursor, room.id, user.id)
 
     async def member_view(self, name: Any, user: User, action: Action = Action.READ) -> RoomView:
         """As view(), for what only members may do; ``action`` must be the user's to take."""

@@ -43,7 +43,8 @@ class Standing:
     read_seq: int
 
 
-_ROOM_COLUMNS = "id, name, topic, visibility, created_at, last_seq"
+_ROOM_FIELDS = ("id", "name", "topic", "visibility", "created_at", "last_seq")  # Room's
+_ROOM_COLUMNS = ", ".join(_ROOM_FIELDS)
 # RoomEvent's fields, in its order.
 _EVENT_COLUMNS = (
     "e.id, e.room_id, r.name, e.seq, e.type, e.created_at, u.username, t.username,"
@@ -72,23 +73,8 @@ async def room_by_name_txn(cursor: Any, name: str) -> Room | None:
     return Room(*row) if row else None
 
 
-async def standing_txn(cursor: Any, room_id: int, user_id: int) -> Standing:
-    """Where the user stands in the room; lifted bans and mutes no longer count."""
-    await cursor.execute(
-        "SELECT m.role, m.read_seq,"
-        "       EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = %(room)s"
-        "               AND b.user_id = %(user)s"
-        "               AND (b.expires_at IS NULL OR b.expires_at > now())),"
-        "       x.user_id IS NOT NULL, x.expires_at,"
-        "       EXISTS (SELECT 1 FROM room_invitations i WHERE i.room_id = %(room)s"
-        "               AND i.user_id = %(user)s)"
-        "  FROM (SELECT 1) one"
-        "  LEFT JOIN memberships m ON m.room_id = %(room)s AND m.user_id = %(user)s"
-        "  LEFT JOIN room_mutes x ON x.room_id = %(room)s AND x.user_id = %(user)s"
-        "        AND (x.expires_at IS NULL OR x.expires_at > now())",
-        {"room": room_id, "user": user_id},
-    )
-    role, read_seq, banned, muted, muted_until, invited = cursor.fetchone()
+def _standing(row: tuple[Any, ...]) -> Standing:
+    role, read_seq, banned, muted, muted_until, invited = row
     return Standing(
         role=role,
         banned=banned,
@@ -97,6 +83,34 @@ async def standing_txn(cursor: Any, room_id: int, user_id: int) -> Standing:
         invited=invited,
         read_seq=read_seq or 0,
     )
+
+
+async def room_view_txn(
+    cursor: Any, name: str, user_id: int
+) -> tuple[Room | None, Standing | None]:
+    """A live room by name and where the user stands in it, in one round trip."""
+    await cursor.execute(
+        f"SELECT {', '.join('r.' + field for field in _ROOM_FIELDS)},"
+        # where the user stands: the role, and bans and mutes still in force
+        "        m.role, m.read_seq,"
+        "        EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id"
+        "                AND b.user_id = %(user)s"
+        "                AND (b.expires_at IS NULL OR b.expires_at > now())),"
+        "        x.user_id IS NOT NULL, x.expires_at,"
+        "        EXISTS (SELECT 1 FROM room_invitations i WHERE i.room_id = r.id"
+        "                AND i.user_id = %(user)s)"
+        "   FROM rooms r"
+        "   LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(user)s"
+        "   LEFT JOIN room_mutes x ON x.room_id = r.id AND x.user_id = %(user)s"
+        "         AND (x.expires_at IS NULL OR x.expires_at > now())"
+        "  WHERE lower(r.name) = lower(%(name)s) AND r.deleted_at IS NULL",
+        {"name": name, "user": user_id},
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None, None
+    fields = len(_ROOM_FIELDS)
+    return Room(*row[:fields]), _standing(row[fields:])
 
 
 async def append_event_txn(
@@ -173,38 +187,41 @@ class Draft:
     action: bool = False
 
 
-# One statement, so one round trip and its own transaction: the UPDATE of the room row
-# takes the room's lock and its seqs, the INSERT stores the drafts that are new, and a
-# draft whose client_msg_id its author already stored gets that original back. A retry
-# committed by another instance after this statement's snapshot was taken is caught by
-# room_events_client_msg_id_key (a UniqueViolation; the same statement again finds it).
+# One statement, so one round trip and one commit, for messages to any number of rooms:
+# the UPDATE of each room's row takes the room's lock and its seqs, the INSERT stores
+# the drafts that are new, and a draft whose client_msg_id its author already stored in
+# that room gets the original back. A retry committed by another instance after this
+# statement's snapshot was taken is caught by room_events_client_msg_id_key (a
+# UniqueViolation; the same statement again finds it).
 _POST_MESSAGES = f"""
 WITH draft AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(authors)s::bigint[], %(bodies)s::text[],
-                         %(keys)s::text[], %(actions)s::boolean[])
-           WITH ORDINALITY AS d (id, user_id, body, client_msg_id, action, n)
+    SELECT * FROM unnest(%(rooms)s::bigint[], %(ids)s::bigint[], %(authors)s::bigint[],
+                         %(bodies)s::text[], %(keys)s::text[], %(actions)s::boolean[])
+           WITH ORDINALITY AS d (room_id, id, user_id, body, client_msg_id, action, n)
 ), known AS (
     SELECT d.n, e.id FROM draft d
-      JOIN room_events e ON e.room_id = %(room)s AND e.user_id = d.user_id
+      JOIN room_events e ON e.room_id = d.room_id AND e.user_id = d.user_id
                         AND e.client_msg_id = d.client_msg_id
 ), fresh AS (
-    SELECT d.*, row_number() OVER (ORDER BY d.n) AS k, count(*) OVER () AS total
+    SELECT d.*, row_number() OVER (PARTITION BY d.room_id ORDER BY d.n) AS k,
+           count(*) OVER (PARTITION BY d.room_id) AS total
       FROM draft d WHERE d.n NOT IN (SELECT n FROM known)
+), added AS (
+    SELECT room_id, count(*) AS n FROM fresh GROUP BY room_id
 ), bumped AS (
-    UPDATE rooms SET last_seq = last_seq + (SELECT count(*) FROM fresh),
-                     last_event_at = clock_timestamp()
-     WHERE id = %(room)s AND EXISTS (SELECT 1 FROM fresh)
-    RETURNING last_seq, name
+    UPDATE rooms r SET last_seq = r.last_seq + a.n, last_event_at = clock_timestamp()
+      FROM added a WHERE r.id = a.room_id
+    RETURNING r.id, r.last_seq, r.name
 ), stored AS (
     INSERT INTO room_events (id, room_id, seq, type, user_id, body, client_msg_id, action)
-    SELECT f.id, %(room)s, b.last_seq - f.total + f.k, 'message', f.user_id, f.body,
+    SELECT f.id, f.room_id, b.last_seq - f.total + f.k, 'message', f.user_id, f.body,
            f.client_msg_id, f.action
-      FROM fresh f, bumped b
+      FROM fresh f JOIN bumped b ON b.id = f.room_id
     RETURNING id, seq, created_at
 )
-SELECT f.n, true, s.id, %(room)s, b.name, s.seq, 'message', s.created_at, u.username,
+SELECT f.n, true, s.id, f.room_id, b.name, s.seq, 'message', s.created_at, u.username,
        NULL, NULL, f.body, f.client_msg_id, f.action, '{{}}'::jsonb, NULL
-  FROM stored s JOIN fresh f ON f.id = s.id CROSS JOIN bumped b
+  FROM stored s JOIN fresh f ON f.id = s.id JOIN bumped b ON b.id = f.room_id
   LEFT JOIN users u ON u.id = f.user_id
 UNION ALL
 SELECT k.n, false, {_EVENT_COLUMNS}{_EVENT_FROM} JOIN known k ON k.id = e.id
@@ -212,34 +229,35 @@ SELECT k.n, false, {_EVENT_COLUMNS}{_EVENT_FROM} JOIN known k ON k.id = e.id
 
 
 async def post_messages_txn(
-    cursor: Any, room_id: int, drafts: list[Draft]
+    cursor: Any, messages: list[tuple[int, Draft]]
 ) -> list[tuple[RoomEvent, bool]]:
     """
-    Store messages to one room in one statement (one commit for the lot), each unless
-    its author already stored its client_msg_id here; returns, in order, (event, is new).
-    A client_msg_id twice in the batch is stored once: the second is a retry of the first.
+    Store (room id, draft) messages in one statement (one commit for the lot), each
+    unless its author already stored its client_msg_id in that room; returns, in order,
+    (event, is new). Each room's new messages take its next seqs in the order given. A
+    client_msg_id twice in the batch is stored once: the second is a retry of the first.
     """
-    unique: list[Draft] = []
-    first_of: dict[tuple[int, str], int] = {}
-    position: list[int] = []  # index into unique of each draft
-    for draft in drafts:
-        key = (draft.author_id, draft.client_msg_id)
+    unique: list[tuple[int, Draft]] = []
+    first_of: dict[tuple[int, int, str], int] = {}
+    position: list[int] = []  # index into unique of each message
+    for room_id, draft in messages:
+        key = (room_id, draft.author_id, draft.client_msg_id)
         if draft.client_msg_id is not None and key in first_of:
             position.append(first_of[key])
             continue
         if draft.client_msg_id is not None:
             first_of[key] = len(unique)
         position.append(len(unique))
-        unique.append(draft)
+        unique.append((room_id, draft))
     await cursor.execute(
         _POST_MESSAGES,
         {
-            "room": room_id,
-            "ids": [d.event_id for d in unique],
-            "authors": [d.author_id for d in unique],
-            "bodies": [d.body for d in unique],
-            "keys": [d.client_msg_id for d in unique],
-            "actions": [d.action for d in unique],
+            "rooms": [room_id for room_id, _ in unique],
+            "ids": [d.event_id for _, d in unique],
+            "authors": [d.author_id for _, d in unique],
+            "bodies": [d.body for _, d in unique],
+            "keys": [d.client_msg_id for _, d in unique],
+            "actions": [d.action for _, d in unique],
         },
     )
     found = {row[0]: (_event(row[2:]), row[1]) for row in cursor.fetchall()}
