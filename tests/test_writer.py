@@ -127,3 +127,27 @@ async def test_a_retry_committed_by_another_instance_mid_statement_gets_the_orig
         other.close()
     assert (event.body, new) == ("original", False)
     assert count_messages(database) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_to_many_rooms_share_commits_and_each_room_keeps_its_order(room):
+    database, first_room, author = room
+    rooms = [first_room]
+    for n in range(7):
+        created, _ = await database.run_interaction(
+            create_room_txn, IDS.next_id(), IDS.next_id(), f"room{n}", "", "public", author
+        )
+        rooms.append(created.id)
+    database.transactions = 0
+    writer = RoomWriter(database)
+    posts = [
+        writer.post(room_id, draft(author, n, f"{room_id}-{n}"))
+        for n in range(20)
+        for room_id in rooms
+    ]
+    results = await gatherResults(posts)
+    for room_id in rooms:
+        mine = [event for event, _ in results if event.room_id == room_id]
+        assert [event.body for event in mine] == [f"m{n}" for n in range(20)]
+        assert [event.seq for event in mine] == list(range(2, 22))  # seq 1: the join
+    assert database.transactions < 20, "each room took commits of its own"
