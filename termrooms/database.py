@@ -206,7 +206,7 @@ class Database:
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return sum(1 for waiter in self._waiters if not waiter.called)
 
     def start(self) -> Deferred:
         """Open the pool; fires once the first connection is up (retrying until then)."""
@@ -266,16 +266,19 @@ class Database:
 
     def _give_up(self, waiter: Deferred) -> None:
         """A caller waited acquire_timeout for a connection: 503 rather than wait on."""
-        self._waiters.remove(waiter)
+        # Left in the queue for _release to skip: removing it would cost a scan of the
+        # queue, for each of thousands of waiters timing out under overload.
         waiter.errback(DatabaseUnavailable("every database connection stayed busy"))
 
     def _release(self, connection: DatabaseConnection) -> None:
         if connection not in self._alive or connection.closed:
             return
-        if self._waiters:
-            self._waiters.popleft().callback(connection)
-        else:
-            self._idle.append(connection)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.called:  # else it gave up waiting
+                waiter.callback(connection)
+                return
+        self._idle.append(connection)
 
     async def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         self._in_use += 1
@@ -372,7 +375,8 @@ class Database:
             waiter.errback(DatabaseUnavailable("the database pool is closed"))
         waiting, self._waiters = self._waiters, deque()
         for waiter in waiting:
-            waiter.errback(DatabaseUnavailable("the database pool is closed"))
+            if not waiter.called:
+                waiter.errback(DatabaseUnavailable("the database pool is closed"))
         for connection in list(self._alive):
             connection.on_lost = None
             _safe_close(connection)

@@ -65,6 +65,7 @@ CLOSE_RATE_LIMIT = 4008
 CLOSE_TOO_SLOW = 4009
 FLOODED_FRAMES_BEFORE_CLOSE = 50  # refused frames in a row before a flooder is closed
 _UNORDERED_FRAMES = frozenset({"ping", "typing"})  # cheap, and order-free
+QUEUED_FRAMES_LIMIT = 64  # a connection's frames waiting for an answer before it is not read
 TYPING_EVERY_SECONDS = 2.0  # at most one typing frame per user, room and this interval
 TYPING_RECORDS_BEFORE_SWEEP = 10_000
 DRAIN_POLL_SECONDS = 0.01
@@ -131,6 +132,7 @@ class GatewayProtocol(WebSocketServerProtocol):
     _bad_frames = 0
     _denial: ApiError | None = None
     _holds_slot = False  # counted in factory.opening while the handshake is under way
+    _reading_paused = False  # too many of its frames wait for an answer
 
     # ------------------------------------------------------------------ handshake
 
@@ -297,6 +299,16 @@ class GatewayProtocol(WebSocketServerProtocol):
             return
         super().onPing(payload)
 
+    def onAutoPingTimeout(self) -> None:
+        if self._reading_paused:
+            # The pong is most likely unread behind the frames we stopped reading: give
+            # it another period once reading resumes, rather than drop a busy client.
+            self.autoPingTimeoutCall = self.factory._batched_timer.call_later(
+                self.autoPingTimeout, self.onAutoPingTimeout
+            )
+            return
+        super().onAutoPingTimeout()
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.factory.draining:
             return  # unanswered, so the client sends it again after reconnecting
@@ -336,12 +348,25 @@ class GatewayProtocol(WebSocketServerProtocol):
             # right after a join finds the membership, and one client's messages are
             # stored in the order it sent them.
             self._in_order.run(lambda: ensureDeferred(self._dispatch(handler, frame, received)))
+            if len(self._in_order.waiting) >= QUEUED_FRAMES_LIMIT and not self._reading_paused:
+                # A client sending faster than its frames are answered: stop reading it
+                # until they catch up, so it is TCP that holds the backlog, not our memory
+                # (and CPU spent on frames whose answers come too late to matter).
+                self._reading_paused = True
+                self.transport.pauseProducing()
 
     async def _dispatch(self, handler: Callable[..., Any], frame: Any, received: float) -> None:
         try:
             await self._answer(handler, frame, received)
         finally:
             self.factory.in_flight -= 1
+            if (
+                self._reading_paused
+                and len(self._in_order.waiting) <= QUEUED_FRAMES_LIMIT // 2
+                and not self.factory.draining
+            ):
+                self._reading_paused = False
+                self.transport.resumeProducing()
 
     async def _answer(self, handler: Callable[..., Any], frame: Any, received: float) -> None:
         try:

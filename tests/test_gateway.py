@@ -331,3 +331,42 @@ async def test_handshake_while_the_database_is_away_is_503_with_retry_after(
     finally:
         await database_proxy.restore()
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_far_ahead_of_its_answers_is_not_read_until_they_catch_up(
+    fresh_migrated_database_url, tmp_path
+):
+    # 300 sends in one burst: the connection stops being read while 64 of its frames
+    # wait, and every one is still stored and acknowledged once, in order.
+    running = await start(config_for(fresh_migrated_database_url, tmp_path, no_rate_limits=True))
+    try:
+        session = await session_for(running)
+        headers = {"Authorization": f"Bearer {session['access_token']}"}
+        await running.request(
+            "POST", "/api/rooms", json={"name": "burst", "visibility": "public"}, headers=headers
+        )
+        client = await ws_connect(ws_url(running, session["access_token"]))
+        await client.next_frame()  # welcome
+        client.send({"type": "join", "room": "burst"})
+        assert (await client.next_frame())["type"] == "joined"
+        for n in range(300):
+            client.send(
+                {"type": "send", "room": "burst", "body": f"m{n}", "client_msg_id": f"c{n}"}
+            )
+        (connection,) = list(running.server.gateway._connections())
+        paused_at_some_point = False
+        acks = []
+        while len(acks) < 300:
+            paused_at_some_point |= connection._reading_paused
+            frame = await client.next_frame()
+            if frame["type"] == "ack":
+                acks.append(frame)
+        assert paused_at_some_point
+        assert not connection._reading_paused
+        assert [a["client_msg_id"] for a in acks] == [f"c{n}" for n in range(300)]
+        assert [a["seq"] for a in acks] == sorted(a["seq"] for a in acks)
+        client.protocol.sendClose(1000)
+        await client.close_code()
+    finally:
+        await running.stop()
