@@ -56,6 +56,9 @@ SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S7")
 PEER_SCRIPTS = {"ws-pg": "ws-server.js", "socketio-pg": "sio-server.js"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BODY = "x" * 100
+# Messages a sender may have unanswered, as a client with an outbox keeps: beyond it what
+# falls due is held back, and counted, instead of piling up in a server's socket.
+WINDOW = 100
 
 
 @attrs.frozen
@@ -455,6 +458,7 @@ def fanout(bench: Bench, running: Running) -> dict:
             "step_s": plan.step_seconds,
             "drain_s": plan.drain_seconds,
             "body": BODY,
+            "window": WINDOW,
         },
         stepped(meter),
     )
@@ -480,6 +484,7 @@ def persist(bench: Bench, running: Running) -> dict:
             "step_s": plan.step_seconds / 2,
             "drain_s": plan.drain_seconds,
             "body": BODY,
+            "window": WINDOW,
         },
         stepped(meter),
     )
@@ -528,6 +533,7 @@ def prime_room(bench: Bench, running: Running) -> None:
             "step_s": 1,
             "drain_s": 5,
             "body": BODY,
+            "window": WINDOW,
         }
     )
 
@@ -639,6 +645,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
                         lat["max_ms"],
                         step["server_cpu"],
                         step["loadgen_cpu"],
+                        step["held_back"],
+                        step["refused"],
                         step["lost"],
                         step["duplicates"],
                         step["disorder"],
@@ -656,6 +664,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
                 "max ms",
                 "server CPU",
                 "loadgen CPU",
+                "held back",
+                "refused",
                 "lost",
                 "dup",
                 "disorder",
@@ -680,6 +690,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
                         lat["p50_ms"],
                         lat["p99_ms"],
                         step["server_cpu"],
+                        step["held_back"],
+                        step["refused"],
                         step["lost"],
                         step["duplicates"],
                         step["disorder"],
@@ -695,6 +707,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
                 "ack p50 ms",
                 "ack p99 ms",
                 "server CPU",
+                "held back",
+                "refused",
                 "lost",
                 "dup",
                 "disorder",
@@ -923,6 +937,7 @@ def soak(bench: Bench, servers: list[str], minutes: float, rate: int) -> dict:
                     "step_s": minutes * 60,
                     "drain_s": bench.plan.drain_seconds,
                     "body": BODY,
+                    "window": WINDOW,
                 }
             )
             out[server] = {"offered": rate, "rss_mb_over_time": samples, "steps": result["steps"]}

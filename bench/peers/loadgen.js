@@ -173,6 +173,7 @@ class Room {
     this.sentAt = new Map();
     this.lastAcked = 0;
     this.acks = 0;
+    this.refused = 0;
     this.deliveries = 0;      // message events received by counted sockets
     this.latencies = new Samples();
     this.ackLatencies = new Samples();
@@ -187,7 +188,7 @@ async function joinAll(specs) {
   return pooled(specs.length, 50, async (i) => {
     const spec = specs[i];
     const room = spec.room;
-    const member = { ledger: null, counted: spec.counted, client: null, closed: null };
+    const member = { ledger: null, counted: spec.counted, client: null, closed: null, answered: 0 };
     let joined;
     const joinedPromise = new Promise((resolve) => { joined = resolve; });
     member.client = await connect(spec.base, spec.token, (frame) => {
@@ -201,6 +202,7 @@ async function joinAll(specs) {
         }
       } else if (type === 'ack') {
         room.acks++;
+        member.answered++;
         if (frame.seq > room.lastAcked) room.lastAcked = frame.seq;
         const sent = room.sentAt.get(frame.client_msg_id);
         if (sent !== undefined) room.ackLatencies.add(now() - sent);
@@ -210,7 +212,10 @@ async function joinAll(specs) {
       } else if (frame.seq !== undefined && member.ledger) {
         member.ledger.receive(frame.seq);  // another stored event: member_joined...
       } else if (type === 'error') {
-        emit({ event: 'error', frame });
+        // A refused send (503 unavailable under overload) is answered, not lost: the
+        // client would send it again later. Counted apart from acks.
+        if (frame.ref !== undefined && room.sentAt.has(frame.ref)) { room.refused++; member.answered++; }
+        else emit({ event: 'error', frame });
       }
     }, (why) => { member.closed = String(why); closed.push(why); });
     member.client.send({ type: 'join', room: room.name });
@@ -225,6 +230,10 @@ async function joinAll(specs) {
  * due every tick is sent, whether or not the server kept up.
  */
 function offer(senders, rate, seconds, tag) {
+  // As a real client does, a sender keeps at most job.window messages unanswered: what
+  // falls due beyond that is held back (counted), not piled up in the server's socket.
+  const inFlight = (sender) => sender.unanswered - sender.member.answered;
+  let held = 0;
   const perSender = rate / senders.length;
   const counts = new Array(senders.length).fill(0);
   const t0 = now();
@@ -237,13 +246,15 @@ function offer(senders, rate, seconds, tag) {
         const due = Math.floor(until * perSender) - counts[i];
         for (let k = 0; k < due; k++) {
           const id = `${run}.${tag}.${i}.${counts[i]++}`;
+          if (inFlight(senders[i]) >= job.window) { held++; continue; }
+          senders[i].unanswered++;
           room.sentAt.set(id, now());
           client.send({ type: 'send', room: room.name, body: job.body, client_msg_id: id });
         }
       }
       if (elapsed >= seconds) {
         clearInterval(timer);
-        resolve(counts.reduce((a, b) => a + b, 0));
+        resolve({ sent: counts.reduce((a, b) => a + b, 0) - held, held });
       }
     }, 5);
   });
@@ -257,7 +268,7 @@ async function drain(rooms, expectedAcks, seconds) {
   let progress = -1;
   let lastProgressAt = now();
   for (;;) {
-    const acked = rooms.reduce((n, r) => n + r.acks, 0);
+    const acked = rooms.reduce((n, r) => n + r.acks + r.refused, 0);
     const done = acked >= expectedAcks && rooms.every(
       (r) => r.members.every((m) => m.closed || m.ledger.lost(r.lastAcked) === 0));
     if (done) return;
@@ -276,7 +287,8 @@ async function drain(rooms, expectedAcks, seconds) {
  * got after a later one, and every socket the server closed under load. */
 function integrity(rooms, sent) {
   let lost = 0, duplicates = 0, disorder = 0, closed = 0;
-  const unacked = sent - rooms.reduce((n, r) => n + r.acks, 0);
+  const refused = rooms.reduce((n, r) => n + r.refused, 0);
+  const unacked = sent - refused - rooms.reduce((n, r) => n + r.acks, 0);
   for (const room of rooms) {
     for (const m of room.members) {
       lost += m.ledger.lost(room.lastAcked);
@@ -285,7 +297,7 @@ function integrity(rooms, sent) {
       if (m.closed) closed++;
     }
   }
-  return { unacked, lost, duplicates, disorder, closed };
+  return { refused, unacked, lost, duplicates, disorder, closed };
 }
 
 // ---------------------------------------------------------------- modes
@@ -301,7 +313,7 @@ async function fanout() {
     specs.push({ base: job.urls[0], token: job.tokens[job.subscribers + i], room, counted: false });
   }
   const members = await joinAll(specs);
-  const senders = members.slice(job.subscribers).map((m) => ({ client: m.client, room }));
+  const senders = members.slice(job.subscribers).map((m) => ({ client: m.client, room, member: m, unanswered: 0 }));
   emit({ event: 'joined', sockets: members.length });
   const steps = [];
   let sentSoFar = 0;
@@ -314,7 +326,8 @@ async function fanout() {
     emit({ event: 'step', phase: 'start', offered });
     const cpu = cpuMeter();
     const t0 = now();
-    sentSoFar += await offer(senders, rate, job.step_s, `s${index}`);
+    const sending = await offer(senders, rate, job.step_s, `s${index}`);
+    sentSoFar += sending.sent;
     const inWindow = room.deliveries - before;
     const acksInWindow = room.acks - acksBefore;
     const window = (now() - t0) / 1000;
@@ -324,6 +337,7 @@ async function fanout() {
     steps.push({
       offered_deliveries_per_s: offered,
       achieved_deliveries_per_s: Math.round(inWindow / window),
+      held_back: sending.held,
       acked_per_s: Math.round(acksInWindow / window),
       latency: room.latencies.summary(),
       loadgen_cpu: Math.round(loadgenCpu * 100) / 100,
@@ -337,7 +351,7 @@ async function persist() {
   // S5: job.rooms rooms, one sender each, acks per second at rising rates.
   const rooms = job.tokens.slice(0, job.rooms).map((_, i) => new Room(`${job.room}${i}`));
   const members = await joinAll(rooms.map((room, i) => ({ base: job.urls[0], token: job.tokens[i], room, counted: true })));
-  const senders = members.map((m, i) => ({ client: m.client, room: rooms[i] }));
+  const senders = members.map((m, i) => ({ client: m.client, room: rooms[i], member: m, unanswered: 0 }));
   emit({ event: 'joined', sockets: members.length });
   const steps = [];
   let sentSoFar = 0;
@@ -348,7 +362,8 @@ async function persist() {
     emit({ event: 'step', phase: 'start', offered: rate });
     const cpu = cpuMeter();
     const t0 = now();
-    sentSoFar += await offer(senders, rate, job.step_s, `p${index}`);
+    const sending = await offer(senders, rate, job.step_s, `p${index}`);
+    sentSoFar += sending.sent;
     const acksInWindow = rooms.reduce((n, r) => n + r.acks, 0) - acksBefore;
     const window = (now() - t0) / 1000;
     const loadgenCpu = cpu();
@@ -357,6 +372,7 @@ async function persist() {
     steps.push({
       offered_per_s: rate,
       acked_per_s: Math.round(acksInWindow / window),
+      held_back: sending.held,
       ack_latency: ackLatencies.summary(),
       loadgen_cpu: Math.round(loadgenCpu * 100) / 100,
       ...integrity(rooms, sentSoFar),
