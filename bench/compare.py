@@ -619,7 +619,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         )
     for scenario, title in (
         ("S3", "S3 fan-out: one room, one instance"),
-        ("S4", "S4 fan-out: one room, subscribers on two instances through Redis"),
+        ("S4", "S4 fan-out: one room, subscribers spread over instances through Redis"),
     ):
         if scenario not in results:
             continue
@@ -823,6 +823,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario (CI)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, e.g. S3,S5")
     parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--instances", type=int, default=2, help="S4's instances")
     parser.add_argument(
         "--soak", type=float, default=0, help="S6: minutes of S3 at half saturation"
     )
@@ -864,7 +865,7 @@ def main() -> None:
             for server in servers:
                 if scenario == "S4" and server == "ws-pg":
                     continue  # a bare ws server has no way to span instances
-                instances = 2 if scenario == "S4" else 1
+                instances = args.instances if scenario == "S4" else 1
                 with bench.start(server, instances) as running:
                     if scenario == "S7" and server != "termrooms":
                         prime_room(bench, running)
