@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-hostile install install-test test-services deploy-tools bench bench-quick bench-logins bench-fanout bench-cluster clean
+.PHONY: run test test-hostile install install-test test-services deploy-tools bench bench-quick bench-logins bench-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +38,12 @@ test-services:
 
 # nginx, haproxy and pgbouncer: the tests check docs/deploy/ with the real tools and run
 # a daemon behind PgBouncer; systemd-analyze checks the unit; the web client's tests drive
-# Debian's Chromium (Playwright's own browser download is not used) and run node --test. Installed when missing,
+# Debian's Chromium (Playwright's own browser download is not used) and run node --test;
+# npm installs the benchmark's Node.js peers (tests/test_bench.py). Installed when missing,
 # without starting their services (a policy-rc.d that says no, only for the install and
 # only when there is none already).
 DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer systemd-analyze:systemd \
-	chromium:chromium node:nodejs
+	chromium:chromium node:nodejs npm:npm
 deploy-tools:
 	@missing=""; \
 	for tool in $(DEPLOY_TOOLS); do \
@@ -95,11 +96,7 @@ BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 bench-logins: install
 	$(BIN)/python bench/logins.py --database-url $(BENCH_DATABASE_URL)
 
-# One room's fan-out: 200 subscribers, 10 senders, acks and deliveries per second.
-bench-fanout: install
-	$(BIN)/python bench/fanout.py --database-url $(BENCH_DATABASE_URL)
-
-# The same fan-out with its subscribers split over 1 and then 2 instances (one database,
+# One room's fan-out with its subscribers split over 1 and then 2 instances (one database,
 # a private redis-server unless BENCH_REDIS_URL is set); BENCH_ARGS for more, e.g.
 # BENCH_ARGS="--duration 30 --rates 100,200,400".
 BENCH_REDIS_URL ?=

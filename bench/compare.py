@@ -441,101 +441,82 @@ def storm(bench: Bench, running: Running) -> dict:
     return {**result, **meter.readings[0]}
 
 
-def fanout(bench: Bench, running: Running) -> dict:
-    """S3 (one instance) and S4 (two): one room's deliveries per second at each rate."""
+def job_for(bench: Bench, running: Running, **specific: Any) -> dict:
+    """A load generator job against ``running``: what every scenario's job holds."""
+    return {
+        "protocol": protocol_of(running.name),
+        "urls": running.urls,
+        "tokens": running.tokens,
+        "room": "bench",
+        "drain_s": bench.plan.drain_seconds,
+        "body": BODY,
+        "window": WINDOW,
+        **specific,
+    }
+
+
+def metered_steps(running: Running, job: dict) -> list[dict]:
+    """The job's steps, each with the server's CPU and the machine's over that step."""
     meter = Meter(running)
-    plan = bench.plan
-    result = loadgen(
-        {
-            "mode": "fanout",
-            "protocol": protocol_of(running.name),
-            "urls": running.urls,
-            "tokens": running.tokens,
-            "room": "bench",
-            "subscribers": plan.subscribers,
-            "senders": plan.senders,
-            "rates": list(plan.fanout_rates),
-            "step_s": plan.step_seconds,
-            "drain_s": plan.drain_seconds,
-            "body": BODY,
-            "window": WINDOW,
-        },
-        stepped(meter),
-    )
-    steps = [
+    result = loadgen(job, stepped(meter))
+    return [
         {**step, **reading} for step, reading in zip(result["steps"], meter.readings, strict=True)
     ]
-    return {"steps": steps}
+
+
+def fanout(bench: Bench, running: Running) -> dict:
+    """S3 (one instance) and S4 (several): one room's deliveries per second at each rate."""
+    plan = bench.plan
+    job = job_for(
+        bench,
+        running,
+        mode="fanout",
+        subscribers=plan.subscribers,
+        senders=plan.senders,
+        rates=list(plan.fanout_rates),
+        step_s=plan.step_seconds,
+    )
+    return {"steps": metered_steps(running, job)}
 
 
 def persist(bench: Bench, running: Running) -> dict:
     """S5: 100 rooms, one sender each: acknowledged (stored) messages per second."""
-    meter = Meter(running)
     plan = bench.plan
-    result = loadgen(
-        {
-            "mode": "persist",
-            "protocol": protocol_of(running.name),
-            "urls": running.urls,
-            "tokens": running.tokens,
-            "room": "bench",
-            "rooms": plan.persist_rooms,
-            "rates": list(plan.persist_rates),
-            "step_s": plan.step_seconds / 2,
-            "drain_s": plan.drain_seconds,
-            "body": BODY,
-            "window": WINDOW,
-        },
-        stepped(meter),
+    job = job_for(
+        bench,
+        running,
+        mode="persist",
+        rooms=plan.persist_rooms,
+        rates=list(plan.persist_rates),
+        step_s=plan.step_seconds / 2,
     )
-    steps = [
-        {**step, **reading} for step, reading in zip(result["steps"], meter.readings, strict=True)
-    ]
-    return {"steps": steps}
+    return {"steps": metered_steps(running, job)}
 
 
 def http_api(bench: Bench, running: Running) -> dict:
     """S7: history reads and bot posts over HTTP at each rate."""
-    out = {}
-    for kind in ("history", "post"):
-        meter = Meter(running)
-        result = loadgen(
-            {
-                "mode": "http",
-                "kind": kind,
-                "protocol": protocol_of(running.name),
-                "urls": running.urls,
-                "tokens": running.tokens[: bench.plan.subscribers],
-                "room": "bench",
-                "rates": list(bench.plan.http_rates),
-                "step_s": bench.plan.step_seconds / 2,
-                "drain_s": bench.plan.drain_seconds,
-                "sockets": 64,
-                "body": BODY,
-            },
-            stepped(meter),
+    plan = bench.plan
+    return {
+        kind: metered_steps(
+            running,
+            job_for(
+                bench,
+                running,
+                mode="http",
+                kind=kind,
+                tokens=running.tokens[: plan.subscribers],
+                rates=list(plan.http_rates),
+                step_s=plan.step_seconds / 2,
+                sockets=64,
+            ),
         )
-        out[kind] = [{**s, **r} for s, r in zip(result["steps"], meter.readings, strict=True)]
-    return out
+        for kind in ("history", "post")
+    }
 
 
 def prime_room(bench: Bench, running: Running) -> None:
     """Peers make a room at its first join: S7's history needs one holding messages."""
-    loadgen(
-        {
-            "mode": "persist",
-            "protocol": protocol_of(running.name),
-            "urls": running.urls,
-            "tokens": running.tokens,
-            "room": "bench",
-            "rooms": 1,
-            "rates": [100],
-            "step_s": 1,
-            "drain_s": 5,
-            "body": BODY,
-            "window": WINDOW,
-        }
-    )
+    loadgen(job_for(bench, running, mode="persist", rooms=1, rates=[100], step_s=1))
 
 
 # ------------------------------------------------------------------ tables
@@ -925,22 +906,16 @@ def soak(bench: Bench, servers: list[str], minutes: float, rate: int) -> dict:
     out = {}
     for server in servers:
         with bench.start(server) as running, rss_sampled(running, 30) as samples:
-            result = loadgen(
-                {
-                    "mode": "fanout",
-                    "protocol": protocol_of(server),
-                    "urls": running.urls,
-                    "tokens": running.tokens,
-                    "room": "bench",
-                    "subscribers": bench.plan.subscribers,
-                    "senders": bench.plan.senders,
-                    "rates": [rate],
-                    "step_s": minutes * 60,
-                    "drain_s": bench.plan.drain_seconds,
-                    "body": BODY,
-                    "window": WINDOW,
-                }
+            job = job_for(
+                bench,
+                running,
+                mode="fanout",
+                subscribers=bench.plan.subscribers,
+                senders=bench.plan.senders,
+                rates=[rate],
+                step_s=minutes * 60,
             )
+            result = loadgen(job)
             out[server] = {"offered": rate, "rss_mb_over_time": samples, "steps": result["steps"]}
     return out
 

@@ -1,0 +1,49 @@
+"""
+The quick variant of bench/compare.py, as CI runs it: every scenario against termrooms
+and both Node.js peers for a few seconds. It fails on any lost, duplicated or
+out-of-order delivery, unanswered send, or socket closed under load; never on a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from support import TEST_OUTPUT, unavailable
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def test_quick_benchmark_accounts_for_every_delivery_on_every_server(postgres_admin_url):
+    for tool in ("node", "npm", "redis-server"):
+        if shutil.which(tool) is None:
+            unavailable(f"{tool} is needed by bench/compare.py")
+    output = TEST_OUTPUT / "bench"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "compare.py",
+            "--quick",
+            "--output",
+            str(output),
+            "--database-url",
+            postgres_admin_url,
+        ],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    saved = Path(run.stdout.strip().splitlines()[-1].removeprefix("saved "))
+    results = json.loads(saved.read_text())["results"]
+    assert set(results) == {"S1", "S2", "S3", "S4", "S5", "S7"}
+    for scenario in ("S3", "S4", "S5"):
+        for server, result in results[scenario].items():
+            for step in result["steps"]:
+                assert step["lost"] == step["duplicates"] == step["disorder"] == 0, server
+                assert step["unacked"] == step["closed"] == 0, server
+    assert set(results["S3"]) == {"termrooms", "ws-pg", "socketio-pg"}
