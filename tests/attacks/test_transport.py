@@ -16,6 +16,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import time
 import urllib.request
 import zlib
@@ -928,17 +929,26 @@ def test_a_client_that_never_reads_is_closed_4009_over_tcp_and_tls(
             # From here on it reads nothing while the room fills.
             writer = open_socket(daemon, made.token)
             body = "x" * 3900
-            writer.send(
-                b"".join(
-                    frame(0x1, json.dumps(send_frame(transport, number, body)).encode())
-                    for number in range(messages)
-                )
+            # Written from a thread while its acks are read here, as a client does: the
+            # server stops reading a connection whose frames wait unanswered, so one
+            # write of everything would wait on acks that nobody reads.
+            writer.sock.settimeout(60)
+            writing = threading.Thread(
+                target=writer.send,
+                args=(
+                    b"".join(
+                        frame(0x1, json.dumps(send_frame(transport, number, body)).encode())
+                        for number in range(messages)
+                    ),
+                ),
             )
+            writing.start()
             last = f"{transport}-{messages - 1}"
             while True:
                 answer = writer.next_json()
                 if answer.get("type") == "ack" and answer["client_msg_id"] == last:
                     break
+            writing.join()
             writer.close()
             peak = rss_kib(daemon)
             # Its 4009 close frame waits behind what it did not read, so the server drops
