@@ -540,200 +540,162 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
         )
 
 
+Figure = Callable[[dict[str, Any]], Any]
+
+
+def _at(*path: str) -> Figure:
+    def figure(row: dict[str, Any]) -> Any:
+        for key in path:
+            row = row[key]
+        return row
+
+    return figure
+
+
+def _steps(result: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    return result["steps"]
+
+
+def _whole(result: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    return [result]
+
+
+@attrs.frozen
+class Table:
+    """How one scenario's results print: a row per server and step, a column per figure."""
+
+    scenario: str
+    title: str
+    columns: tuple[tuple[str, Figure], ...]  # header, figure of a step
+    compared: Figure  # the figure set against termrooms' own in the last column
+    steps: Callable[[dict[str, Any], str], list[dict[str, Any]]] = _steps
+    groups: tuple[str, ...] = ("",)  # S7: a block of rows per kind, named in a first column
+    ours_first: bool = True  # the ratio is termrooms / this server, else the other way
+
+
+_FANOUT_COLUMNS = (
+    ("offered/s", _at("offered_deliveries_per_s")),
+    ("achieved/s", _at("achieved_deliveries_per_s")),
+    ("p50 ms", _at("latency", "p50_ms")),
+    ("p99 ms", _at("latency", "p99_ms")),
+    ("max ms", _at("latency", "max_ms")),
+    ("server CPU", _at("server_cpu")),
+    ("loadgen CPU", _at("loadgen_cpu")),
+)
+_INTEGRITY_COLUMNS = (
+    ("held back", _at("held_back")),
+    ("refused", _at("refused")),
+    ("lost", _at("lost")),
+    ("dup", _at("duplicates")),
+    ("disorder", _at("disorder")),
+)
+
+TABLES = (
+    Table(
+        "S1",
+        "S1 idle sockets: server RSS per connection (lower is better)",
+        (
+            ("sockets", _at("sockets")),
+            ("RSS before MB", _at("rss_before_mb")),
+            ("RSS after MB", _at("rss_after_mb")),
+            ("KB/socket", _at("kb_per_socket")),
+        ),
+        _at("kb_per_socket"),
+        steps=_whole,
+    ),
+    Table(
+        "S2",
+        "S2 connect storm: authenticated connects per second",
+        (
+            ("connects/s", _at("connects_per_s")),
+            ("p50 ms", _at("latency", "p50_ms")),
+            ("p99 ms", _at("latency", "p99_ms")),
+            ("failed", _at("failed")),
+            ("server CPU", _at("server_cpu")),
+            ("loadgen CPU", _at("loadgen_cpu")),
+        ),
+        _at("connects_per_s"),
+        steps=_whole,
+    ),
+    Table(
+        "S3",
+        "S3 fan-out: one room, one instance: deliveries/s, send-to-delivery latency",
+        _FANOUT_COLUMNS + _INTEGRITY_COLUMNS,
+        _at("achieved_deliveries_per_s"),
+    ),
+    Table(
+        "S4",
+        "S4 fan-out: one room, subscribers spread over instances through Redis:"
+        " deliveries/s, send-to-delivery latency",
+        _FANOUT_COLUMNS + _INTEGRITY_COLUMNS,
+        _at("achieved_deliveries_per_s"),
+    ),
+    Table(
+        "S5",
+        "S5 persistence: rooms with one sender each, acked messages/s",
+        (
+            ("offered/s", _at("offered_per_s")),
+            ("acked/s", _at("acked_per_s")),
+            ("ack p50 ms", _at("ack_latency", "p50_ms")),
+            ("ack p99 ms", _at("ack_latency", "p99_ms")),
+            ("server CPU", _at("server_cpu")),
+            *_INTEGRITY_COLUMNS,
+        ),
+        _at("acked_per_s"),
+    ),
+    Table(
+        "S7",
+        "S7 HTTP API: history reads (limit 50) and bot posts; ratio is this p99 / termrooms p99",
+        (
+            ("offered/s", _at("offered_per_s")),
+            ("achieved/s", _at("achieved_per_s")),
+            ("p50 ms", _at("latency", "p50_ms")),
+            ("p95 ms", _at("latency", "p95_ms")),
+            ("p99 ms", _at("latency", "p99_ms")),
+            ("failed", _at("failed")),
+            ("server CPU", _at("server_cpu")),
+        ),
+        _at("latency", "p99_ms"),
+        steps=lambda result, kind: result[kind],
+        groups=("history", "post"),
+        ours_first=False,
+    ),
+)
+
+
 def report(results: dict[str, dict[str, Any]]) -> None:
-    """One table per scenario: one row per server (and rate), termrooms / server ratio."""
+    """One table per scenario: one row per server (and step), with termrooms' ratio."""
     servers = [s for s in SERVERS if any(s in r for r in results.values())]
-
-    def ours(scenario: str) -> Any:
-        return results.get(scenario, {}).get("termrooms")
-
-    if "S1" in results:
-        rows = []
-        for s in servers:
-            r = results["S1"].get(s)
-            if r:
-                rows.append(
-                    [
-                        s,
-                        r["sockets"],
-                        r["rss_before_mb"],
-                        r["rss_after_mb"],
-                        r["kb_per_socket"],
-                        ratio(ours("S1") and ours("S1")["kb_per_socket"], r["kb_per_socket"]),
-                    ]
-                )
-        print_table(
-            "S1 idle sockets: server RSS per connection (lower is better)",
-            ["server", "sockets", "RSS before MB", "RSS after MB", "KB/socket", "termrooms/this"],
-            rows,
-        )
-    if "S2" in results:
-        rows = []
-        for s in servers:
-            r = results["S2"].get(s)
-            if r:
-                rows.append(
-                    [
-                        s,
-                        r["connects_per_s"],
-                        r["latency"]["p50_ms"],
-                        r["latency"]["p99_ms"],
-                        r["failed"],
-                        r["server_cpu"],
-                        r["loadgen_cpu"],
-                        ratio(ours("S2") and ours("S2")["connects_per_s"], r["connects_per_s"]),
-                    ]
-                )
-        print_table(
-            "S2 connect storm: authenticated connects per second",
-            [
-                "server",
-                "connects/s",
-                "p50 ms",
-                "p99 ms",
-                "failed",
-                "server CPU",
-                "loadgen CPU",
-                "termrooms/this",
-            ],
-            rows,
-        )
-    for scenario, title in (
-        ("S3", "S3 fan-out: one room, one instance"),
-        ("S4", "S4 fan-out: one room, subscribers spread over instances through Redis"),
-    ):
-        if scenario not in results:
+    for table in TABLES:
+        if table.scenario not in results:
             continue
+        by_server = results[table.scenario]
+        ours = by_server.get("termrooms")
+        named = table.groups != ("",)
         rows = []
-        for s in servers:
-            r = results[scenario].get(s)
-            if not r:
-                continue
-            for i, step in enumerate(r["steps"]):
-                mine = (
-                    ours(scenario)["steps"][i]["achieved_deliveries_per_s"]
-                    if ours(scenario)
-                    else None
-                )
-                lat = step["latency"]
-                rows.append(
-                    [
-                        s,
-                        step["offered_deliveries_per_s"],
-                        step["achieved_deliveries_per_s"],
-                        lat["p50_ms"],
-                        lat["p99_ms"],
-                        lat["max_ms"],
-                        step["server_cpu"],
-                        step["loadgen_cpu"],
-                        step["held_back"],
-                        step["refused"],
-                        step["lost"],
-                        step["duplicates"],
-                        step["disorder"],
-                        ratio(mine, step["achieved_deliveries_per_s"]),
-                    ]
-                )
-        print_table(
-            f"{title}: deliveries/s, send-to-delivery latency",
-            [
-                "server",
-                "offered/s",
-                "achieved/s",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-                "server CPU",
-                "loadgen CPU",
-                "held back",
-                "refused",
-                "lost",
-                "dup",
-                "disorder",
-                "termrooms/this",
-            ],
-            rows,
-        )
-    if "S5" in results:
-        rows = []
-        for s in servers:
-            r = results["S5"].get(s)
-            if not r:
-                continue
-            for i, step in enumerate(r["steps"]):
-                mine = ours("S5")["steps"][i]["acked_per_s"] if ours("S5") else None
-                lat = step["ack_latency"]
-                rows.append(
-                    [
-                        s,
-                        step["offered_per_s"],
-                        step["acked_per_s"],
-                        lat["p50_ms"],
-                        lat["p99_ms"],
-                        step["server_cpu"],
-                        step["held_back"],
-                        step["refused"],
-                        step["lost"],
-                        step["duplicates"],
-                        step["disorder"],
-                        ratio(mine, step["acked_per_s"]),
-                    ]
-                )
-        print_table(
-            "S5 persistence: rooms with one sender each, acked messages/s",
-            [
-                "server",
-                "offered/s",
-                "acked/s",
-                "ack p50 ms",
-                "ack p99 ms",
-                "server CPU",
-                "held back",
-                "refused",
-                "lost",
-                "dup",
-                "disorder",
-                "termrooms/this",
-            ],
-            rows,
-        )
-    if "S7" in results:
-        rows = []
-        for kind in ("history", "post"):
-            for s in servers:
-                r = results["S7"].get(s)
-                if not r:
+        for group in table.groups:
+            for server in servers:
+                result = by_server.get(server)
+                if not result:
                     continue
-                for i, step in enumerate(r[kind]):
-                    mine = ours("S7")[kind][i]["latency"]["p99_ms"] if ours("S7") else None
-                    lat = step["latency"]
+                for i, step in enumerate(table.steps(result, group)):
+                    mine = table.compared(table.steps(ours, group)[i]) if ours else None
+                    theirs = table.compared(step)
                     rows.append(
                         [
-                            kind,
-                            s,
-                            step["offered_per_s"],
-                            step["achieved_per_s"],
-                            lat["p50_ms"],
-                            lat["p95_ms"],
-                            lat["p99_ms"],
-                            step["failed"],
-                            step["server_cpu"],
-                            ratio(lat["p99_ms"], mine),
+                            *([group] if named else []),
+                            server,
+                            *(figure(step) for _, figure in table.columns),
+                            ratio(mine, theirs) if table.ours_first else ratio(theirs, mine),
                         ]
                     )
         print_table(
-            "S7 HTTP API: history reads (limit 50) and bot posts; ratio is this p99 / termrooms p99",
+            table.title,
             [
-                "kind",
+                *(["kind"] if named else []),
                 "server",
-                "offered/s",
-                "achieved/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "failed",
-                "server CPU",
-                "speed-up",
+                *(header for header, _ in table.columns),
+                "termrooms/this" if table.ours_first else "speed-up",
             ],
             rows,
         )
