@@ -38,7 +38,24 @@ from twisted.logger import globalLogBeginner
 from twisted.python import usage
 
 from termrooms import __version__
-from termrooms.admin import (
+from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_key_path
+from termrooms.domain.errors import ApiError
+from termrooms.domain.invites import (
+    DEFAULT_INVITE_EXPIRY,
+    DEFAULT_INVITE_USES,
+    new_invite_code,
+    parse_invite_expiry,
+)
+from termrooms.domain.retention import RetentionPolicy
+from termrooms.domain.rules import (
+    check_fields,
+    new_username_problem,
+    password_problem,
+)
+from termrooms.domain.snowflake import SnowflakeGenerator
+from termrooms.handlers.passwords import PasswordPolicy, hash_password
+from termrooms.handlers.retention import dry_run, run_pass
+from termrooms.operations.admin import (
     ROOM_HEADERS,
     USER_HEADERS,
     format_table,
@@ -47,47 +64,30 @@ from termrooms.admin import (
     user_json,
     user_table_row,
 )
-from termrooms.backup import ToolFailed, dump, find_tools, run_tool
-from termrooms.config import SETTINGS, Config, redact_url, show_value, signing_key_path
-from termrooms.database import connect_one, run_in_transaction
-from termrooms.embedded import EmbeddedPostgres
-from termrooms.errors import ApiError
-from termrooms.handlers.retention import dry_run, run_pass
-from termrooms.invites import (
-    DEFAULT_INVITE_EXPIRY,
-    DEFAULT_INVITE_USES,
-    new_invite_code,
-    parse_invite_expiry,
-)
-from termrooms.keys import KeyFileError, rotate_key
-from termrooms.logs import make_observer
-from termrooms.migrations import MigrationError, load_deltas, migrate
-from termrooms.passwords import PasswordPolicy, hash_password
-from termrooms.pgtools import (
+from termrooms.operations.backup import ToolFailed, dump, find_tools, run_tool
+from termrooms.operations.embedded import EmbeddedPostgres
+from termrooms.operations.logs import make_observer
+from termrooms.operations.pgtools import (
     RestoreRefused,
     ToolMissing,
     backup_schema_version,
     check_restore,
     pick_tool,
 )
-from termrooms.retention import RetentionPolicy
-from termrooms.rules import (
-    check_fields,
-    new_username_problem,
-    password_problem,
-)
-from termrooms.snowflake import SnowflakeGenerator
-from termrooms.store.admin import (
+from termrooms.storage.admin import (
     delete_room_by_name_txn,
     list_rooms_txn,
     list_users_txn,
     set_password_txn,
     set_role_txn,
 )
-from termrooms.store.audit import insert_audit_txn
-from termrooms.store.backups import server_major_txn, target_database_txn
-from termrooms.store.invites import create_invite_txn
-from termrooms.store.users import (
+from termrooms.storage.audit import insert_audit_txn
+from termrooms.storage.backups import server_major_txn, target_database_txn
+from termrooms.storage.database import connect_one, run_in_transaction
+from termrooms.storage.invites import create_invite_txn
+from termrooms.storage.keys import KeyFileError, rotate_key
+from termrooms.storage.migrations import MigrationError, load_deltas, migrate
+from termrooms.storage.users import (
     admin_id_by_name_txn,
     create_user_txn,
     oldest_admin_id_txn,

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from termrooms.ratelimit import RateLimit
-from termrooms.rules import parse_duration
+from termrooms.domain.ratelimit import RateLimit
+from termrooms.domain.rules import parse_duration
 
 ENV_PREFIX = "TERMROOMS_"
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from termrooms.config import SETTINGS, Setting, show_value
-from termrooms.ratelimit import RateLimit
+from termrooms.domain.ratelimit import RateLimit
 
 # A value to show for the settings that are unset by default: uncommented, each must be
 # a valid value, so the sample's lines are examples that work.

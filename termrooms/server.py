@@ -13,39 +13,40 @@ from urllib.parse import urlsplit
 import attrs
 from autobahn.twisted.resource import WebSocketResource
 
-from termrooms.assets import ClientBundle, installed_bundle
-from termrooms.cluster import ClusterBus, RedisPresence
+from termrooms.cluster.fanout import ClusterBus
+from termrooms.cluster.limits import MemoryRateLimiter, NoRateLimiter, RateLimiter, RedisRateLimiter
+from termrooms.cluster.notifications import Listener
+from termrooms.cluster.presence import RedisPresence
+from termrooms.cluster.redis import RedisAddress, RedisClient
 from termrooms.config import Config, signing_key_path
-from termrooms.database import Database, DatabaseUnavailable
-from termrooms.gateway import GatewayFactory
+from termrooms.domain.errors import DatabaseUnavailable
+from termrooms.domain.events import Removal
+from termrooms.domain.snowflake import SnowflakeGenerator
+from termrooms.domain.tokens import AccessTokens
 from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
+from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.handlers.rooms import RoomHandler, encode_event
-from termrooms.http.auth import register_auth_routes
-from termrooms.http.client import register_client_routes
-from termrooms.http.health import register_health_routes
-from termrooms.http.limits import UNLIMITED_PATHS, HttpLimits
-from termrooms.http.rooms import register_room_routes
-from termrooms.http.router import Router, Utf8PathResource
-from termrooms.metrics import MeteredLimiter, Meters
-from termrooms.notifications import Listener
-from termrooms.passwords import PasswordPolicy, PasswordWorkers
-from termrooms.ratelimit import MemoryRateLimiter, NoRateLimiter, RateLimiter
-from termrooms.redis import RedisAddress, RedisClient
-from termrooms.sharedlimits import RedisRateLimiter
-from termrooms.signing import SigningKeys
-from termrooms.snowflake import SnowflakeGenerator
-from termrooms.store.rooms import (
+from termrooms.operations.metrics import MeteredLimiter, Meters
+from termrooms.storage.database import Database
+from termrooms.storage.rooms import (
     ROOM_EVENTS_CHANNEL,
     ROOM_REMOVALS_CHANNEL,
-    Removal,
     hint_event_txn,
     last_seqs_txn,
     parse_event_hint,
     touch_last_seen_txn,
 )
-from termrooms.store.sessions import SESSIONS_ENDED_CHANNEL, SessionsEnded
-from termrooms.tokens import AccessTokens
+from termrooms.storage.sessions import SESSIONS_ENDED_CHANNEL, SessionsEnded
+from termrooms.storage.signing import SigningKeys
+from termrooms.transport.gateway.factory import GatewayFactory
+from termrooms.transport.http.assets import ClientBundle, installed_bundle
+from termrooms.transport.http.auth import register_auth_routes
+from termrooms.transport.http.client import register_client_routes
+from termrooms.transport.http.health import register_health_routes
+from termrooms.transport.http.limits import UNLIMITED_PATHS, HttpLimits
+from termrooms.transport.http.rooms import register_room_routes
+from termrooms.transport.http.router import Router, Utf8PathResource
 from termrooms.web import TermroomsSite
 
 TOKEN_AUDIENCE = "termrooms"

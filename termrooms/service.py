@@ -19,11 +19,12 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from termrooms.database import DatabaseUnavailable, backoff_delays, connect_one
-from termrooms.embedded import EmbeddedPostgres
-from termrooms.keys import KeyFileError
-from termrooms.migrations import MigrationError, load_deltas, migrate
-from termrooms.notifications import NodeIdTaken
+from termrooms.cluster.notifications import NodeIdTaken
+from termrooms.domain.errors import DatabaseUnavailable
+from termrooms.operations.embedded import EmbeddedPostgres
+from termrooms.storage.database import backoff_delays, connect_one
+from termrooms.storage.keys import KeyFileError
+from termrooms.storage.migrations import MigrationError, load_deltas, migrate
 
 _log = Logger()
 

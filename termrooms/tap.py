@@ -35,11 +35,11 @@ from termrooms.config import (
     show_value,
 )
 from termrooms.handlers.retention import RetentionService
-from termrooms.logs import ReopenableLogFile, make_observer
+from termrooms.operations.logs import ReopenableLogFile, make_observer
+from termrooms.operations.systemd import from_environ as systemd_notifier
+from termrooms.operations.systemd import when_listening
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
-from termrooms.systemd import from_environ as systemd_notifier
-from termrooms.systemd import when_listening
 
 _log = Logger()
 EXIT_FATAL = 1

@@ -28,10 +28,10 @@ from twisted.web.http import RESPONSES, HTTPChannel, _GenericHTTPChannelProtocol
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from termrooms.errors import ApiError
-from termrooms.http.router import MAX_JSON_BODY
-from termrooms.metrics import Meters, Network, address_allowed
-from termrooms.wire import encode_json
+from termrooms.domain.errors import ApiError
+from termrooms.domain.wire import encode_json
+from termrooms.operations.metrics import Meters, Network, address_allowed
+from termrooms.transport.http.router import MAX_JSON_BODY
 
 _log = Logger(namespace="termrooms.access")
 _ACCEPTABLE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")

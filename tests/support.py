@@ -33,10 +33,10 @@ from twisted.internet.threads import deferToThread
 from twisted.protocols import portforward
 
 from termrooms.config import Config
-from termrooms.passwords import PasswordPolicy, PasswordWorkers, hash_password
+from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers, hash_password
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
-from termrooms.store.users import create_user_txn
+from termrooms.storage.users import create_user_txn
 
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

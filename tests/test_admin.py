@@ -1,12 +1,12 @@
-"""termrooms.admin: what the operator's users and rooms commands print."""
+"""termrooms.operations.admin: what the operator's users and rooms commands print."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from support import third_party_imports
-from termrooms import admin
-from termrooms.admin import account_state, format_table, short_time
+from termrooms.operations import admin
+from termrooms.operations.admin import account_state, format_table, short_time
 
 NOON = datetime(2026, 1, 2, 12, 30, 59, tzinfo=timezone.utc)
 
@@ -34,4 +34,4 @@ def test_short_time_is_utc_to_the_minute_and_a_dash_for_never():
 
 
 def test_admin_is_pure():
-    assert third_party_imports(admin) == {"termrooms.wire"}
+    assert third_party_imports(admin) == {"termrooms.domain.wire"}

@@ -15,9 +15,9 @@ from twisted.internet.threads import deferToThread
 from twisted.python.threadable import isInIOThread
 
 from support import FAST, PASSWORD, RunningServer, add_user, bearer, config_for, login, start
-from termrooms.passwords import PasswordPolicy, hash_password
-from termrooms.ratelimit import RateLimit
-from termrooms.store.users import create_user_txn
+from termrooms.domain.ratelimit import RateLimit
+from termrooms.handlers.passwords import PasswordPolicy, hash_password
+from termrooms.storage.users import create_user_txn
 
 
 class CountingHasher:
@@ -494,7 +494,7 @@ def seed_room_with_messages(running: RunningServer, olga_id: int, paul_id: int) 
 
 
 def test_invite_expiry_accepts_seconds_durations_and_null():
-    from termrooms.http.auth import _invite_expiry
+    from termrooms.transport.http.auth import _invite_expiry
 
     assert _invite_expiry(3600) == timedelta(hours=1)
     assert _invite_expiry("7d") == timedelta(days=7)

@@ -18,8 +18,8 @@ from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 
 from support import PASSWORD, add_user, bearer, config_for, start, third_party_imports
-from termrooms import browser_session
-from termrooms.browser_session import csrf_token
+from termrooms.domain import browser_session
+from termrooms.domain.browser_session import csrf_token
 
 THIRTY_DAYS = str(30 * 86400)
 LOGIN = {"username": "ada", "password": PASSWORD}
@@ -261,7 +261,7 @@ def test_csrf_token_is_bound_to_the_refresh_token_and_the_module_is_pure():
     assert csrf_token("abc") != csrf_token("abd") and "=" not in csrf_token("abc")
     assert browser_session.csrf_matches("abc", csrf_token("abc"))
     assert not browser_session.csrf_matches("abc", None)
-    assert third_party_imports(browser_session) == {"termrooms.rules"}
+    assert third_party_imports(browser_session) == {"termrooms.domain.rules"}
 
 
 @pytest_twisted.ensureDeferred

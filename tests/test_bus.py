@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from termrooms.bus import (
+from termrooms.cluster.bus import (
     LocalBus,
     RoomHead,
     channel_room,

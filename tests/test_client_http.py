@@ -14,10 +14,15 @@ from twisted.logger import globalLogPublisher
 from twisted.web.client import Agent
 
 from support import config_for, start, third_party_imports
-from termrooms import assets
-from termrooms.assets import ClientBundle, etag_matches, installed_bundle, load_bundle
-from termrooms.http.client import CONTENT_SECURITY_POLICY
-from termrooms.ratelimit import RateLimit
+from termrooms.domain.ratelimit import RateLimit
+from termrooms.transport.http import assets
+from termrooms.transport.http.assets import (
+    ClientBundle,
+    etag_matches,
+    installed_bundle,
+    load_bundle,
+)
+from termrooms.transport.http.client import CONTENT_SECURITY_POLICY
 
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,

@@ -13,8 +13,9 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
 
 from support import bearer, config_for, start
-from termrooms.cluster import POLL_SECONDS, RedisPresence
-from termrooms.redis import RedisAddress, RedisClient
+from termrooms.cluster.fanout import POLL_SECONDS
+from termrooms.cluster.presence import RedisPresence
+from termrooms.cluster.redis import RedisAddress, RedisClient
 from test_rooms import close, connect, frames_until, make_room, messages, user_session
 
 

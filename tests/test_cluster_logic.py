@@ -12,15 +12,15 @@ import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from termrooms.bus import LocalBus, encode_envelope
-from termrooms.cluster import (
+from termrooms.cluster.bus import LocalBus, encode_envelope
+from termrooms.cluster.fanout import (
     GAP_GRACE_SECONDS,
     POLL_SECONDS,
     POLL_SECONDS_WITHOUT_REDIS,
     ClusterBus,
 )
-from termrooms.events import RoomEvent
-from termrooms.redis import RedisAddress
+from termrooms.cluster.redis import RedisAddress
+from termrooms.domain.events import RoomEvent
 
 ROOM = 77
 
@@ -258,7 +258,7 @@ def test_redis_replies_are_parsed_by_hiredis():
     # bulk string: hearing a message through Redis cost 1-2 ms of CPU with it (S4).
     import txredisapi
 
-    from termrooms.redis import _ChannelProtocol
+    from termrooms.cluster.redis import _ChannelProtocol
 
     assert txredisapi.RedisProtocol is txredisapi.HiredisProtocol
     assert issubclass(_ChannelProtocol, txredisapi.HiredisProtocol)

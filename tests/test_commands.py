@@ -9,8 +9,8 @@ from functools import partial
 import pytest
 
 from support import third_party_imports
-from termrooms import commands
-from termrooms.commands import (
+from termrooms.domain import commands
+from termrooms.domain.commands import (
     COMMAND_ACTION,
     USAGE,
     Command,
@@ -20,7 +20,7 @@ from termrooms.commands import (
     needs_no_room,
     parse_command,
 )
-from termrooms.roles import Action, Actor
+from termrooms.domain.roles import Action, Actor
 
 # The contract's list, in its order.
 CONTRACT_COMMANDS = [
@@ -366,8 +366,8 @@ def test_command_actions_name_roles_actions() -> None:
 def test_module_is_pure() -> None:
     assert third_party_imports(commands) == {
         "attrs",
-        "termrooms.events",
-        "termrooms.roles",
-        "termrooms.rules",
-        "termrooms.snowflake",
+        "termrooms.domain.events",
+        "termrooms.domain.roles",
+        "termrooms.domain.rules",
+        "termrooms.domain.snowflake",
     }

@@ -23,7 +23,7 @@ from termrooms.config import (
     ConfigError,
     resolve_config,
 )
-from termrooms.ratelimit import RateLimit
+from termrooms.domain.ratelimit import RateLimit
 
 DEFAULTS = Config()
 

@@ -11,7 +11,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.internet.task import deferLater
 
-from termrooms.database import Database, DatabaseUnavailable
+from termrooms.domain.errors import DatabaseUnavailable
+from termrooms.storage.database import Database
 
 
 async def _create_scratch_txn(cursor, name: str) -> None:

@@ -1,4 +1,4 @@
-"""Tests for termrooms.events: body rules, room event JSON, client frames, server frames."""
+"""Tests for termrooms.domain.events: body rules, room event JSON, client frames, server frames."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from support import third_party_imports
-from termrooms import events
-from termrooms.errors import ApiError, FieldError
-from termrooms.events import (
+from termrooms.domain import events
+from termrooms.domain.errors import ApiError, FieldError
+from termrooms.domain.events import (
     EVENT_TYPES,
     MAX_SEQ,
     AuthFrame,
@@ -691,7 +691,7 @@ def test_authed_frame():
 def test_module_is_pure():
     assert third_party_imports(events) == {
         "attrs",
-        "termrooms.errors",
-        "termrooms.rules",
-        "termrooms.wire",
+        "termrooms.domain.errors",
+        "termrooms.domain.rules",
+        "termrooms.domain.wire",
     }

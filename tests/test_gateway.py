@@ -13,7 +13,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import globalLogPublisher
 
 from support import add_user, config_for, login, start, websocket_handshake_status, ws_connect
-from termrooms.browser_session import origin_allowed
+from termrooms.domain.browser_session import origin_allowed
 
 
 @pytest_twisted.async_yield_fixture

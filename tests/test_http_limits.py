@@ -7,8 +7,8 @@ import ipaddress
 import pytest_twisted
 
 from support import add_user, bearer, config_for, login, start
-from termrooms.http.limits import exempt
-from termrooms.ratelimit import RateLimit
+from termrooms.domain.ratelimit import RateLimit
+from termrooms.transport.http.limits import exempt
 
 BURST = 3
 TIGHT = RateLimit(BURST, 60.0)

@@ -57,7 +57,7 @@ def test_wheel_ships_the_plugin_without_claiming_the_twisted_package(wheel):
     # An __init__.py here would shadow Twisted's own package on install.
     assert not {"twisted/__init__.py", "twisted/plugins/__init__.py"} & names
     source_deltas = {p.name for p in (PROJECT / "sql").glob("*.sql")}
-    assert {f"termrooms/sql/{name}" for name in source_deltas} <= names
+    assert {f"termrooms/storage/sql/{name}" for name in source_deltas} <= names
 
 
 def test_wheel_ships_every_file_of_the_web_client(wheel):

@@ -1,4 +1,4 @@
-"""Tests for termrooms.keys: the signing-key file is private, atomic, and rotates safely."""
+"""Tests for termrooms.storage.keys: the signing-key file is private, atomic, and rotates safely."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from support import third_party_imports
-from termrooms import keys
-from termrooms.keys import KeyFileError, load_or_create_key_ring, read_key_ring, rotate_key
-from termrooms.tokens import AccessTokens, KeyRing, TokenError
+from termrooms.domain.tokens import AccessTokens, KeyRing, TokenError
+from termrooms.storage import keys
+from termrooms.storage.keys import KeyFileError, load_or_create_key_ring, read_key_ring, rotate_key
 
 NOW = 1_750_000_000.0
 TOKENS = AccessTokens(issuer="https://chat.example", audience="termrooms")
@@ -130,7 +130,7 @@ def test_concurrent_creation_in_threads_yields_one_ring(tmp_path: Path) -> None:
 
 def test_concurrent_creation_in_processes_yields_one_ring(key_file: Path) -> None:
     program = (
-        "import sys; from pathlib import Path; from termrooms.keys import load_or_create_key_ring; "
+        "import sys; from pathlib import Path; from termrooms.storage.keys import load_or_create_key_ring; "
         "print(load_or_create_key_ring(Path(sys.argv[1]), 1.0).active_kid)"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -363,4 +363,4 @@ def test_rotate_refuses_an_unsafe_file_and_leaves_it_alone(key_file: Path) -> No
 
 
 def test_module_imports_no_twisted_or_database() -> None:
-    assert third_party_imports(keys) == {"termrooms.tokens"}
+    assert third_party_imports(keys) == {"termrooms.domain.tokens"}

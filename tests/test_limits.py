@@ -8,7 +8,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 
 from support import bearer, config_for, start, websocket_handshake_status
-from termrooms.ratelimit import RateLimit
+from termrooms.domain.ratelimit import RateLimit
 from test_rooms import close, connect, count_messages, frames_until, make_room, user_session
 
 

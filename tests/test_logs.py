@@ -8,7 +8,7 @@ import json
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from termrooms.logs import event_as_json_line, make_observer, wants_json
+from termrooms.operations.logs import event_as_json_line, make_observer, wants_json
 
 
 class FakeTerminal(io.StringIO):

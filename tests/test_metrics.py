@@ -13,8 +13,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults, succeed
 
 from support import add_user, bearer, config_for, login, start, ws_connect
-from termrooms.metrics import Histogram, MeteredLimiter, Meters, address_allowed
-from termrooms.ratelimit import Decision, RateLimit
+from termrooms.domain.ratelimit import Decision, RateLimit
+from termrooms.operations.metrics import Histogram, MeteredLimiter, Meters, address_allowed
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
 

@@ -19,8 +19,8 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from support import BIN, clean_environ, run_termrooms
-from termrooms.database import connect_one
-from termrooms.migrations import (
+from termrooms.storage.database import connect_one
+from termrooms.storage.migrations import (
     MIGRATION_LOCK_KEY,
     Delta,
     MigrationError,

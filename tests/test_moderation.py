@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from support import bearer, config_for, start
-from termrooms.store.rooms import Removal
+from termrooms.domain.events import Removal
 from test_rooms import close, connect, frames_until, make_room, user_session
 
 ISO_MS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

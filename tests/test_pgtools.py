@@ -1,12 +1,12 @@
-"""termrooms.pgtools: choosing pg_dump/pg_restore, hiding the password, when a restore may run."""
+"""termrooms.operations.pgtools: choosing pg_dump/pg_restore, hiding the password, when a restore may run."""
 
 from __future__ import annotations
 
 import pytest
 
 from support import third_party_imports
-from termrooms import pgtools
-from termrooms.pgtools import (
+from termrooms.operations import pgtools
+from termrooms.operations.pgtools import (
     PgTool,
     RestoreRefused,
     TargetDatabase,

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from termrooms.ratelimit import (
-    Bucket,
-    MemoryRateLimiter,
-    NoRateLimiter,
-    RateLimit,
-    client_key,
-    full_again_at,
-    take,
-)
+from termrooms.cluster.limits import MemoryRateLimiter, NoRateLimiter
+from termrooms.domain.ratelimit import Bucket, RateLimit, client_key, full_again_at, take
 
 LOGIN = RateLimit(5, 20.0)
 

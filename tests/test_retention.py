@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from termrooms.config import ConfigError, resolve_config, show_value
-from termrooms.retention import (
+from termrooms.domain.retention import (
     KINDS,
     PassReport,
     RetentionPolicy,

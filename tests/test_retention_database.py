@@ -17,11 +17,11 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactor
 
 from support import bearer, config_for, start
-from termrooms.database import connect_one
+from termrooms.domain.retention import KINDS, RetentionPolicy
 from termrooms.handlers.retention import RetentionService, dry_run, run_pass
-from termrooms.migrations import load_deltas, migrate
-from termrooms.retention import KINDS, RetentionPolicy
-from termrooms.store.retention import RETENTION_LOCK_KEY
+from termrooms.storage.database import connect_one
+from termrooms.storage.migrations import load_deltas, migrate
+from termrooms.storage.retention import RETENTION_LOCK_KEY
 from termrooms.tap import Options, makeService
 from test_rooms import connect, frames_until, make_room, user_session
 

@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from support import third_party_imports
-from termrooms import roles
-from termrooms.roles import (
+from termrooms.domain import roles
+from termrooms.domain.roles import (
     Action,
     Actor,
     RoomRole,

@@ -8,8 +8,8 @@ import pytest_twisted
 from twisted.internet.defer import ensureDeferred, gatherResults
 
 from support import add_user, bearer, config_for, login, start, ws_connect
-from termrooms.database import DatabaseUnavailable
-from termrooms.gateway import RoomFeed
+from termrooms.domain.errors import DatabaseUnavailable
+from termrooms.transport.gateway.feeds import RoomFeed
 
 
 @pytest_twisted.async_yield_fixture

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from termrooms.errors import ApiError
-from termrooms.rules import (
+from termrooms.domain.errors import ApiError
+from termrooms.domain.rules import (
     check_fields,
     new_username_problem,
     parse_duration,

@@ -14,9 +14,9 @@ from twisted.logger import capturedLogs
 from txredisapi import ResponseError
 
 from support import add_user, bearer, config_for, free_port, login, start
-from termrooms.ratelimit import Bucket, Decision, RateLimit, take
-from termrooms.redis import RedisAddress, RedisClient
-from termrooms.sharedlimits import KEY_PREFIX, RedisRateLimiter
+from termrooms.cluster.limits import KEY_PREFIX, RedisRateLimiter
+from termrooms.cluster.redis import RedisAddress, RedisClient
+from termrooms.domain.ratelimit import Bucket, Decision, RateLimit, take
 from test_rooms import make_room, user_session
 
 READ_BUCKET = "return redis.call('HMGET', KEYS[1], 'tokens', 'updated')"
@@ -110,7 +110,7 @@ async def test_unreachable_redis_falls_back_to_memory_and_logs_once():
         with capturedLogs() as events:
             allowed = [(await limiter.hit("k", RateLimit(2, 60.0))).allowed for _ in range(3)]
         assert allowed == [True, True, False]  # still limited, by this instance alone
-        warnings = [e for e in events if e.get("log_namespace") == "termrooms.sharedlimits"]
+        warnings = [e for e in events if e.get("log_namespace") == "termrooms.cluster.limits"]
         assert len(warnings) == 1 and warnings[0]["reason"] == "not connected"
     finally:
         await client.stop()
@@ -144,7 +144,7 @@ def test_a_failing_script_leaves_the_decision_to_memory_once_per_outage():
     with capturedLogs() as events:
         decisions = [limiter.hit("k", RateLimit(1, 60.0)).result for _ in range(3)]
     assert decisions == [Decision(True), Decision(False, 60), Decision(False, 60)]
-    warnings = [e for e in events if e.get("log_namespace") == "termrooms.sharedlimits"]
+    warnings = [e for e in events if e.get("log_namespace") == "termrooms.cluster.limits"]
     assert len(warnings) == 1 and "boom" in warnings[0]["reason"]
 
 

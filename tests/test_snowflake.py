@@ -1,4 +1,4 @@
-"""Tests for termrooms.snowflake: bit layout, monotonicity under a hostile clock."""
+"""Tests for termrooms.domain.snowflake: bit layout, monotonicity under a hostile clock."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import attrs
 import pytest
 
 from support import third_party_imports
-from termrooms import snowflake
-from termrooms.snowflake import (
+from termrooms.domain import snowflake
+from termrooms.domain.snowflake import (
     EPOCH_MS,
     MAX_ID,
     MAX_TIMESTAMP_MS,

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from twisted.internet.defer import Deferred
 
-from termrooms.systemd import notify_address, watchdog_interval, when_listening
+from termrooms.operations.systemd import notify_address, watchdog_interval, when_listening
 
 
 def test_notify_address_turns_a_leading_at_into_an_abstract_socket_name():

@@ -1,4 +1,4 @@
-"""Tests for termrooms.tokens: access tokens round-trip, and every RFC 8725 attack is refused."""
+"""Tests for termrooms.domain.tokens: access tokens round-trip, and every RFC 8725 attack is refused."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from support import third_party_imports
-from termrooms import tokens
-from termrooms.tokens import (
+from termrooms.domain import tokens
+from termrooms.domain.tokens import (
     MAX_TOKEN_LENGTH,
     REQUIRED_CLAIMS,
     AccessClaims,
@@ -503,4 +503,4 @@ def test_token_error_only_carries_contract_codes() -> None:
 
 
 def test_module_is_pure() -> None:
-    assert third_party_imports(tokens) == {"attrs", "jwt", "termrooms.errors"}
+    assert third_party_imports(tokens) == {"attrs", "jwt", "termrooms.domain.errors"}

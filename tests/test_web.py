@@ -12,9 +12,8 @@ import treq
 from twisted.internet import reactor
 from twisted.logger import globalLogPublisher
 
-from termrooms.database import DatabaseUnavailable
-from termrooms.errors import ApiError, FieldError
-from termrooms.http.router import JsonResponse, Router
+from termrooms.domain.errors import ApiError, DatabaseUnavailable, FieldError
+from termrooms.transport.http.router import JsonResponse, Router
 from termrooms.web import TermroomsSite, forwarded_client
 
 

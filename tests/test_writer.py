@@ -9,11 +9,11 @@ from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.internet.task import deferLater
 
-from termrooms.database import Database
+from termrooms.domain.snowflake import SnowflakeGenerator
 from termrooms.handlers.writer import RoomWriter
-from termrooms.snowflake import SnowflakeGenerator
-from termrooms.store.rooms import Draft, create_room_txn
-from termrooms.store.users import create_user_txn
+from termrooms.storage.database import Database
+from termrooms.storage.rooms import Draft, create_room_txn
+from termrooms.storage.users import create_user_txn
 
 IDS = SnowflakeGenerator(7)
 

@@ -9,35 +9,36 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import attrs
 from twisted.logger import Logger
 
-from termrooms.config import Config
-from termrooms.database import Database
-from termrooms.errors import ApiError
-from termrooms.invites import new_invite_code
-from termrooms.passwords import PasswordsBusy, PasswordWorkers, Verdict
-from termrooms.ratelimit import RateLimit, RateLimiter, client_key
-from termrooms.rules import (
+from termrooms.cluster.limits import RateLimiter
+from termrooms.domain.errors import ApiError
+from termrooms.domain.invites import new_invite_code
+from termrooms.domain.ratelimit import RateLimit, client_key
+from termrooms.domain.rules import (
     check_fields,
     is_utf8_text,
     new_username_problem,
     password_problem,
     username_problem,
 )
-from termrooms.signing import SigningKeys
-from termrooms.snowflake import SnowflakeGenerator
-from termrooms.store.audit import audit_page_txn, insert_audit_txn
-from termrooms.store.invites import Invite, create_invite_txn
-from termrooms.store.sessions import (
+from termrooms.domain.snowflake import SnowflakeGenerator
+from termrooms.domain.tokens import AccessTokens, TokenError
+from termrooms.handlers.passwords import PasswordsBusy, PasswordWorkers, Verdict
+from termrooms.storage.audit import audit_page_txn, insert_audit_txn
+from termrooms.storage.database import Database
+from termrooms.storage.invites import Invite, create_invite_txn
+from termrooms.storage.sessions import (
     logout_txn,
     rotate_refresh_txn,
     session_is_live_txn,
     start_family_txn,
 )
-from termrooms.store.users import (
+from termrooms.storage.signing import SigningKeys
+from termrooms.storage.users import (
     User,
     delete_user_txn,
     export_user_txn,
@@ -48,7 +49,6 @@ from termrooms.store.users import (
     replace_password_hash_txn,
     user_by_id_txn,
 )
-from termrooms.tokens import AccessTokens, TokenError
 
 _log = Logger()
 PASSWORDS_BUSY_RETRY_AFTER = 1
@@ -90,11 +90,27 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+class AuthSettings(Protocol):
+    """The settings the account rules read (``termrooms.config.Config`` has them)."""
+
+    @property
+    def open_registration(self) -> bool: ...
+
+    @property
+    def refresh_token_ttl(self) -> timedelta: ...
+
+    @property
+    def login_rate_limit(self) -> RateLimit: ...
+
+    @property
+    def register_rate_limit(self) -> RateLimit: ...
+
+
 @attrs.define(eq=False)
 class AuthHandler:
     """The rules of accounts and sessions; routes and the gateway call it."""
 
-    config: Config
+    config: AuthSettings
     database: Database
     passwords: PasswordWorkers
     keys: SigningKeys

@@ -1,5 +1,5 @@
 """
-Running slash commands: parsed by the pure ``termrooms.commands``, carried out by the
+Running slash commands: parsed by the pure ``termrooms.domain.commands``, carried out by the
 same RoomHandler methods the REST routes call, so a command and its route always agree.
 """
 
@@ -10,13 +10,19 @@ from typing import Any, Callable
 
 import attrs
 
-from termrooms.commands import CommandError, help_lines, may_use, needs_no_room, parse_command
-from termrooms.database import Database
-from termrooms.errors import ApiError
+from termrooms.domain.commands import (
+    CommandError,
+    help_lines,
+    may_use,
+    needs_no_room,
+    parse_command,
+)
+from termrooms.domain.errors import ApiError
+from termrooms.domain.rules import ROOM_NAME
 from termrooms.handlers.rooms import RoomHandler, actor_of
-from termrooms.metrics import Meters
-from termrooms.rules import ROOM_NAME
-from termrooms.store.users import User, set_display_name_txn
+from termrooms.operations.metrics import Meters
+from termrooms.storage.database import Database
+from termrooms.storage.users import User, set_display_name_txn
 
 # Moderation commands and the REST moderation action they are.
 _MODERATION = ("kick", "ban", "unban", "mute", "unmute", "op", "deop")

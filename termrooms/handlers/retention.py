@@ -17,15 +17,15 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from termrooms.database import connect_one, run_in_transaction
-from termrooms.retention import (
+from termrooms.domain.retention import (
     PassReport,
     RetentionPolicy,
     cutoffs,
     expired_purge_due,
     zero_counts,
 )
-from termrooms.store.retention import (
+from termrooms.storage.database import connect_one, run_in_transaction
+from termrooms.storage.retention import (
     count_due_txn,
     last_expired_purge_txn,
     record_pass_txn,

@@ -14,13 +14,18 @@ from typing import Any, Awaitable, Callable
 
 import attrs
 
-from termrooms.bus import EventBus
-from termrooms.database import Database
-from termrooms.errors import ApiError
-from termrooms.events import RoomEvent, clean_body, client_msg_id_problem, event_json
-from termrooms.handlers.writer import RoomWriter
-from termrooms.ratelimit import NoRateLimiter, RateLimit, RateLimiter
-from termrooms.roles import (
+from termrooms.cluster.bus import EventBus
+from termrooms.cluster.limits import NoRateLimiter, RateLimiter
+from termrooms.domain.errors import ApiError
+from termrooms.domain.events import (
+    Removal,
+    RoomEvent,
+    clean_body,
+    client_msg_id_problem,
+    event_json,
+)
+from termrooms.domain.ratelimit import RateLimit
+from termrooms.domain.roles import (
     HIERARCHICAL_ACTIONS,
     Action,
     Actor,
@@ -32,7 +37,7 @@ from termrooms.roles import (
     may_read,
     role_after,
 )
-from termrooms.rules import (
+from termrooms.domain.rules import (
     REASON_MAX,
     ROOM_NAME,
     TOPIC_MAX,
@@ -40,8 +45,11 @@ from termrooms.rules import (
     single_line_problem,
     username_problem,
 )
-from termrooms.snowflake import SnowflakeGenerator
-from termrooms.store.moderation import (
+from termrooms.domain.snowflake import SnowflakeGenerator
+from termrooms.domain.wire import encode_json, iso_time
+from termrooms.handlers.writer import RoomWriter
+from termrooms.storage.database import Database
+from termrooms.storage.moderation import (
     Target,
     delete_message_txn,
     delete_room_txn,
@@ -51,9 +59,8 @@ from termrooms.store.moderation import (
     set_topic_txn,
     target_txn,
 )
-from termrooms.store.rooms import (
+from termrooms.storage.rooms import (
     Draft,
-    Removal,
     Room,
     Standing,
     add_member_txn,
@@ -68,8 +75,7 @@ from termrooms.store.rooms import (
     rooms_for_user_txn,
     set_read_marker_txn,
 )
-from termrooms.store.users import User
-from termrooms.wire import encode_json, iso_time
+from termrooms.storage.users import User
 
 MAX_PAGE = 200
 

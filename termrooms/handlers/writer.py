@@ -16,9 +16,9 @@ from psycopg2.errors import DeadlockDetected, UniqueViolation
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
-from termrooms.database import Database
-from termrooms.events import RoomEvent
-from termrooms.store.rooms import Draft, post_messages_txn
+from termrooms.domain.events import RoomEvent
+from termrooms.storage.database import Database
+from termrooms.storage.rooms import Draft, post_messages_txn
 
 _log = Logger()
 MAX_BATCH = 500

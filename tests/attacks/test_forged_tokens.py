@@ -35,8 +35,8 @@ from support import (
     websocket_handshake_status,
     ws_connect,
 )
-from termrooms.keys import read_key_ring
-from termrooms.tokens import KeyRing
+from termrooms.domain.tokens import KeyRing
+from termrooms.storage.keys import read_key_ring
 
 TOKEN_CODES = {"token_invalid", "token_expired", "unauthorized"}
 

@@ -20,9 +20,9 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from support import HOSTILE, PASSWORD, add_user, config_for, record_outcome, start
-from termrooms.passwords import PasswordPolicy, hash_password
-from termrooms.ratelimit import RateLimit
-from termrooms.store.users import create_user_txn
+from termrooms.domain.ratelimit import RateLimit
+from termrooms.handlers.passwords import PasswordPolicy, hash_password
+from termrooms.storage.users import create_user_txn
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 

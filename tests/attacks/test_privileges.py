@@ -5,7 +5,7 @@ other (and on themselves), over HTTP and as a slash command, against the wired s
 
 The expected answers come from an oracle written from the contract's Roles section and
 docs/protocol.md's "Permissions beyond the contract's wording", not from
-termrooms/roles.py, so the test checks the rule as documented and as wired.
+termrooms/domain/roles.py, so the test checks the rule as documented and as wired.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from support import (
     websocket_handshake_status,
     ws_connect,
 )
-from termrooms.browser_session import csrf_token
+from termrooms.domain.browser_session import csrf_token
 
 
 @pytest_twisted.async_yield_fixture

@@ -22,9 +22,9 @@ from twisted.internet.defer import DeferredQueue
 
 from fuzz.strategies import Payload, Route, payload_bytes
 from support import WebSocketTestClient, with_timeout, ws_connect
-from termrooms.errors import STATUS_BY_ERROR_CODE, ApiError
-from termrooms.events import frame_ref, parse_client_frame
-from termrooms.gateway import BAD_FRAMES_BEFORE_CLOSE, MAX_FRAME_BYTES
+from termrooms.domain.errors import STATUS_BY_ERROR_CODE, ApiError
+from termrooms.domain.events import frame_ref, parse_client_frame
+from termrooms.transport.gateway.protocol import BAD_FRAMES_BEFORE_CLOSE, MAX_FRAME_BYTES
 
 ANSWERS = {"join": "joined", "send": "ack", "command": "reply", "ping": "pong", "auth": "authed"}
 SILENT_WHEN_VALID = {"leave", "read", "typing"}

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import attrs
 from hypothesis import strategies as st
 
-from termrooms.events import CLIENT_FRAME_TYPES
+from termrooms.domain.events import CLIENT_FRAME_TYPES
 
 # ------------------------------------------------------------------ the encoder
 

@@ -9,8 +9,8 @@ import pytest
 
 from fuzz.strategies import DEEP
 from support import record_outcome
-from termrooms.errors import ApiError
-from termrooms.http.router import json_body
+from termrooms.domain.errors import ApiError
+from termrooms.transport.http.router import json_body
 
 HOSTILE_BODIES = [
     b"[" * DEEP + b"]" * DEEP,

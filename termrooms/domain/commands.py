@@ -1,0 +1,341 @@
+"""
+The slash commands of the contract (../shared/spec/protocol.md, Slash commands), parsed
+from a ``command`` frame's line into a typed ``Command``, or refused with a usage line.
+
+The name is case-insensitive (``/JOIN``); arguments keep their case and text arguments
+keep their inner whitespace. Decided where the contract is silent:
+
+* ``/topic`` with no text clears the topic (``text == ""``).
+* ``/ban USER [DURATION] [REASON]``: a first reason word that ``parse_duration`` accepts
+  whole (``1h``, ``7d``, ``1h30m``) is the ban's duration; anything else is reason text.
+* ``/mute`` takes no reason, as the contract writes it; a second word must be a duration.
+* Durations are at most ``DURATION_MAX``: leave the duration out for "until lifted".
+* Topics and reasons are single-line text of at most ``TOPIC_MAX`` / ``REASON_MAX``
+  characters; display names 1-``DISPLAY_NAME_MAX``; ``/me`` follows the message body rules.
+
+Pure logic: no Twisted, no database. Whether the user may run a command in a room is
+roles' question; ``COMMAND_ACTION`` says which ``roles.Action`` each command needs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import attrs
+
+from termrooms.domain.events import body_problem
+from termrooms.domain.roles import Action, Actor, may
+from termrooms.domain.rules import (
+    REASON_MAX,
+    ROOM_NAME,
+    TOPIC_MAX,
+    USERNAME,
+    display_name_problem,
+    parse_duration,
+    single_line_problem,
+)
+from termrooms.domain.snowflake import MAX_ID
+
+__all__ = [
+    "COMMAND_ACTION",
+    "DURATION_MAX",
+    "USAGE",
+    "Command",
+    "CommandError",
+    "help_lines",
+    "may_use",
+    "needs_no_room",
+    "parse_command",
+]
+
+# Longer is "forever" in practice, and now + duration must stay a valid timestamp.
+DURATION_MAX = timedelta(days=3650)
+
+#: Command name -> synopsis, in the contract's order; ``/help`` lists them in this order.
+USAGE: dict[str, str] = {
+    "help": "/help",
+    "join": "/join ROOM",
+    "part": "/part [ROOM]",
+    "me": "/me ACTION",
+    "topic": "/topic TEXT",
+    "who": "/who",
+    "rooms": "/rooms",
+    "nick": "/nick DISPLAY_NAME",
+    "invite": "/invite USER",
+    "kick": "/kick USER [REASON]",
+    "ban": "/ban USER [DURATION like 1d] [REASON]",
+    "unban": "/unban USER",
+    "mute": "/mute USER [DURATION like 10m]",
+    "unmute": "/unmute USER",
+    "op": "/op USER",
+    "deop": "/deop USER",
+    "delete": "/delete EVENT_ID",
+}
+
+_SUMMARY: dict[str, str] = {
+    "help": "list the commands you may use here",
+    "join": "join ROOM, creating it as a public room if it does not exist",
+    "part": "leave ROOM (default: this room)",
+    "me": "say that you do ACTION",
+    "topic": "set this room's topic; with no text, clear it",
+    "who": "list this room's members",
+    "rooms": "list the rooms you can see",
+    "nick": "change your display name",
+    "invite": "invite USER into this private room",
+    "kick": "remove USER from this room",
+    "ban": "ban USER from this room, for DURATION or until unbanned",
+    "unban": "lift USER's ban",
+    "mute": "stop USER sending here, for DURATION or until unmuted",
+    "unmute": "let USER send again",
+    "op": "make USER a moderator",
+    "deop": "make USER a plain member again",
+    "delete": "delete the message EVENT_ID",
+}
+
+#: The least permission under which each command can succeed (None: any signed-in user).
+#: The handler still checks the full rule (the target's rank, own or others' message).
+COMMAND_ACTION: dict[str, Action | None] = {
+    "help": None,
+    "join": None,
+    "part": None,
+    "me": Action.SEND,
+    "topic": Action.SET_TOPIC,
+    "who": Action.READ,
+    "rooms": None,
+    "nick": None,
+    "invite": Action.INVITE,
+    "kick": Action.KICK,
+    "ban": Action.BAN,
+    "unban": Action.UNBAN,
+    "mute": Action.MUTE,
+    "unmute": Action.UNMUTE,
+    "op": Action.OP,
+    "deop": Action.DEOP,
+    "delete": Action.DELETE_OWN_MESSAGE,
+}
+
+_LINE = re.compile(r"/(\S*)\s*(.*)", re.DOTALL)
+_FIRST_WORD = re.compile(r"(\S+)\s*(.*)", re.DOTALL)
+_EVENT_ID = re.compile(r"[1-9][0-9]{0,18}")
+_NAME_SHOWN_MAX = 32
+
+
+@attrs.frozen
+class CommandError(Exception):
+    """A line that is not a valid command: ``message`` says why, ``usage`` how instead."""
+
+    usage: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.usage}"
+
+
+@attrs.frozen(kw_only=True)
+class Command:
+    """One parsed command; only the fields its ``name`` takes are set, the rest are None."""
+
+    name: str
+    room: str | None = None  # /join, /part (None: the room the command was sent in)
+    user: str | None = None  # /invite, /kick, /ban, /unban, /mute, /unmute, /op, /deop
+    text: str | None = None  # /me action, /topic ("" clears), /nick name, kick/ban reason
+    duration: timedelta | None = None  # /ban, /mute (None: until lifted)
+    event_id: int | None = None  # /delete
+
+
+def may_use(actor: Actor, name: str) -> bool:
+    """Whether the actor's role in the room lets them use the command at all."""
+    action = COMMAND_ACTION[name]
+    return action is None or may(actor, action)
+
+
+def needs_no_room(name: str) -> bool:
+    """Whether any signed-in user may use the command outside every room: what ``/help``
+    lists to someone who has no room yet (or names one they may not see)."""
+    return COMMAND_ACTION[name] is None
+
+
+def help_lines(allowed: Callable[[str], bool]) -> list[str]:
+    """``/help``'s answer: the synopsis of each command ``allowed(name)`` lets through."""
+    return [f"{USAGE[name]}  {_SUMMARY[name]}" for name in USAGE if allowed(name)]
+
+
+def parse_command(line: str) -> Command:
+    """Parse one slash-command line; CommandError with a usage line when it is not one."""
+    match = _LINE.fullmatch(line.strip())
+    if match is None:
+        raise CommandError(_usage("help"), "commands start with /; try /help")
+    typed, rest = match.groups()
+    name = typed.lower()
+    if name not in USAGE:
+        shown = typed if len(typed) <= _NAME_SHOWN_MAX else typed[:_NAME_SHOWN_MAX] + "…"
+        raise CommandError(_usage("help"), f"unknown command /{shown}; try /help")
+    return _PARSERS[name](name, rest)
+
+
+# ------------------------------------------------------------------ argument parsers
+# Each takes the command's name and the rest of the line, stripped at both ends.
+
+
+def _usage(name: str) -> str:
+    return f"usage: {USAGE[name]}"
+
+
+def _fail(name: str, message: str) -> CommandError:
+    return CommandError(_usage(name), message)
+
+
+def _words(name: str, rest: str, least: int, most: int) -> list[str]:
+    words = rest.split()
+    if len(words) < least:
+        raise _fail(name, f"/{name} needs more arguments")
+    if len(words) > most:
+        raise _fail(name, "too many arguments" if most else f"/{name} takes no arguments")
+    return words
+
+
+def _first_word(name: str, rest: str) -> tuple[str, str]:
+    match = _FIRST_WORD.fullmatch(rest)
+    if match is None:
+        raise _fail(name, f"/{name} needs more arguments")
+    word, remainder = match.groups()
+    return word, remainder
+
+
+def _room(name: str, word: str) -> str:
+    # fullmatch, not match: a pattern ending in $ would also pass "name\n".
+    if not ROOM_NAME.fullmatch(word):
+        raise _fail(name, f"{word!r} is not a room name (1-32 characters of A-Z a-z 0-9 - _)")
+    return word
+
+
+def _user(name: str, word: str) -> str:
+    if not USERNAME.fullmatch(word):
+        raise _fail(name, f"{word!r} is not a username (3-32 characters of A-Z a-z 0-9 . - _)")
+    return word
+
+
+def _duration(name: str, word: str) -> timedelta:
+    too_long = f"a duration is at most {DURATION_MAX.days}d; leave it out for ever"
+    try:
+        duration = parse_duration(word)
+    except ValueError:
+        raise _fail(name, f"{word!r} is not a duration like 30s, 10m, 2h, 7d or 1h30m") from None
+    except OverflowError:  # beyond what timedelta holds
+        raise _fail(name, too_long) from None
+    if duration > DURATION_MAX:
+        raise _fail(name, too_long)
+    return duration
+
+
+def _reason(name: str, text: str) -> str | None:
+    problem = single_line_problem(text, REASON_MAX)
+    if problem:
+        raise _fail(name, f"the reason {problem}")
+    return text or None
+
+
+def _no_arguments(name: str, rest: str) -> Command:
+    _words(name, rest, 0, 0)
+    return Command(name=name)
+
+
+def _join(name: str, rest: str) -> Command:
+    [word] = _words(name, rest, 1, 1)
+    return Command(name=name, room=_room(name, word))
+
+
+def _part(name: str, rest: str) -> Command:
+    words = _words(name, rest, 0, 1)
+    return Command(name=name, room=_room(name, words[0]) if words else None)
+
+
+def _me(name: str, rest: str) -> Command:
+    if not rest:
+        raise _fail(name, "/me needs an action")
+    problem = body_problem(rest)
+    if problem:
+        raise _fail(name, f"the action {problem}")
+    return Command(name=name, text=rest.rstrip())
+
+
+def _topic(name: str, rest: str) -> Command:
+    problem = single_line_problem(rest, TOPIC_MAX)
+    if problem:
+        raise _fail(name, f"the topic {problem}")
+    return Command(name=name, text=rest)
+
+
+def _nick(name: str, rest: str) -> Command:
+    problem = display_name_problem(rest)
+    if problem:
+        raise _fail(name, f"a display name {problem}")
+    return Command(name=name, text=rest)
+
+
+def _one_user(name: str, rest: str) -> Command:
+    [word] = _words(name, rest, 1, 1)
+    return Command(name=name, user=_user(name, word))
+
+
+def _kick(name: str, rest: str) -> Command:
+    word, reason = _first_word(name, rest)
+    return Command(name=name, user=_user(name, word), text=_reason(name, reason))
+
+
+def _is_duration(word: str) -> bool:
+    """Whether parse_duration takes the word whole (too long still counts: it is refused)."""
+    try:
+        parse_duration(word)
+    except ValueError:
+        return False
+    except OverflowError:
+        return True
+    return True
+
+
+def _ban(name: str, rest: str) -> Command:
+    word, reason = _first_word(name, rest)
+    user = _user(name, word)
+    duration = None
+    if reason:
+        first, after = _first_word(name, reason)
+        if _is_duration(first):
+            duration, reason = _duration(name, first), after
+    return Command(name=name, user=user, text=_reason(name, reason), duration=duration)
+
+
+def _mute(name: str, rest: str) -> Command:
+    words = _words(name, rest, 1, 2)
+    duration = _duration(name, words[1]) if len(words) == 2 else None
+    return Command(name=name, user=_user(name, words[0]), duration=duration)
+
+
+def _delete(name: str, rest: str) -> Command:
+    [word] = _words(name, rest, 1, 1)
+    if not _EVENT_ID.fullmatch(word) or int(word) > MAX_ID:
+        raise _fail(name, f"{word!r} is not an event id (a positive decimal 63-bit integer)")
+    return Command(name=name, event_id=int(word))
+
+
+_PARSERS: dict[str, Callable[[str, str], Command]] = {
+    "help": _no_arguments,
+    "join": _join,
+    "part": _part,
+    "me": _me,
+    "topic": _topic,
+    "who": _no_arguments,
+    "rooms": _no_arguments,
+    "nick": _nick,
+    "invite": _one_user,
+    "kick": _kick,
+    "ban": _ban,
+    "unban": _one_user,
+    "mute": _mute,
+    "unmute": _one_user,
+    "op": _one_user,
+    "deop": _one_user,
+    "delete": _delete,
+}

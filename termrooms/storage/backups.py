@@ -1,0 +1,37 @@
+"""What ``termrooms backup`` and ``restore`` ask the server before pg_dump or pg_restore runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from termrooms.operations.pgtools import TargetDatabase
+
+
+async def server_major_txn(cursor: Any) -> int:
+    """The server's major PostgreSQL version (15 for 15.14)."""
+    await cursor.execute("SELECT current_setting('server_version_num')::int / 10000")
+    return cursor.fetchone()[0]
+
+
+async def target_database_txn(cursor: Any) -> TargetDatabase:
+    """How full the database is, whether termrooms made it, and who else is connected."""
+    await cursor.execute(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+        "   AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        "   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
+    )
+    (tables,) = cursor.fetchone()
+    await cursor.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
+    schema_version = None
+    if cursor.fetchone()[0]:
+        await cursor.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        (schema_version,) = cursor.fetchone()
+    await cursor.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    (other_sessions,) = cursor.fetchone()
+    await cursor.execute("SELECT current_database()")
+    (name,) = cursor.fetchone()
+    return TargetDatabase(tables, schema_version, other_sessions, name)

@@ -1,0 +1,442 @@
+"""
+Rooms, memberships and room events.
+
+Every stored room event takes the next seq of its room in the transaction that stores
+it: the room's row is updated (``last_seq + 1``) and locked by that update, so events of
+one room commit one at a time, in seq order, and a rolled-back transaction gives its seq
+back. Nothing is ever numbered twice or skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Mapping
+
+import attrs
+from psycopg2 import errors as pg_errors
+
+from termrooms.domain.errors import ApiError
+from termrooms.domain.events import Removal, RoomEvent
+from termrooms.storage.audit import insert_audit_txn
+
+
+@attrs.frozen
+class Room:
+    id: int
+    name: str
+    topic: str
+    visibility: str
+    created_at: datetime
+    last_seq: int
+
+
+@attrs.frozen
+class Standing:
+    """A user's place in a room: role (None when not a member), bans, mutes, invitations."""
+
+    role: str | None
+    banned: bool
+    muted_until: datetime | None
+    muted: bool
+    invited: bool
+    read_seq: int
+
+
+_ROOM_FIELDS = ("id", "name", "topic", "visibility", "created_at", "last_seq")  # Room's
+_ROOM_COLUMNS = ", ".join(_ROOM_FIELDS)
+# RoomEvent's fields, in its order.
+_EVENT_COLUMNS = (
+    "e.id, e.room_id, r.name, e.seq, e.type, e.created_at, u.username, t.username,"
+    " e.target_event_id, e.body, e.client_msg_id, e.action, e.data, e.deleted_at"
+)
+_EVENT_FROM = (
+    " FROM room_events e"
+    " JOIN rooms r ON r.id = e.room_id"
+    " LEFT JOIN users u ON u.id = e.user_id"
+    " LEFT JOIN users t ON t.id = e.target_user_id"
+)
+_EVENT_SELECT = f"SELECT {_EVENT_COLUMNS}{_EVENT_FROM}"
+
+
+def _event(row: tuple[Any, ...]) -> RoomEvent:
+    return RoomEvent(*row)
+
+
+async def room_by_name_txn(cursor: Any, name: str) -> Room | None:
+    """A live room by name, in any case."""
+    await cursor.execute(
+        f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE lower(name) = lower(%s) AND deleted_at IS NULL",
+        (name,),
+    )
+    row = cursor.fetchone()
+    return Room(*row) if row else None
+
+
+def _standing(row: tuple[Any, ...]) -> Standing:
+    role, read_seq, banned, muted, muted_until, invited = row
+    return Standing(
+        role=role,
+        banned=banned,
+        muted_until=muted_until,
+        muted=muted,
+        invited=invited,
+        read_seq=read_seq or 0,
+    )
+
+
+async def room_view_txn(
+    cursor: Any, name: str, user_id: int
+) -> tuple[Room | None, Standing | None]:
+    """A live room by name and where the user stands in it, in one round trip."""
+    await cursor.execute(
+        f"SELECT {', '.join('r.' + field for field in _ROOM_FIELDS)},"
+        # where the user stands: the role, and bans and mutes still in force
+        "        m.role, m.read_seq,"
+        "        EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id"
+        "                AND b.user_id = %(user)s"
+        "                AND (b.expires_at IS NULL OR b.expires_at > now())),"
+        "        x.user_id IS NOT NULL, x.expires_at,"
+        "        EXISTS (SELECT 1 FROM room_invitations i WHERE i.room_id = r.id"
+        "                AND i.user_id = %(user)s)"
+        "   FROM rooms r"
+        "   LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(user)s"
+        "   LEFT JOIN room_mutes x ON x.room_id = r.id AND x.user_id = %(user)s"
+        "         AND (x.expires_at IS NULL OR x.expires_at > now())"
+        "  WHERE lower(r.name) = lower(%(name)s) AND r.deleted_at IS NULL",
+        {"name": name, "user": user_id},
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None, None
+    fields = len(_ROOM_FIELDS)
+    return Room(*row[:fields]), _standing(row[fields:])
+
+
+async def append_event_txn(
+    cursor: Any,
+    event_id: int,
+    room_id: int,
+    event_type: str,
+    *,
+    user_id: int | None = None,
+    target_user_id: int | None = None,
+    target_event_id: int | None = None,
+    body: str | None = None,
+    client_msg_id: str | None = None,
+    action: bool = False,
+    data: Mapping[str, Any] | None = None,
+) -> RoomEvent:
+    """Store one event with the room's next seq (see the module docstring); one round trip."""
+    extras = dict(data or {})
+    await cursor.execute(
+        "WITH bumped AS ("
+        "   UPDATE rooms SET last_seq = last_seq + 1, last_event_at = clock_timestamp()"
+        "    WHERE id = %(room)s"
+        "   RETURNING last_seq, name),"
+        " stored AS ("
+        "   INSERT INTO room_events (id, room_id, seq, type, user_id, target_user_id,"
+        "                            target_event_id, body, client_msg_id, action, data)"
+        "   SELECT %(id)s, %(room)s, bumped.last_seq, %(type)s, %(user)s, %(target)s,"
+        "          %(target_event)s, %(body)s, %(client_msg_id)s, %(action)s, %(data)s"
+        "     FROM bumped"
+        "   RETURNING seq, created_at)"
+        " SELECT stored.seq, stored.created_at, bumped.name,"
+        "        (SELECT username FROM users WHERE id = %(user)s),"
+        "        (SELECT username FROM users WHERE id = %(target)s)"
+        "   FROM stored, bumped",
+        {
+            "room": room_id,
+            "id": event_id,
+            "type": event_type,
+            "user": user_id,
+            "target": target_user_id,
+            "target_event": target_event_id,
+            "body": body,
+            "client_msg_id": client_msg_id,
+            "action": action,
+            "data": json.dumps(extras),
+        },
+    )
+    seq, created_at, room_name, user, target_user = cursor.fetchone()
+    return RoomEvent(
+        id=event_id,
+        room_id=room_id,
+        room_name=room_name,
+        seq=seq,
+        type=event_type,
+        created_at=created_at,
+        user=user,
+        target_user=target_user,
+        target_event_id=target_event_id,
+        body=body,
+        client_msg_id=client_msg_id,
+        action=action,
+        data=extras,
+    )
+
+
+@attrs.frozen
+class Draft:
+    """A message to store, as a sender asked for it."""
+
+    event_id: int
+    author_id: int
+    body: str
+    client_msg_id: str | None
+    action: bool = False
+
+
+# One statement, so one round trip and one commit, for messages to any number of rooms:
+# the UPDATE of each room's row takes the room's lock and its seqs, the INSERT stores
+# the drafts that are new, and a draft whose client_msg_id its author already stored in
+# that room gets the original back. A retry committed by another instance after this
+# statement's snapshot was taken is caught by room_events_client_msg_id_key (a
+# UniqueViolation; the same statement again finds it).
+_POST_MESSAGES = f"""
+WITH draft AS (
+    SELECT * FROM unnest(%(rooms)s::bigint[], %(ids)s::bigint[], %(authors)s::bigint[],
+                         %(bodies)s::text[], %(keys)s::text[], %(actions)s::boolean[])
+           WITH ORDINALITY AS d (room_id, id, user_id, body, client_msg_id, action, n)
+), known AS (
+    SELECT d.n, e.id FROM draft d
+      JOIN room_events e ON e.room_id = d.room_id AND e.user_id = d.user_id
+                        AND e.client_msg_id = d.client_msg_id
+), fresh AS (
+    SELECT d.*, row_number() OVER (PARTITION BY d.room_id ORDER BY d.n) AS k,
+           count(*) OVER (PARTITION BY d.room_id) AS total
+      FROM draft d WHERE d.n NOT IN (SELECT n FROM known)
+), added AS (
+    SELECT room_id, count(*) AS n FROM fresh GROUP BY room_id
+), bumped AS (
+    UPDATE rooms r SET last_seq = r.last_seq + a.n, last_event_at = clock_timestamp()
+      FROM added a WHERE r.id = a.room_id
+    RETURNING r.id, r.last_seq, r.name
+), stored AS (
+    INSERT INTO room_events (id, room_id, seq, type, user_id, body, client_msg_id, action)
+    SELECT f.id, f.room_id, b.last_seq - f.total + f.k, 'message', f.user_id, f.body,
+           f.client_msg_id, f.action
+      FROM fresh f JOIN bumped b ON b.id = f.room_id
+    RETURNING id, seq, created_at
+)
+SELECT f.n, true, s.id, f.room_id, b.name, s.seq, 'message', s.created_at, u.username,
+       NULL, NULL, f.body, f.client_msg_id, f.action, '{{}}'::jsonb, NULL
+  FROM stored s JOIN fresh f ON f.id = s.id JOIN bumped b ON b.id = f.room_id
+  LEFT JOIN users u ON u.id = f.user_id
+UNION ALL
+SELECT k.n, false, {_EVENT_COLUMNS}{_EVENT_FROM} JOIN known k ON k.id = e.id
+"""
+
+
+async def post_messages_txn(
+    cursor: Any, messages: list[tuple[int, Draft]]
+) -> list[tuple[RoomEvent, bool]]:
+    """
+    Store (room id, draft) messages in one statement (one commit for the lot), each
+    unless its author already stored its client_msg_id in that room; returns, in order,
+    (event, is new). Each room's new messages take its next seqs in the order given. A
+    client_msg_id twice in the batch is stored once: the second is a retry of the first.
+    """
+    unique: list[tuple[int, Draft]] = []
+    first_of: dict[tuple[int, int, str], int] = {}
+    position: list[int] = []  # index into unique of each message
+    for room_id, draft in messages:
+        key = (room_id, draft.author_id, draft.client_msg_id)
+        if draft.client_msg_id is not None and key in first_of:
+            position.append(first_of[key])
+            continue
+        if draft.client_msg_id is not None:
+            first_of[key] = len(unique)
+        position.append(len(unique))
+        unique.append((room_id, draft))
+    await cursor.execute(
+        _POST_MESSAGES,
+        {
+            "rooms": [room_id for room_id, _ in unique],
+            "ids": [d.event_id for _, d in unique],
+            "authors": [d.author_id for _, d in unique],
+            "bodies": [d.body for _, d in unique],
+            "keys": [d.client_msg_id for _, d in unique],
+            "actions": [d.action for _, d in unique],
+        },
+    )
+    found = {row[0]: (_event(row[2:]), row[1]) for row in cursor.fetchall()}
+    results = []
+    seen: set[int] = set()
+    for index in position:
+        event, new = found[index + 1]  # WITH ORDINALITY counts from 1
+        results.append((event, new and index not in seen))
+        seen.add(index)
+    return results
+
+
+async def events_after_txn(
+    cursor: Any, room_id: int, after_seq: int, limit: int
+) -> list[RoomEvent]:
+    """Up to ``limit`` events with seq > after_seq, oldest first."""
+    await cursor.execute(
+        f"{_EVENT_SELECT} WHERE e.room_id = %s AND e.seq > %s ORDER BY e.seq LIMIT %s",
+        (room_id, after_seq, limit),
+    )
+    return [_event(row) for row in cursor.fetchall()]
+
+
+async def events_before_txn(
+    cursor: Any, room_id: int, before_seq: int | None, limit: int
+) -> list[RoomEvent]:
+    """Up to ``limit`` events with seq < before_seq (or the newest), oldest first."""
+    await cursor.execute(
+        f"{_EVENT_SELECT} WHERE e.room_id = %s AND (%s::bigint IS NULL OR e.seq < %s)"
+        " ORDER BY e.seq DESC LIMIT %s",
+        (room_id, before_seq, before_seq, limit),
+    )
+    return [_event(row) for row in reversed(cursor.fetchall())]
+
+
+async def oldest_seq_txn(cursor: Any, room_id: int) -> int | None:
+    await cursor.execute("SELECT min(seq) FROM room_events WHERE room_id = %s", (room_id,))
+    (oldest,) = cursor.fetchone()
+    return oldest
+
+
+async def create_room_txn(
+    cursor: Any,
+    room_id: int,
+    event_id: int,
+    name: str,
+    topic: str,
+    visibility: str,
+    creator_id: int,
+    request_id: str | None = None,
+) -> tuple[Room, RoomEvent]:
+    """A room with its creator as owner, and the creator's member_joined event (seq 1)."""
+    try:
+        await cursor.execute(
+            "INSERT INTO rooms (id, name, topic, visibility, created_by)"
+            f" VALUES (%s, %s, %s, %s, %s) RETURNING {_ROOM_COLUMNS}",
+            (room_id, name, topic, visibility, creator_id),
+        )
+    except pg_errors.UniqueViolation:
+        raise ApiError("name_taken", f"A room called {name!r} exists.") from None
+    room = Room(*cursor.fetchone())
+    await cursor.execute(
+        "INSERT INTO memberships (room_id, user_id, role) VALUES (%s, %s, 'owner')",
+        (room_id, creator_id),
+    )
+    joined = await append_event_txn(cursor, event_id, room_id, "member_joined", user_id=creator_id)
+    await insert_audit_txn(
+        cursor,
+        "room.create",
+        actor_id=creator_id,
+        room_id=room_id,
+        data={"name": name, "visibility": visibility},
+        request_id=request_id,
+    )
+    return attrs.evolve(room, last_seq=joined.seq), joined
+
+
+async def add_member_txn(
+    cursor: Any, room_id: int, user_id: int, event_id: int
+) -> RoomEvent | None:
+    """Make the user a member (member_joined), or None when they already are one."""
+    await cursor.execute(
+        "INSERT INTO memberships (room_id, user_id, role) VALUES (%s, %s, 'member')"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        (room_id, user_id),
+    )
+    if cursor.fetchone() is None:
+        return None
+    return await append_event_txn(cursor, event_id, room_id, "member_joined", user_id=user_id)
+
+
+async def remove_member_txn(
+    cursor: Any, room_id: int, user_id: int, event_id: int
+) -> RoomEvent | None:
+    """End a membership (member_left), or None when there was none."""
+    await cursor.execute(
+        "DELETE FROM memberships WHERE room_id = %s AND user_id = %s RETURNING 1",
+        (room_id, user_id),
+    )
+    if cursor.fetchone() is None:
+        return None
+    event = await append_event_txn(cursor, event_id, room_id, "member_left", user_id=user_id)
+    await notify_removal_txn(cursor, Removal(room_id, user_id, event.seq))
+    return event
+
+
+ROOM_EVENTS_CHANNEL = "termrooms_room_events"
+ROOM_REMOVALS_CHANNEL = "termrooms_room_removals"
+
+
+async def notify_removal_txn(cursor: Any, removal: Removal) -> None:
+    """Every instance hears of it when the transaction commits, whether Redis is up or not."""
+    await cursor.execute("SELECT pg_notify(%s, %s)", (ROOM_REMOVALS_CHANNEL, removal.payload()))
+
+
+async def hint_event_txn(cursor: Any, room_id: int, seq: int) -> None:
+    """Tell every instance that the room has events up to ``seq`` (Redis could not)."""
+    await cursor.execute("SELECT pg_notify(%s, %s)", (ROOM_EVENTS_CHANNEL, f"{room_id} {seq}"))
+
+
+def parse_event_hint(payload: str) -> tuple[int, int]:
+    room, seq = payload.split()
+    return int(room), int(seq)
+
+
+async def last_seqs_txn(cursor: Any, room_ids: list[int]) -> dict[int, int]:
+    """The latest committed seq of each room: what the periodic check compares."""
+    await cursor.execute("SELECT id, last_seq FROM rooms WHERE id = ANY(%s)", (room_ids,))
+    return dict(cursor.fetchall())
+
+
+async def rooms_for_user_txn(cursor: Any, user_id: int) -> list[tuple[Any, ...]]:
+    """Public rooms and the user's private ones: (room columns..., member_count, unread)."""
+    await cursor.execute(
+        "SELECT r.id, r.name, r.topic, r.visibility, r.created_at, r.last_seq,"
+        "       (SELECT count(*) FROM memberships c WHERE c.room_id = r.id),"
+        "       CASE WHEN m.user_id IS NULL THEN NULL ELSE r.last_seq - m.read_seq END"
+        "  FROM rooms r"
+        "  LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %s"
+        " WHERE r.deleted_at IS NULL AND (r.visibility = 'public' OR m.user_id IS NOT NULL)"
+        " ORDER BY lower(r.name)",
+        (user_id,),
+    )
+    return cursor.fetchall()
+
+
+async def members_txn(cursor: Any, room_id: int) -> list[tuple[Any, ...]]:
+    """(user id, username, display_name, role, last_seen_at) of every member."""
+    await cursor.execute(
+        "SELECT u.id, u.username, u.display_name, m.role, m.last_seen_at"
+        "  FROM memberships m JOIN users u ON u.id = m.user_id"
+        " WHERE m.room_id = %s ORDER BY lower(u.username)",
+        (room_id,),
+    )
+    return cursor.fetchall()
+
+
+async def member_count_txn(cursor: Any, room_id: int) -> int:
+    await cursor.execute("SELECT count(*) FROM memberships WHERE room_id = %s", (room_id,))
+    return cursor.fetchone()[0]
+
+
+async def set_read_marker_txn(cursor: Any, room_id: int, user_id: int, seq: int) -> None:
+    """Move the read marker forward (never back, never past the room's last event)."""
+    await cursor.execute(
+        "UPDATE memberships m SET read_seq = least(greatest(m.read_seq, %s), r.last_seq)"
+        "  FROM rooms r WHERE r.id = m.room_id AND m.room_id = %s AND m.user_id = %s",
+        (seq, room_id, user_id),
+    )
+
+
+async def touch_last_seen_txn(cursor: Any, seen: list[tuple[int, int, datetime]]) -> None:
+    """Record when members were last seen, many at once (one statement, not one a message)."""
+    if not seen:
+        return
+    values = ",".join(["(%s::bigint, %s::bigint, %s::timestamptz)"] * len(seen))
+    await cursor.execute(
+        "UPDATE memberships m SET last_seen_at = greatest(m.last_seen_at, v.seen)"
+        f"  FROM (VALUES {values}) AS v (room_id, user_id, seen)"
+        " WHERE m.room_id = v.room_id AND m.user_id = v.user_id",
+        [value for row in seen for value in row],
+    )

@@ -1,0 +1,315 @@
+"""``/api/rooms/*``: thin routes over RoomHandler."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from twisted.web.iweb import IRequest
+
+from termrooms.domain.events import event_json
+from termrooms.domain.rules import check_fields
+from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
+from termrooms.transport.http.auth import authenticated
+from termrooms.transport.http.router import JsonResponse, Router, json_body, query_int
+
+ROOM_SCHEMA = {
+    "type": "object",
+    "required": ["id", "name", "topic", "visibility", "member_count", "online_count"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "topic": {"type": "string"},
+        "visibility": {"enum": ["public", "private"]},
+        "member_count": {"type": "integer"},
+        "online_count": {"type": "integer"},
+        "unread": {"type": "integer"},
+        "role": {"enum": ["owner", "moderator", "member"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "last_seq": {"type": "integer"},
+    },
+}
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["type", "id", "room", "seq", "ts", "user"],
+    "properties": {
+        "type": {"type": "string"},
+        "id": {"type": "string"},
+        "room": {"type": "string"},
+        "seq": {"type": "integer"},
+        "ts": {"type": "string", "format": "date-time"},
+        "user": {"type": ["string", "null"]},
+    },
+}
+MEMBER_SCHEMA = {
+    "type": "object",
+    "required": ["username", "display_name", "role", "online", "last_seen_at"],
+    "properties": {
+        "username": {"type": "string"},
+        "display_name": {"type": "string"},
+        "role": {"enum": ["owner", "moderator", "member"]},
+        "online": {"type": "boolean"},
+        "last_seen_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+MAX_DURATION_S = 3650 * 86400
+SEQ_QUERY = {"type": "integer", "minimum": 0}
+
+
+def register_room_routes(router: Router, server: Any) -> None:
+    """Rooms, membership, history and posting; ``server`` is the TermroomsServer."""
+
+    def rooms() -> RoomHandler:
+        return server.get_room_handler()
+
+    async def user_of(request: IRequest) -> Any:
+        return (await authenticated(server, request)).user
+
+    async def maybe_user_of(request: IRequest) -> Any:
+        """The caller when a token is sent; public rooms are readable without one."""
+        if request.getHeader(b"authorization") is None:
+            return None
+        return await user_of(request)
+
+    @router.route(
+        "/api/rooms",
+        "GET",
+        summary="Public rooms and the caller's private rooms, with unread counts.",
+        tags=("rooms",),
+        auth=True,
+        responses={200: {"type": "array", "items": ROOM_SCHEMA}, 401: None},
+    )
+    async def list_rooms(request: IRequest) -> list[dict[str, Any]]:
+        return await rooms().list_rooms(await user_of(request))
+
+    @router.route(
+        "/api/rooms",
+        "POST",
+        summary="Create a room; the caller is its owner.",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["name", "visibility"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"},
+                "topic": {"type": "string"},
+                "visibility": {"enum": ["public", "private"]},
+            },
+        },
+        responses={201: ROOM_SCHEMA, 400: None, 401: None, 409: None, 422: None},
+    )
+    async def create_room(request: IRequest) -> JsonResponse:
+        user = await user_of(request)
+        body = json_body(request)
+        room = await rooms().create_room(
+            user, body.get("name"), body.get("topic"), body.get("visibility"), request.request_id
+        )
+        view = await rooms().view(room.name, user)
+        return JsonResponse(await rooms().room_json(view), 201)
+
+    @router.route(
+        "/api/rooms/<name>",
+        "GET",
+        summary="A room: for its members, or for anyone when it is public.",
+        tags=("rooms",),
+        responses={200: ROOM_SCHEMA, 401: None, 404: None},
+    )
+    async def get_room(request: IRequest, name: str) -> dict[str, Any]:
+        return await rooms().room_json(await rooms().view(name, await maybe_user_of(request)))
+
+    @router.route(
+        "/api/rooms/<name>/join",
+        "POST",
+        summary="Join a public room, or a private one the caller was invited to.",
+        tags=("rooms",),
+        auth=True,
+        responses={200: ROOM_SCHEMA, 401: None, 403: None, 404: None},
+    )
+    async def join(request: IRequest, name: str) -> dict[str, Any]:
+        view = await rooms().join(name, await user_of(request))
+        return await rooms().room_json(view)
+
+    @router.route(
+        "/api/rooms/<name>/leave",
+        "POST",
+        summary="Leave a room (end the membership).",
+        tags=("rooms",),
+        auth=True,
+        responses={204: None, 401: None, 403: None, 404: None},
+    )
+    async def leave(request: IRequest, name: str) -> JsonResponse:
+        await rooms().leave(name, await user_of(request))
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/members",
+        "GET",
+        summary="The room's members, with their roles and who is online.",
+        tags=("rooms",),
+        auth=True,
+        responses={200: {"type": "array", "items": MEMBER_SCHEMA}, 401: None, 403: None, 404: None},
+    )
+    async def members(request: IRequest, name: str) -> list[dict[str, Any]]:
+        return await rooms().members(name, await user_of(request))
+
+    @router.route(
+        "/api/rooms/<name>/messages",
+        "GET",
+        summary="History, oldest first: ?before=SEQ or ?after=SEQ, limit 1-200 (default 50).",
+        tags=("rooms",),
+        query={"before": SEQ_QUERY, "after": SEQ_QUERY, "limit": {"type": "integer"}},
+        responses={
+            200: {
+                "type": "object",
+                "required": ["events", "has_more"],
+                "properties": {
+                    "events": {"type": "array", "items": EVENT_SCHEMA},
+                    "has_more": {"type": "boolean"},
+                },
+            },
+            401: None,
+            404: None,
+            422: None,
+        },
+    )
+    async def history(request: IRequest, name: str) -> dict[str, Any]:
+        user = await maybe_user_of(request)
+        before = query_int(request, "before", 0)
+        after = query_int(request, "after", 0)
+        limit = query_int(request, "limit", 1, MAX_PAGE)
+        page = await rooms().history(name, user, before, after, 50 if limit is None else limit)
+        return {"events": [event_json(e) for e in page.events], "has_more": page.has_more}
+
+    @router.route(
+        "/api/rooms/<name>/messages",
+        "POST",
+        summary="Post a message (bots, scripts); a repeated client_msg_id stores nothing new.",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["body"],
+            "properties": {"body": {"type": "string"}, "client_msg_id": {"type": "string"}},
+        },
+        responses={
+            201: EVENT_SCHEMA,
+            400: None,
+            401: None,
+            403: None,
+            404: None,
+            422: None,
+            429: None,
+        },
+    )
+    async def post_message(request: IRequest, name: str) -> JsonResponse:
+        user = await user_of(request)
+        body = json_body(request)
+        event, _ = await rooms().post(name, user, body.get("body"), body.get("client_msg_id"))
+        # A retry answers exactly as the original did.
+        return JsonResponse(event_json(event), 201)
+
+    @router.route(
+        "/api/rooms/<name>",
+        "PATCH",
+        summary="Set the topic (moderator and above).",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["topic"],
+            "properties": {"topic": {"type": "string", "maxLength": 512}},
+        },
+        responses={200: ROOM_SCHEMA, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def patch_room(request: IRequest, name: str) -> dict[str, Any]:
+        user = await user_of(request)
+        body = json_body(request)
+        if "topic" not in body:
+            check_fields(topic="is required")
+        await rooms().set_topic(name, user, body["topic"])
+        return await rooms().room_json(await rooms().view(name, user))
+
+    @router.route(
+        "/api/rooms/<name>",
+        "DELETE",
+        summary="Delete the room (owner or server admin); its history is kept.",
+        tags=("rooms",),
+        auth=True,
+        responses={204: None, 401: None, 403: None, 404: None},
+    )
+    async def delete_room(request: IRequest, name: str) -> JsonResponse:
+        await rooms().delete_room(name, await user_of(request), request.request_id)
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/members",
+        "POST",
+        summary="Invite a user into the room (moderator and above); they may then join.",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["username"],
+            "properties": {"username": {"type": "string"}},
+        },
+        responses={204: None, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def invite_member(request: IRequest, name: str) -> JsonResponse:
+        user = await user_of(request)
+        body = json_body(request)
+        await rooms().invite(name, user, body.get("username"), request.request_id)
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/messages/<message_id>",
+        "DELETE",
+        summary="Delete a message: its author, or a moderator and above. Emits message_deleted.",
+        tags=("rooms",),
+        auth=True,
+        responses={204: None, 401: None, 403: None, 404: None},
+    )
+    async def delete_message(request: IRequest, name: str, message_id: str) -> JsonResponse:
+        user = await user_of(request)
+        number = int(message_id) if message_id.isdigit() and len(message_id) < 20 else 0
+        await rooms().delete_message(name, user, number)
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/moderation",
+        "POST",
+        summary="kick, ban, unban, mute, unmute, op or deop a user (moderator and above).",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["action", "username"],
+            "properties": {
+                "action": {"enum": ["kick", "ban", "unban", "mute", "unmute", "op", "deop"]},
+                "username": {"type": "string"},
+                "reason": {"type": "string", "maxLength": 512},
+                "duration_s": {"type": "integer", "minimum": 1},
+            },
+        },
+        responses={200: EVENT_SCHEMA, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def moderate(request: IRequest, name: str) -> dict[str, Any]:
+        user = await user_of(request)
+        body = json_body(request)
+        duration_s = body.get("duration_s")
+        if duration_s is not None and (
+            isinstance(duration_s, bool)
+            or not isinstance(duration_s, int)
+            or not 1 <= duration_s <= MAX_DURATION_S
+        ):
+            check_fields(duration_s=f"must be whole seconds from 1 to {MAX_DURATION_S}")
+        event = await rooms().moderate(
+            name,
+            user,
+            body.get("action"),
+            body.get("username"),
+            body.get("reason"),
+            None if duration_s is None else timedelta(seconds=duration_s),
+            request.request_id,
+        )
+        return event_json(event)

@@ -1,0 +1,245 @@
+"""
+The HTTP router: a Klein app whose routes are declared together with their OpenAPI
+spec, and whose every error, unknown routes and wrong methods included, is the
+contract's JSON error body. Route handlers stay thin: parse, call a handler, return.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import unquote_to_bytes
+
+import attrs
+from klein import Klein
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from termrooms import __version__
+from termrooms.domain.errors import RETRY_AFTER_SECONDS, ApiError, DatabaseUnavailable, FieldError
+from termrooms.domain.wire import decode_json, encode_json
+from termrooms.transport.http.openapi import RouteSpec, build_document
+
+_log = Logger()
+
+# A handler returns a JsonResponse, a JSON-able value (200), or JSON already encoded.
+Handler = Callable[..., Awaitable["JsonResponse | bytes | Mapping[str, Any] | list[Any]"]]
+# Runs before every route's handler (the HTTP rate limits); raises ApiError to refuse.
+Guard = Callable[[IRequest, RouteSpec], Awaitable[None]]
+
+
+@attrs.frozen
+class JsonResponse:
+    """A handler's answer when it is not a plain 200 with a JSON body."""
+
+    body: Any
+    status: int = 200
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def write_json(request: IRequest, response: JsonResponse) -> bytes:
+    """Set status and headers on the request; return the encoded body (empty for 204)."""
+    request.setResponseCode(response.status)
+    if response.status >= 400 and isinstance(response.body, dict):
+        request.error_code = response.body.get("error_code")  # for the log and the metrics
+    for name, value in response.headers.items():
+        request.setHeader(name, value)
+    if response.status == 204:
+        return b""
+    request.setHeader(b"content-type", b"application/json")
+    return encode_json(response.body)
+
+
+MAX_JSON_BODY = 64 * 1024
+
+
+def json_body(request: IRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, Any]:
+    """The request's JSON object body, or the contract's 400 / 413 / 422."""
+    content = request.content
+    content.seek(0, 2)
+    if content.tell() > max_bytes:
+        raise ApiError("payload_too_large", f"The body is over {max_bytes} bytes.")
+    content.seek(0)
+    try:
+        body = decode_json(content.read() or b"null")
+    except ValueError:  # UnicodeDecodeError is one too
+        raise ApiError("invalid_json", "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError("invalid_json", "The body must be a JSON object.")
+    return body
+
+
+def query_int(request: IRequest, name: str, low: int, high: int = 2**63 - 1) -> int | None:
+    """An integer query parameter within [low, high], None when absent, else a 422."""
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    try:
+        number = int(values[0])
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise ApiError(
+            "validation_error",
+            f"{name} must be a whole number from {low} to {high}",
+            validation_errors=(FieldError(name, f"must be a whole number from {low} to {high}"),),
+        )
+    return number
+
+
+def error_response(error: ApiError) -> JsonResponse:
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return JsonResponse(error.body(), error.status, headers)
+
+
+class Utf8PathResource(Resource):
+    """Klein's resource behind a check that the path is UTF-8: Klein itself answers a
+    plain-text 400 and logs an error, where the contract wants its JSON error body."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, request: IRequest) -> Any:
+        try:
+            unquote_to_bytes(request.path).decode("utf-8")
+        except UnicodeDecodeError:
+            error = ApiError("bad_request", "The URL's path is not UTF-8.")
+            return write_json(request, error_response(error))
+        return self.inner.render(request)
+
+
+class Router:
+    """One server's routes; built per server so tests each get their own."""
+
+    def __init__(self) -> None:
+        self.app = Klein()
+        self.specs: list[RouteSpec] = []
+        self.guard: Guard | None = None
+        self.unguarded_paths: frozenset[str] = frozenset()
+        self._openapi: bytes | None = None
+        self._install_error_handlers()
+
+    def route(
+        self,
+        path: str,
+        method: str,
+        *,
+        summary: str,
+        responses: Mapping[int, Mapping[str, Any] | None],
+        tags: tuple[str, ...] = (),
+        auth: bool = False,
+        request_body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a route: Klein serves it and the OpenAPI document describes it."""
+
+        def declare(handler: Handler) -> Handler:
+            spec = RouteSpec(
+                method=method,
+                path=path,
+                summary=summary,
+                responses=dict(responses),
+                tags=tags,
+                auth=auth,
+                request_body=request_body,
+                query=dict(query or {}),
+            )
+            self.specs.append(spec)
+            self._openapi = None
+
+            async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
+                request.route = path  # the template, not the path: bounded metric labels
+                request.room = kwargs.get("name")
+                if self.guard is not None and path not in self.unguarded_paths:
+                    await self.guard(request, spec)
+                result = await handler(request, **kwargs)
+                if isinstance(result, bytes):
+                    if not request.responseHeaders.hasHeader(b"content-type"):
+                        request.setHeader(b"content-type", b"application/json")
+                    return result
+                if not isinstance(result, JsonResponse):
+                    result = JsonResponse(result)
+                return write_json(request, result)
+
+            endpoint.__name__ = f"{method.lower()}_{handler.__name__}"
+            self.app.route(path, methods=[method], endpoint=endpoint.__name__)(endpoint)
+            return handler
+
+        return declare
+
+    def guard_with(
+        self,
+        guard: Guard,
+        answers: Mapping[int, Mapping[str, Any] | None],
+        unguarded_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        """Run ``guard`` before every route but ``unguarded_paths``, whose routes are
+        documented as possibly giving ``answers`` too."""
+        self.guard = guard
+        self.unguarded_paths = unguarded_paths
+        self.specs = [
+            spec
+            if spec.path in unguarded_paths
+            else attrs.evolve(spec, responses={**answers, **spec.responses})
+            for spec in self.specs
+        ]
+        self._openapi = None
+
+    def openapi_json(self) -> bytes:
+        """The OpenAPI document of every route declared so far, encoded once."""
+        if self._openapi is None:
+            document = build_document(self.specs, version=__version__)
+            self._openapi = encode_json(document)
+        return self._openapi
+
+    def _install_error_handlers(self) -> None:
+        app = self.app
+
+        @app.handle_errors(ApiError)
+        def api_error(request: IRequest, failure: Failure) -> bytes:
+            return write_json(request, error_response(failure.value))
+
+        @app.handle_errors(DatabaseUnavailable)
+        def database_unavailable(request: IRequest, failure: Failure) -> bytes:
+            _log.warn(
+                "request {request_id} failed: {reason}",
+                request_id=getattr(request, "request_id", None),
+                reason=failure.getErrorMessage(),
+            )
+            error = ApiError(
+                "unavailable",
+                "The database is unavailable; try again shortly.",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+            return write_json(request, error_response(error))
+
+        @app.handle_errors(NotFound)
+        def not_found(request: IRequest, failure: Failure) -> bytes:
+            error = ApiError("not_found", "No such resource.")
+            return write_json(request, error_response(error))
+
+        @app.handle_errors(MethodNotAllowed)
+        def method_not_allowed(request: IRequest, failure: Failure) -> bytes:
+            allowed = ", ".join(sorted(failure.value.valid_methods or ()))
+            error = ApiError("method_not_allowed", f"Allowed methods: {allowed}.")
+            response = error_response(error)
+            return write_json(request, attrs.evolve(response, headers={"Allow": allowed}))
+
+        @app.handle_errors(Exception)
+        def internal_error(request: IRequest, failure: Failure) -> bytes:
+            _log.failure(
+                "unhandled error in {method} {path} (request {request_id})",
+                failure=failure,
+                method=request.method.decode("ascii", "replace"),
+                path=request.path.decode("utf-8", "replace"),
+                request_id=getattr(request, "request_id", None),
+            )
+            error = ApiError("internal_error", "Something went wrong on our side.")
+            return write_json(request, error_response(error))
