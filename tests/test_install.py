@@ -1,4 +1,4 @@
-"""A plain ``pip install .`` (not editable) into a fresh virtualenv gives a working plugin."""
+"""``pip install .`` and ``pip install -e .`` into a fresh virtualenv each give a working plugin."""
 
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ def fresh_install(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path
     return environment
 
 
+@pytest.fixture(scope="module")
+def editable_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A contributor's set-up: the source tree installed in place."""
+    environment = tmp_path_factory.mktemp("editable-install") / "venv"
+    venv.create(environment, with_pip=True)
+    subprocess.run(
+        [str(environment / "bin" / "python"), "-m", "pip", "install", "--quiet", "-e", str(PROJECT)],
+        check=True,
+        timeout=600,
+    )
+    return environment
+
+
 def test_wheel_ships_the_plugin_without_claiming_the_twisted_package(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "twisted/plugins/termrooms_plugin.py" in names
@@ -79,6 +92,19 @@ def test_twistd_help_lists_termrooms_after_a_plain_install(fresh_install, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert "termrooms" in result.stdout
+
+
+def test_twistd_finds_the_plugin_of_an_editable_install(editable_install, tmp_path):
+    result = subprocess.run(
+        [str(editable_install / "bin" / "twistd"), "termrooms", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # twistd must find the plugin through the install, not the cwd
+        env=clean_environ(),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--database-url" in result.stdout
 
 
 def test_installed_command_migrates_a_database(fresh_install, database_url, tmp_path):
