@@ -68,6 +68,7 @@ deploy-tools:
 
 test: install-test test-services
 	$(BIN)/ruff check termrooms tests twisted bench
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The hostile suite's long variants (more load, longer outages, thousands of fuzz
