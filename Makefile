@@ -66,10 +66,14 @@ deploy-tools:
 	  fi; \
 	fi
 
+# The suite runs on every core (at most three workers: each takes a Redis db of its own,
+# 13 to 15), workers stealing tests from each other so that one long test does not leave
+# the other core idle at the end. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
 test: install-test test-services
 	$(BIN)/ruff check termrooms tests twisted bench
 	$(BIN)/lint-imports
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 3 --dist worksteal $(PYTEST_ARGS)
 
 # The hostile suite's long variants (more load, longer outages, thousands of fuzz
 # examples), then docs/reliability.md's table rewritten from what the run measured.

@@ -41,7 +41,10 @@ from support import (
     unavailable,
 )
 
-TEST_REDIS_DB = int(os.environ.get("TERMROOMS_TEST_REDIS_DB", "13"))  # parallel runs pick others
+# Parallel runs pick other db numbers; so does each pytest-xdist worker (gw0: 13, gw1: 14).
+TEST_REDIS_DB = int(os.environ.get("TERMROOMS_TEST_REDIS_DB", "13")) + int(
+    os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+)
 
 
 def with_database(url: str, name: str) -> str:
