@@ -103,7 +103,7 @@ REFRESH_BATCH = 500  # entries per refresh script call, so no call blocks Redis 
 
 @attrs.define(eq=False)
 class RedisPresence:
-    """The SharedPresence of a cluster: see the Lua above and ``termrooms.transport.gateway.presence``."""
+    """The SharedPresence of a cluster: see the Lua above and the gateway's ``Presence``."""
 
     redis: RedisClient
     node_id: int

@@ -15,7 +15,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import DeferredLock, ensureDeferred
 from twisted.logger import Logger
 
-from termrooms.domain.errors import ApiError, DatabaseUnavailable
+from termrooms.domain.errors import RETRY_AFTER_SECONDS, ApiError, DatabaseUnavailable
 from termrooms.domain.events import (
     AuthFrame,
     CommandFrame,
@@ -59,7 +59,9 @@ QUEUED_FRAMES_LIMIT = 64  # a connection's frames waiting for an answer before i
 
 
 _UNAVAILABLE = ApiError(
-    "unavailable", "The database is unavailable; try again shortly.", retry_after=5
+    "unavailable",
+    "The database is unavailable; try again shortly.",
+    retry_after=RETRY_AFTER_SECONDS,
 )
 
 
