@@ -139,6 +139,10 @@ class RoomHead:
             self.seen += 1
             self.ahead.discard(self.seen)
 
+    def handed_out(self, seq: int) -> bool:
+        """Whether ``seq`` already went to this instance's subscribers."""
+        return (self.seen is not None and seq <= self.seen) or seq in self.ahead
+
     @property
     def missing(self) -> bool:
         return self.seen is not None and (self.known > self.seen or bool(self.ahead))

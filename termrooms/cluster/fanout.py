@@ -19,7 +19,7 @@ Presence lives in Redis too: ``termrooms.cluster.presence``.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
 
 import attrs
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -72,7 +72,7 @@ class ClusterBus:
     # rooms -> their last committed seq
     last_seqs: Callable[[list[int]], Awaitable[dict[int, int]]]
     # (room, seq): NOTIFY the other instances through PostgreSQL
-    hint: Callable[[int, int], Awaitable[None]]
+    hint: Callable[[int, int], Deferred[Any] | Coroutine[Any, Any, None]]
     encode: Callable[[RoomEvent], bytes]
     counters: BusCounters = attrs.field(factory=BusCounters)
     heads: dict[int, RoomHead] = attrs.field(factory=dict, init=False)
@@ -187,12 +187,13 @@ class ClusterBus:
             while head is not None and head is self.heads.get(room_id) and head.missing:
                 upto = max(head.known, *head.ahead) if head.ahead else head.known
                 after = head.seen
+                assert after is not None  # a room with missing events is anchored
                 page = await self.events_after(room_id, after, min(FILL_PAGE, upto - after))
                 self.counters.fills += 1
                 if head is not self.heads.get(room_id):
                     return
                 for event in page:
-                    if event.seq > head.seen and event.seq not in head.ahead:
+                    if not head.handed_out(event.seq):
                         self.counters.filled_events += 1
                         self.local.publish(room_id, event.seq, self.encode(event))
                 # PostgreSQL holds every event of the room after ``after``, in order.

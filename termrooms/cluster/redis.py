@@ -17,6 +17,7 @@ import attrs
 import txredisapi
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 
@@ -68,13 +69,13 @@ class RedisAddress:
         """The prefix of this deployment's channel names (see the module docstring)."""
         return f"termrooms:{self.db}:"
 
-    def endpoint(self, reactor: Any) -> Any:
+    def endpoint(self, reactor: Any) -> IStreamClientEndpoint:
         if self.unix_path:
             return UNIXClientEndpoint(reactor, self.unix_path, timeout=CONNECT_TIMEOUT_SECONDS)
-        endpoint = HostnameEndpoint(reactor, self.host, self.port, CONNECT_TIMEOUT_SECONDS)
+        tcp = HostnameEndpoint(reactor, self.host, self.port, CONNECT_TIMEOUT_SECONDS)
         if self.tls:
-            endpoint = wrapClientTLS(optionsForClientTLS(self.host), endpoint)
-        return endpoint
+            return wrapClientTLS(optionsForClientTLS(self.host), tcp)
+        return tcp
 
 
 def _connected(factory: Any) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,7 +65,7 @@ def origin_allowed(origin: str, host: str | None, allowed: frozenset[str]) -> bo
 
 
 def request_origin_allowed(
-    origins: list[bytes] | None, host: bytes | None, allowed: frozenset[str]
+    origins: Sequence[bytes] | None, host: bytes | None, allowed: frozenset[str]
 ) -> bool:
     """The rule for a request's raw ``Origin`` headers (``host``: its Host header as sent,
     port included): no Origin is no browser and passes; two are never one browser's."""

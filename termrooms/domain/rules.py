@@ -67,11 +67,20 @@ def check_fields(**problems: str | None) -> None:
     """Raise one 422 naming every field that has a problem."""
     errors = tuple(FieldError(field, message) for field, message in problems.items() if message)
     if errors:
-        raise ApiError(
-            "validation_error",
-            "; ".join(f"{e.field} {e.message}" for e in errors),
-            validation_errors=errors,
-        )
+        raise _validation_error(errors)
+
+
+def field_error(field: str, message: str) -> ApiError:
+    """check_fields' 422 for one field, for callers that ``raise`` it themselves."""
+    return _validation_error((FieldError(field, message),))
+
+
+def _validation_error(errors: tuple[FieldError, ...]) -> ApiError:
+    return ApiError(
+        "validation_error",
+        "; ".join(f"{e.field} {e.message}" for e in errors),
+        validation_errors=errors,
+    )
 
 
 def parse_duration(text: str) -> timedelta:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -92,11 +93,16 @@ def new_signing_key(now: float) -> SigningKey:
     return SigningKey(kid=secrets.token_hex(8), secret=secrets.token_bytes(32), created_at=now)
 
 
+def _key_tuple(keys: Iterable[SigningKey]) -> tuple[SigningKey, ...]:
+    """KeyRing's converter: a typed ``tuple`` (a bare one would make ``keys`` untyped)."""
+    return tuple(keys)
+
+
 @attrs.frozen
 class KeyRing:
     """The keys a node verifies with, and the one it signs with."""
 
-    keys: tuple[SigningKey, ...] = attrs.field(converter=tuple)
+    keys: tuple[SigningKey, ...] = attrs.field(converter=_key_tuple)
     active_kid: str
 
     def __attrs_post_init__(self) -> None:

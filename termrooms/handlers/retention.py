@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -96,7 +97,8 @@ class RetentionService(TimerService):
     def __init__(self, server: Any, interval: float) -> None:
         super().__init__(interval, self._tick)
         self.server = server
-        self.clock = server.reactor
+        self.reactor: IReactorTime = server.reactor
+        self.clock = self.reactor  # TimerService ticks its LoopingCall on it
         self._stopping = False
 
     def _tick(self) -> Deferred:
@@ -110,11 +112,11 @@ class RetentionService(TimerService):
         while not server.schema_ready:
             if self._stopping:
                 return None
-            await deferLater(self.clock, SCHEMA_WAIT_SECONDS)
+            await deferLater(self.reactor, SCHEMA_WAIT_SECONDS)
         policy = RetentionPolicy.from_config(server.config)
-        connection = await connect_one(self.clock, server.session_database_url)
+        connection = await connect_one(self.reactor, server.session_database_url)
         try:
-            now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+            now = datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
             report = await run_pass(connection, policy, now, stopping=lambda: self._stopping)
         finally:
             connection.close()

@@ -42,6 +42,7 @@ from termrooms.domain.rules import (
     ROOM_NAME,
     TOPIC_MAX,
     check_fields,
+    field_error,
     single_line_problem,
     username_problem,
 )
@@ -241,7 +242,8 @@ class RoomHandler:
         room, standing = view.room, view.standing
         actor = actor_of(view, user)
         public = room.visibility == "public"
-        if not may_join(actor, public=public, invited=standing.invited):
+        invited = standing is not None and standing.invited
+        if not may_join(actor, public=public, invited=invited):
             # A private room is not there for a banned user, as for anyone who may not
             # see it: "banned" would tell them it still exists (kept invitation or not).
             if actor.banned and public:
@@ -382,12 +384,7 @@ class RoomHandler:
         request_id: str | None = None,
     ) -> RoomEvent:
         """kick, ban, unban, mute, unmute, op or deop: a stored event and an audit row."""
-        try:
-            act = Action(action)
-        except ValueError:
-            act = None
-        if act not in HIERARCHICAL_ACTIONS:
-            check_fields(action="must be kick, ban, unban, mute, unmute, op or deop")
+        act = _hierarchical_action(action)
         if reason is not None and (
             not isinstance(reason, str) or single_line_problem(reason, REASON_MAX)
         ):
@@ -450,3 +447,14 @@ class RoomHandler:
     def publish(self, event: RoomEvent) -> None:
         """Hand a committed event to its room's subscribers."""
         self.bus.publish(event.room_id, event.seq, encode_event(event))
+
+
+def _hierarchical_action(action: Any) -> Action:
+    """The moderation action named, or a 422: only these are done to a person."""
+    try:
+        act = Action(action)
+    except ValueError:
+        act = None
+    if act is None or act not in HIERARCHICAL_ACTIONS:
+        raise field_error("action", "must be kick, ban, unban, mute, unmute, op or deop")
+    return act

@@ -16,7 +16,7 @@ import random
 import select
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, Sequence, TypeVar
 
 import attrs
 import psycopg2
@@ -36,7 +36,7 @@ _log = Logger()
 T = TypeVar("T")
 
 # Keepalives make libpq notice a silently vanished server within about 11 s.
-_CONNECT_KWARGS = {
+_CONNECT_KWARGS: dict[str, Any] = {
     "application_name": "termrooms",
     "keepalives": 1,
     "keepalives_idle": 5,
@@ -316,7 +316,7 @@ class Database:
 
     def run_interaction(
         self,
-        interaction: Callable[..., Awaitable[T]],
+        interaction: Callable[..., Coroutine[Any, Any, T]],
         *args: Any,
         **kwargs: Any,
     ) -> Deferred:
@@ -327,7 +327,7 @@ class Database:
 
     def run_autocommit(
         self,
-        interaction: Callable[..., Awaitable[T]],
+        interaction: Callable[..., Coroutine[Any, Any, T]],
         *args: Any,
         **kwargs: Any,
     ) -> Deferred:
@@ -425,7 +425,7 @@ async def connect_one(reactor: Any, dsn: str, timeout: float = 10.0) -> txpostgr
 
 def run_in_transaction(
     connection: txpostgres.Connection,
-    interaction: Callable[..., Awaitable[T]],
+    interaction: Callable[..., Coroutine[Any, Any, T]],
     *args: Any,
     **kwargs: Any,
 ) -> Deferred:
@@ -434,7 +434,7 @@ def run_in_transaction(
 
 
 def _awaiting_interaction(
-    cursor: Any, interaction: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    cursor: Any, interaction: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
 ) -> Deferred:
     # txpostgres waits on a returned Deferred, not on a coroutine.
     return ensureDeferred(interaction(cursor, *args, **kwargs))

@@ -241,11 +241,11 @@ async def post_messages_txn(
     first_of: dict[tuple[int, int, str], int] = {}
     position: list[int] = []  # index into unique of each message
     for room_id, draft in messages:
-        key = (room_id, draft.author_id, draft.client_msg_id)
-        if draft.client_msg_id is not None and key in first_of:
-            position.append(first_of[key])
-            continue
         if draft.client_msg_id is not None:
+            key = (room_id, draft.author_id, draft.client_msg_id)
+            if key in first_of:
+                position.append(first_of[key])
+                continue
             first_of[key] = len(unique)
         position.append(len(unique))
         unique.append((room_id, draft))
