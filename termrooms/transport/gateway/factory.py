@@ -4,7 +4,7 @@ throttles, and the drain at shutdown."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 from twisted.internet.task import deferLater
@@ -27,7 +27,7 @@ DRAIN_POLL_SECONDS = 0.01
 class GatewayFactory(WebSocketServerFactory):
     """Builds connections; holds what they share."""
 
-    protocol = GatewayProtocol
+    protocol = GatewayProtocol  # type: ignore[assignment]  # Autobahn's factory is not generic
 
     def __init__(
         self,
@@ -49,7 +49,9 @@ class GatewayFactory(WebSocketServerFactory):
         self.auth = auth
         self.rooms = rooms
         self.commands = commands
-        self.bus: EventBus = LocalBus(self.prepareMessage)
+        # This instance's subscribers; in a cluster ``bus`` is a ClusterBus in front of it.
+        self.local_bus = LocalBus(self.prepareMessage)
+        self.bus: EventBus = self.local_bus
         self.presence = Presence(self.bus)
         self.clock = clock
         self.server_id = server_id
@@ -95,7 +97,7 @@ class GatewayFactory(WebSocketServerFactory):
         self.draining = True
         for connection in self._connections():
             if connection.transport is not None:
-                connection.transport.pauseProducing()
+                connection.stream.pauseProducing()
         while self.in_flight:
             await deferLater(self.clock, DRAIN_POLL_SECONDS)
         for connection in self._connections():
@@ -136,7 +138,8 @@ class GatewayFactory(WebSocketServerFactory):
     def remove_from_room(self, removal: Removal) -> None:
         """A user's sockets (or every socket) stop receiving the room after its event."""
         if removal.user_id is None:
-            connections = self.bus.subscribers(removal.room_id)
+            # This factory's connections are the only subscribers of its bus.
+            connections = cast(frozenset[GatewayProtocol], self.bus.subscribers(removal.room_id))
         else:
             connections = frozenset(self.registry.by_user.get(removal.user_id, ()))
         for connection in connections:

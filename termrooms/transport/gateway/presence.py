@@ -50,8 +50,14 @@ class Presence:
         self._names[room_id] = room_name
         counts[username] = counts.get(username, 0) + 1
         if counts[username] == 1:
-            shared = self.shared and self.shared.arrive
-            self._tell(shared, room_id, room_name, username, "online", skip)
+            self._tell(
+                lambda shared: shared.arrive(room_id, room_name, username),
+                room_id,
+                room_name,
+                username,
+                "online",
+                skip,
+            )
 
     def depart(self, room_id: int, room_name: str, username: str) -> None:
         counts = self._rooms.get(room_id, {})
@@ -63,12 +69,17 @@ class Presence:
             if not counts:
                 del self._rooms[room_id]
                 del self._names[room_id]
-            shared = self.shared and self.shared.depart
-            self._tell(shared, room_id, room_name, username, "offline")
+            self._tell(
+                lambda shared: shared.depart(room_id, room_name, username),
+                room_id,
+                room_name,
+                username,
+                "offline",
+            )
 
     def _tell(
         self,
-        shared: Callable[[int, str, str], Deferred] | None,
+        change: Callable[[SharedPresence], Deferred],
         room_id: int,
         room_name: str,
         username: str,
@@ -76,11 +87,17 @@ class Presence:
         skip: Subscriber | None = None,
     ) -> None:
         """Announce, unless another of the user's sockets elsewhere already stands for it."""
-        if shared is None or not self.shared.connected:
+        shared = self.shared
+        if shared is None or not shared.connected:
             self.announce(room_id, room_name, username, status, skip)
             return
-        shared(room_id, room_name, username).addCallbacks(
-            lambda changed: changed and self.announce(room_id, room_name, username, status, skip),
+
+        def announce_if_changed(changed: bool) -> None:
+            if changed:
+                self.announce(room_id, room_name, username, status, skip)
+
+        change(shared).addCallbacks(
+            announce_if_changed,
             lambda failure: self.announce(room_id, room_name, username, status, skip),
         )
 

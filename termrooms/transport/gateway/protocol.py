@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, cast
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
@@ -36,7 +36,7 @@ from termrooms.domain.events import (
     typing_frame,
     welcome_frame,
 )
-from termrooms.domain.ratelimit import Bucket, take
+from termrooms.domain.ratelimit import Bucket, RateLimit, take
 from termrooms.domain.wire import decode_json, encode_json
 from termrooms.transport.gateway.feeds import RoomFeed
 
@@ -65,10 +65,22 @@ _UNAVAILABLE = ApiError(
 )
 
 
+class Stream(Protocol):
+    """What a connection asks of its TCP or TLS transport: writes, and reads paused
+    and resumed (ITransport and IPushProducer together, which zope cannot spell)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+
 class GatewayProtocol(WebSocketServerProtocol):
     """One client connection."""
 
     factory: GatewayFactory
+    autoPingTimeout: float  # one of Autobahn's CONFIG_ATTRS, copied from the factory
     feeds: dict[int, RoomFeed]
     user: Any = None
     family_id: str | None = None
@@ -212,7 +224,12 @@ class GatewayProtocol(WebSocketServerProtocol):
         # sendClose() only takes 1000 and 3000-4999.
         self.sendCloseFrame(code=CLOSE_GOING_AWAY, reasonUtf8=b"server shutting down")
         if self.transport is not None:
-            self.transport.resumeProducing()
+            self.stream.resumeProducing()
+
+    @property
+    def stream(self) -> Stream:
+        """The transport, while connected: a TCP or TLS one."""
+        return cast(Stream, self.transport)
 
     # ------------------------------------------------------------------ frames
 
@@ -231,7 +248,7 @@ class GatewayProtocol(WebSocketServerProtocol):
         if self.send_queue:
             super().sendPreparedMessage(preparedMsg)
         else:
-            self.transport.write(preparedMsg.payloadHybi)
+            self.stream.write(preparedMsg.payloadHybi)
 
     def send_error(self, error: ApiError, ref: Any = None) -> None:
         self.factory.meters.error(error.error_code, "websocket")
@@ -240,7 +257,8 @@ class GatewayProtocol(WebSocketServerProtocol):
     def onPing(self, payload: bytes) -> None:
         # A ping control frame costs a frame of the budget too: else a client that never
         # reads could have pongs written for it at line rate, piling up unsent.
-        if self.factory.frame_limit is not None and not self._within_frame_limit():
+        limit = self.factory.frame_limit
+        if limit is not None and not self._within_frame_limit(limit):
             self.factory.meters.refused("ws-frames")
             return
         super().onPing(payload)
@@ -261,7 +279,8 @@ class GatewayProtocol(WebSocketServerProtocol):
         if self.state != self.STATE_OPEN:
             return  # what a client sent after we closed (a flooder's backlog): dropped
         received = time.monotonic()
-        if self.factory.frame_limit is not None and not self._within_frame_limit():
+        limit = self.factory.frame_limit
+        if limit is not None and not self._within_frame_limit(limit):
             self.factory.meters.refused("ws-frames")
             return
         raw = None
@@ -299,7 +318,7 @@ class GatewayProtocol(WebSocketServerProtocol):
                 # until they catch up, so it is TCP that holds the backlog, not our memory
                 # (and CPU spent on frames whose answers come too late to matter).
                 self._reading_paused = True
-                self.transport.pauseProducing()
+                self.stream.pauseProducing()
 
     async def _dispatch(self, handler: Callable[..., Any], frame: Any, received: float) -> None:
         try:
@@ -312,7 +331,7 @@ class GatewayProtocol(WebSocketServerProtocol):
                 and not self.factory.draining
             ):
                 self._reading_paused = False
-                self.transport.resumeProducing()
+                self.stream.resumeProducing()
 
     async def _answer(self, handler: Callable[..., Any], frame: Any, received: float) -> None:
         try:
@@ -329,11 +348,9 @@ class GatewayProtocol(WebSocketServerProtocol):
                 ApiError("internal_error", "Something went wrong on our side."), frame.ref
             )
 
-    def _within_frame_limit(self) -> bool:
+    def _within_frame_limit(self, limit: RateLimit) -> bool:
         """The connection's token bucket: errors while over it, 4008 for a client that persists."""
-        self._bucket, decision = take(
-            self._bucket, self.factory.frame_limit, self.factory.clock.seconds()
-        )
+        self._bucket, decision = take(self._bucket, limit, self.factory.clock.seconds())
         if decision.allowed:
             self._refused_in_a_row = 0
             return True
@@ -379,7 +396,7 @@ class GatewayProtocol(WebSocketServerProtocol):
         room = view.room
         feed = self.feeds.get(room.id)
         arriving = feed is None
-        if arriving:
+        if feed is None:
             feed = self.feeds[room.id] = RoomFeed(self, room.id, room.name)
             self.factory.bus.subscribe(room.id, self)
         feed.catching_up = True

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from twisted.web.iweb import IRequest
-
 from termrooms.domain.browser_session import (
     CSRF_HEADER,
     REFRESH_COOKIE,
@@ -27,6 +25,7 @@ from termrooms.domain.invites import (
 from termrooms.domain.rules import check_fields
 from termrooms.domain.wire import iso_time, user_json
 from termrooms.handlers.auth import AuthHandler, Requester, Session
+from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import JsonResponse, Router, json_body, query_int
 
 USER_SCHEMA = {
@@ -85,23 +84,23 @@ def session_json(session: Session) -> dict[str, Any]:
     }
 
 
-def client_address(request: IRequest) -> str:
+def client_address(request: ApiRequest) -> str:
     """As far as trusted proxies tell (see termrooms.web)."""
     return request.client_host
 
 
-def _cookies_secure(server: Any, request: IRequest) -> bool:
+def _cookies_secure(server: Any, request: ApiRequest) -> bool:
     """Secure cookies over TLS, here or at the TLS-terminating proxy --public-url names."""
     return request.isSecure() or (server.config.public_url or "").startswith("https://")
 
 
-def _set_cookies(request: IRequest, cookies: tuple[str, ...]) -> None:
+def _set_cookies(request: ApiRequest, cookies: tuple[str, ...]) -> None:
     for cookie in cookies:
         request.responseHeaders.addRawHeader(b"set-cookie", cookie.encode("ascii"))
 
 
 def _session_answer(
-    server: Any, request: IRequest, session: Session, status: int, cookie: bool
+    server: Any, request: ApiRequest, session: Session, status: int, cookie: bool
 ) -> JsonResponse:
     """The token body; with ``cookie``, the refresh token goes into the httpOnly cookie
     instead of the body, and the body carries the CSRF token bound to it."""
@@ -114,7 +113,7 @@ def _session_answer(
     return JsonResponse(body, status, _NO_STORE)
 
 
-def _check_browser_origin(server: Any, request: IRequest) -> None:
+def _check_browser_origin(server: Any, request: ApiRequest) -> None:
     """Cookie sessions start and renew only from the server's own pages (or an allowed
     origin), as /ws does: another site's form cannot plant its account's session in a
     visitor's browser (login CSRF). Clients that send no Origin are not browsers."""
@@ -126,7 +125,7 @@ def _check_browser_origin(server: Any, request: IRequest) -> None:
         raise ApiError("forbidden", "This Origin may not start or renew a browser session.")
 
 
-async def authenticated(server: Any, request: IRequest) -> Requester:
+async def authenticated(server: Any, request: ApiRequest) -> Requester:
     """The caller proven by the request's bearer token, charged to its HTTP rate limits."""
     limits = server.get_http_limits()
     try:
@@ -163,7 +162,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
     def auth() -> AuthHandler:
         return server.get_auth_handler()
 
-    async def requester(request: IRequest) -> Requester:
+    async def requester(request: ApiRequest) -> Requester:
         return await authenticated(server, request)
 
     @router.route(
@@ -174,7 +173,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         request_body=CREDENTIALS_SCHEMA,
         responses={201: SESSION_SCHEMA, 400: None, 403: None, 409: None, 422: None, 429: None},
     )
-    async def register(request: IRequest) -> JsonResponse:
+    async def register(request: ApiRequest) -> JsonResponse:
         body = json_body(request)
         cookie = wants_refresh_cookie(body)
         if cookie:
@@ -204,7 +203,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
             503: None,
         },
     )
-    async def login(request: IRequest) -> JsonResponse:
+    async def login(request: ApiRequest) -> JsonResponse:
         body = json_body(request)
         cookie = wants_refresh_cookie(body)
         if cookie:
@@ -226,7 +225,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         },
         responses={200: SESSION_SCHEMA, 400: None, 401: None, 403: None, 422: None},
     )
-    async def refresh(request: IRequest) -> JsonResponse:
+    async def refresh(request: ApiRequest) -> JsonResponse:
         body = json_body(request)
         given = body.get("refresh_token")
         cookie = request.getCookie(REFRESH_COOKIE.encode())
@@ -258,7 +257,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={204: None, 401: None},
     )
-    async def logout(request: IRequest) -> JsonResponse:
+    async def logout(request: ApiRequest) -> JsonResponse:
         who = await requester(request)
         await auth().logout(who, request.request_id)
         _set_cookies(request, cleared_cookies(_cookies_secure(server, request)))
@@ -272,7 +271,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={200: USER_SCHEMA, 401: None},
     )
-    async def me(request: IRequest) -> dict[str, Any]:
+    async def me(request: ApiRequest) -> dict[str, Any]:
         return user_json(await auth().me(await requester(request)))
 
     @router.route(
@@ -283,7 +282,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={200: {"type": "object"}, 401: None},
     )
-    async def export(request: IRequest) -> JsonResponse:
+    async def export(request: ApiRequest) -> JsonResponse:
         data = await auth().export(await requester(request))
         return JsonResponse(export_json(data), 200, _NO_STORE)
 
@@ -300,7 +299,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         },
         responses={204: None, 400: None, 401: None, 422: None, 429: None},
     )
-    async def delete_me(request: IRequest) -> JsonResponse:
+    async def delete_me(request: ApiRequest) -> JsonResponse:
         who = await requester(request)
         body = json_body(request)
         await auth().delete_account(
@@ -323,7 +322,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         },
         responses={201: INVITE_SCHEMA, 401: None, 403: None, 422: None},
     )
-    async def create_invite(request: IRequest) -> JsonResponse:
+    async def create_invite(request: ApiRequest) -> JsonResponse:
         who = await requester(request)
         AuthHandler.require_admin(who)
         body = json_body(request)
@@ -354,7 +353,7 @@ def register_auth_routes(router: Router, server: Any) -> None:
         },
         responses={200: {"type": "object"}, 401: None, 403: None, 422: None},
     )
-    async def audit(request: IRequest) -> dict[str, Any]:
+    async def audit(request: ApiRequest) -> dict[str, Any]:
         who = await requester(request)
         before = query_int(request, "before", 1, 2**63 - 1)
         limit = query_int(request, "limit", 1, MAX_AUDIT_PAGE) or 50

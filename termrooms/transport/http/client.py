@@ -10,10 +10,9 @@ bundle version, so the assets themselves are cached for a year.
 
 from __future__ import annotations
 
-from twisted.web.iweb import IRequest
-
 from termrooms.domain.errors import ApiError
 from termrooms.transport.http.assets import Asset, ClientBundle, etag_matches
+from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import Router
 
 PAGE_ROUTE = "/"
@@ -34,7 +33,7 @@ PAGE_CACHE = b"no-cache"
 ASSET_CACHE = b"public, max-age=31536000, immutable"
 
 
-def serve_asset(request: IRequest, asset: Asset, cache_control: bytes) -> bytes:
+def serve_asset(request: ApiRequest, asset: Asset, cache_control: bytes) -> bytes:
     """The file, or an empty 304 when the client's copy has the same ETag."""
     for name, value in CLIENT_HEADERS.items():
         request.setHeader(name, value)
@@ -53,12 +52,12 @@ def register_client_routes(router: Router, bundle: ClientBundle) -> None:
     app = router.app
 
     @app.route(PAGE_ROUTE, methods=["GET"])
-    def client_page(request: IRequest) -> bytes:
+    def client_page(request: ApiRequest) -> bytes:
         request.route = PAGE_ROUTE
         return serve_asset(request, bundle.index, PAGE_CACHE)
 
     @app.route("/assets/<path:path>", methods=["GET"])
-    def client_asset(request: IRequest, path: str) -> bytes:
+    def client_asset(request: ApiRequest, path: str) -> bytes:
         request.route = ASSET_ROUTE
         version, _, file_path = path.partition("/")
         asset = bundle.asset(version, file_path)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import gatherResults, succeed
-from twisted.web.iweb import IRequest
 
 from termrooms.domain.errors import RETRY_AFTER_SECONDS, ApiError
 from termrooms.operations.metrics import CONTENT_TYPE, address_allowed, exposition, registry_for
+from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import JsonResponse, Router
 
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -36,7 +36,7 @@ def register_health_routes(router: Router, server: Any) -> None:
         tags=("operations",),
         responses={200: HEALTH_SCHEMA, 503: HEALTH_SCHEMA},
     )
-    async def health(request: IRequest) -> JsonResponse:
+    async def health(request: ApiRequest) -> JsonResponse:
         redis = server.get_redis()
         url_known = server.database_url is not None  # unknown while embedded one starts
         database_ok, redis_ok = await gatherResults(
@@ -75,7 +75,7 @@ def register_health_routes(router: Router, server: Any) -> None:
         tags=("operations",),
         responses={200: None, 403: None},
     )
-    async def prometheus_metrics(request: IRequest) -> bytes:
+    async def prometheus_metrics(request: ApiRequest) -> bytes:
         if not address_allowed(request.client_host, server.config.metrics_allow):
             raise ApiError("forbidden", "Metrics are not served to this address.")
         request.setHeader(b"content-type", CONTENT_TYPE.encode())
@@ -89,5 +89,5 @@ def register_health_routes(router: Router, server: Any) -> None:
         tags=("meta",),
         responses={200: {"type": "object"}},
     )
-    async def openapi(request: IRequest) -> bytes:
+    async def openapi(request: ApiRequest) -> bytes:
         return router.openapi_json()

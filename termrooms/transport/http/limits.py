@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from twisted.web.iweb import IRequest
 
 from termrooms.cluster.limits import RateLimiter
 from termrooms.domain.errors import ApiError
 from termrooms.domain.ratelimit import RateLimit, client_key
 from termrooms.transport.http.openapi import RouteSpec
+from termrooms.transport.http.request import ApiRequest
 
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})  # probes and scrapes
 
@@ -45,13 +45,13 @@ class HttpLimits:
     per_user: RateLimit | None
     exempt_usernames: frozenset[str] = frozenset()
 
-    async def before_route(self, request: IRequest, spec: RouteSpec) -> None:
+    async def before_route(self, request: ApiRequest, spec: RouteSpec) -> None:
         """The router's guard: the address pays unless the route will check a token."""
         if spec.auth and request.getHeader(b"authorization") is not None:
             return
         await self.charge_address(request)
 
-    async def charge_address(self, request: IRequest) -> None:
+    async def charge_address(self, request: ApiRequest) -> None:
         if self.per_address is None:
             return
         key = f"http-address:{client_key(request.client_host)}"

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from twisted.web.iweb import IRequest
-
 from termrooms.domain.events import event_json
 from termrooms.domain.rules import check_fields
 from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
 from termrooms.transport.http.auth import authenticated
+from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import JsonResponse, Router, json_body, query_int
 
 ROOM_SCHEMA = {
@@ -62,10 +61,10 @@ def register_room_routes(router: Router, server: Any) -> None:
     def rooms() -> RoomHandler:
         return server.get_room_handler()
 
-    async def user_of(request: IRequest) -> Any:
+    async def user_of(request: ApiRequest) -> Any:
         return (await authenticated(server, request)).user
 
-    async def maybe_user_of(request: IRequest) -> Any:
+    async def maybe_user_of(request: ApiRequest) -> Any:
         """The caller when a token is sent; public rooms are readable without one."""
         if request.getHeader(b"authorization") is None:
             return None
@@ -79,7 +78,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={200: {"type": "array", "items": ROOM_SCHEMA}, 401: None},
     )
-    async def list_rooms(request: IRequest) -> list[dict[str, Any]]:
+    async def list_rooms(request: ApiRequest) -> list[dict[str, Any]]:
         return await rooms().list_rooms(await user_of(request))
 
     @router.route(
@@ -99,7 +98,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         },
         responses={201: ROOM_SCHEMA, 400: None, 401: None, 409: None, 422: None},
     )
-    async def create_room(request: IRequest) -> JsonResponse:
+    async def create_room(request: ApiRequest) -> JsonResponse:
         user = await user_of(request)
         body = json_body(request)
         room = await rooms().create_room(
@@ -115,7 +114,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         tags=("rooms",),
         responses={200: ROOM_SCHEMA, 401: None, 404: None},
     )
-    async def get_room(request: IRequest, name: str) -> dict[str, Any]:
+    async def get_room(request: ApiRequest, name: str) -> dict[str, Any]:
         return await rooms().room_json(await rooms().view(name, await maybe_user_of(request)))
 
     @router.route(
@@ -126,7 +125,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={200: ROOM_SCHEMA, 401: None, 403: None, 404: None},
     )
-    async def join(request: IRequest, name: str) -> dict[str, Any]:
+    async def join(request: ApiRequest, name: str) -> dict[str, Any]:
         view = await rooms().join(name, await user_of(request))
         return await rooms().room_json(view)
 
@@ -138,7 +137,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={204: None, 401: None, 403: None, 404: None},
     )
-    async def leave(request: IRequest, name: str) -> JsonResponse:
+    async def leave(request: ApiRequest, name: str) -> JsonResponse:
         await rooms().leave(name, await user_of(request))
         return JsonResponse(None, 204)
 
@@ -150,7 +149,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={200: {"type": "array", "items": MEMBER_SCHEMA}, 401: None, 403: None, 404: None},
     )
-    async def members(request: IRequest, name: str) -> list[dict[str, Any]]:
+    async def members(request: ApiRequest, name: str) -> list[dict[str, Any]]:
         return await rooms().members(name, await user_of(request))
 
     @router.route(
@@ -173,7 +172,7 @@ def register_room_routes(router: Router, server: Any) -> None:
             422: None,
         },
     )
-    async def history(request: IRequest, name: str) -> dict[str, Any]:
+    async def history(request: ApiRequest, name: str) -> dict[str, Any]:
         user = await maybe_user_of(request)
         before = query_int(request, "before", 0)
         after = query_int(request, "after", 0)
@@ -202,7 +201,7 @@ def register_room_routes(router: Router, server: Any) -> None:
             429: None,
         },
     )
-    async def post_message(request: IRequest, name: str) -> JsonResponse:
+    async def post_message(request: ApiRequest, name: str) -> JsonResponse:
         user = await user_of(request)
         body = json_body(request)
         event, _ = await rooms().post(name, user, body.get("body"), body.get("client_msg_id"))
@@ -222,7 +221,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         },
         responses={200: ROOM_SCHEMA, 401: None, 403: None, 404: None, 422: None},
     )
-    async def patch_room(request: IRequest, name: str) -> dict[str, Any]:
+    async def patch_room(request: ApiRequest, name: str) -> dict[str, Any]:
         user = await user_of(request)
         body = json_body(request)
         if "topic" not in body:
@@ -238,7 +237,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={204: None, 401: None, 403: None, 404: None},
     )
-    async def delete_room(request: IRequest, name: str) -> JsonResponse:
+    async def delete_room(request: ApiRequest, name: str) -> JsonResponse:
         await rooms().delete_room(name, await user_of(request), request.request_id)
         return JsonResponse(None, 204)
 
@@ -255,7 +254,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         },
         responses={204: None, 401: None, 403: None, 404: None, 422: None},
     )
-    async def invite_member(request: IRequest, name: str) -> JsonResponse:
+    async def invite_member(request: ApiRequest, name: str) -> JsonResponse:
         user = await user_of(request)
         body = json_body(request)
         await rooms().invite(name, user, body.get("username"), request.request_id)
@@ -269,7 +268,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         auth=True,
         responses={204: None, 401: None, 403: None, 404: None},
     )
-    async def delete_message(request: IRequest, name: str, message_id: str) -> JsonResponse:
+    async def delete_message(request: ApiRequest, name: str, message_id: str) -> JsonResponse:
         user = await user_of(request)
         number = int(message_id) if message_id.isdigit() and len(message_id) < 20 else 0
         await rooms().delete_message(name, user, number)
@@ -293,7 +292,7 @@ def register_room_routes(router: Router, server: Any) -> None:
         },
         responses={200: EVENT_SCHEMA, 401: None, 403: None, 404: None, 422: None},
     )
-    async def moderate(request: IRequest, name: str) -> dict[str, Any]:
+    async def moderate(request: ApiRequest, name: str) -> dict[str, Any]:
         user = await user_of(request)
         body = json_body(request)
         duration_s = body.get("duration_s")

@@ -6,7 +6,7 @@ contract's JSON error body. Route handlers stay thin: parse, call a handler, ret
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, cast
 from urllib.parse import unquote_to_bytes
 
 import attrs
@@ -21,13 +21,14 @@ from termrooms import __version__
 from termrooms.domain.errors import RETRY_AFTER_SECONDS, ApiError, DatabaseUnavailable, FieldError
 from termrooms.domain.wire import decode_json, encode_json
 from termrooms.transport.http.openapi import RouteSpec, build_document
+from termrooms.transport.http.request import ApiRequest
 
 _log = Logger()
 
 # A handler returns a JsonResponse, a JSON-able value (200), or JSON already encoded.
 Handler = Callable[..., Awaitable["JsonResponse | bytes | Mapping[str, Any] | list[Any]"]]
 # Runs before every route's handler (the HTTP rate limits); raises ApiError to refuse.
-Guard = Callable[[IRequest, RouteSpec], Awaitable[None]]
+Guard = Callable[[ApiRequest, RouteSpec], Awaitable[None]]
 
 
 @attrs.frozen
@@ -39,7 +40,7 @@ class JsonResponse:
     headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
-def write_json(request: IRequest, response: JsonResponse) -> bytes:
+def write_json(request: ApiRequest, response: JsonResponse) -> bytes:
     """Set status and headers on the request; return the encoded body (empty for 204)."""
     request.setResponseCode(response.status)
     if response.status >= 400 and isinstance(response.body, dict):
@@ -55,9 +56,10 @@ def write_json(request: IRequest, response: JsonResponse) -> bytes:
 MAX_JSON_BODY = 64 * 1024
 
 
-def json_body(request: IRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, Any]:
+def json_body(request: ApiRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, Any]:
     """The request's JSON object body, or the contract's 400 / 413 / 422."""
     content = request.content
+    assert content is not None  # twisted.web reads the body before it processes a request
     content.seek(0, 2)
     if content.tell() > max_bytes:
         raise ApiError("payload_too_large", f"The body is over {max_bytes} bytes.")
@@ -71,7 +73,7 @@ def json_body(request: IRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, An
     return body
 
 
-def query_int(request: IRequest, name: str, low: int, high: int = 2**63 - 1) -> int | None:
+def query_int(request: ApiRequest, name: str, low: int, high: int = 2**63 - 1) -> int | None:
     """An integer query parameter within [low, high], None when absent, else a 422."""
     values = request.args.get(name.encode())
     if not values:
@@ -106,7 +108,7 @@ class Utf8PathResource(Resource):
         super().__init__()
         self.inner = inner
 
-    def render(self, request: IRequest) -> Any:
+    def render(self, request: ApiRequest) -> Any:
         try:
             unquote_to_bytes(request.path).decode("utf-8")
         except UnicodeDecodeError:
@@ -154,7 +156,7 @@ class Router:
             self.specs.append(spec)
             self._openapi = None
 
-            async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
+            async def endpoint(request: ApiRequest, **kwargs: Any) -> bytes:
                 request.route = path  # the template, not the path: bounded metric labels
                 request.room = kwargs.get("name")
                 if self.guard is not None and path not in self.unguarded_paths:
@@ -200,46 +202,51 @@ class Router:
         return self._openapi
 
     def _install_error_handlers(self) -> None:
-        app = self.app
+        def answer(kind: type[Exception], respond: ErrorAnswer) -> None:
+            def handler(request: IRequest, failure: Failure) -> bytes:
+                # Klein hands its error handlers the request our site made.
+                api_request = cast(ApiRequest, request)
+                return write_json(api_request, error_response(respond(api_request, failure)))
 
-        @app.handle_errors(ApiError)
-        def api_error(request: IRequest, failure: Failure) -> bytes:
-            return write_json(request, error_response(failure.value))
+            self.app.handle_errors(kind)(handler)
 
-        @app.handle_errors(DatabaseUnavailable)
-        def database_unavailable(request: IRequest, failure: Failure) -> bytes:
-            _log.warn(
-                "request {request_id} failed: {reason}",
-                request_id=getattr(request, "request_id", None),
-                reason=failure.getErrorMessage(),
-            )
-            error = ApiError(
-                "unavailable",
-                "The database is unavailable; try again shortly.",
-                retry_after=RETRY_AFTER_SECONDS,
-            )
-            return write_json(request, error_response(error))
+        answer(ApiError, lambda request, failure: cast(ApiError, failure.value))
+        answer(DatabaseUnavailable, _database_unavailable)
+        answer(NotFound, lambda request, failure: ApiError("not_found", "No such resource."))
+        answer(MethodNotAllowed, _method_not_allowed)
+        answer(Exception, _internal_error)
 
-        @app.handle_errors(NotFound)
-        def not_found(request: IRequest, failure: Failure) -> bytes:
-            error = ApiError("not_found", "No such resource.")
-            return write_json(request, error_response(error))
 
-        @app.handle_errors(MethodNotAllowed)
-        def method_not_allowed(request: IRequest, failure: Failure) -> bytes:
-            allowed = ", ".join(sorted(failure.value.valid_methods or ()))
-            error = ApiError("method_not_allowed", f"Allowed methods: {allowed}.")
-            response = error_response(error)
-            return write_json(request, attrs.evolve(response, headers={"Allow": allowed}))
+# What an error handler answers for a failure of its kind (as the contract's body).
+ErrorAnswer = Callable[[ApiRequest, Failure], ApiError]
 
-        @app.handle_errors(Exception)
-        def internal_error(request: IRequest, failure: Failure) -> bytes:
-            _log.failure(
-                "unhandled error in {method} {path} (request {request_id})",
-                failure=failure,
-                method=request.method.decode("ascii", "replace"),
-                path=request.path.decode("utf-8", "replace"),
-                request_id=getattr(request, "request_id", None),
-            )
-            error = ApiError("internal_error", "Something went wrong on our side.")
-            return write_json(request, error_response(error))
+
+def _database_unavailable(request: ApiRequest, failure: Failure) -> ApiError:
+    _log.warn(
+        "request {request_id} failed: {reason}",
+        request_id=request.request_id,
+        reason=failure.getErrorMessage(),
+    )
+    return ApiError(
+        "unavailable",
+        "The database is unavailable; try again shortly.",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
+def _method_not_allowed(request: ApiRequest, failure: Failure) -> ApiError:
+    valid = cast(MethodNotAllowed, failure.value).valid_methods
+    allowed = ", ".join(sorted(valid or ()))
+    request.setHeader("Allow", allowed)
+    return ApiError("method_not_allowed", f"Allowed methods: {allowed}.")
+
+
+def _internal_error(request: ApiRequest, failure: Failure) -> ApiError:
+    _log.failure(
+        "unhandled error in {method} {path} (request {request_id})",
+        failure=failure,
+        method=request.method.decode("ascii", "replace"),
+        path=request.path.decode("utf-8", "replace"),
+        request_id=request.request_id,
+    )
+    return ApiError("internal_error", "Something went wrong on our side.")
