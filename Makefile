@@ -73,6 +73,7 @@ PYTEST_WORKERS ?= auto
 test: install-test test-services
 	$(BIN)/ruff check termrooms tests twisted bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 3 --dist worksteal $(PYTEST_ARGS)
 
 # The hostile suite's long variants (more load, longer outages, thousands of fuzz

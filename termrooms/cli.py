@@ -29,7 +29,7 @@ import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
@@ -46,7 +46,7 @@ from termrooms.domain.invites import (
     new_invite_code,
     parse_invite_expiry,
 )
-from termrooms.domain.retention import RetentionPolicy
+from termrooms.domain.retention import PassReport, RetentionPolicy
 from termrooms.domain.rules import (
     check_fields,
     new_username_problem,
@@ -120,7 +120,7 @@ class CreateUserOptions(ConfigOptions):
         ["password-stdin", None, "Read the password from the first line of stdin."],
     ]
 
-    def parseArgs(self, name: str) -> None:
+    def parseArgs(self, name: str) -> None:  # type: ignore[override]  # leftover argv, positionally
         self["name"] = name
 
 
@@ -151,7 +151,7 @@ class DisableUserOptions(ConfigOptions):
     synopsis = "[options] NAME"
     description = "Disable an account: its sessions end and its sockets close at once."
 
-    def parseArgs(self, name: str) -> None:
+    def parseArgs(self, name: str) -> None:  # type: ignore[override]  # leftover argv, positionally
         self["name"] = name
 
 
@@ -204,7 +204,7 @@ class RoomDeleteOptions(ConfigOptions):
     synopsis = "[options] NAME"
     description = "Delete a room as its owner would: its sockets drop it, its history stays."
 
-    def parseArgs(self, name: str) -> None:
+    def parseArgs(self, name: str) -> None:  # type: ignore[override]  # leftover argv, positionally
         self["name"] = name
 
 
@@ -220,7 +220,7 @@ class BackupOptions(ConfigOptions):
     optFlags = ConfigOptions.optFlags + [["force", None, "Replace FILE if it exists."]]
     optParameters = ConfigOptions.optParameters + [["pg-bin", None, None, _PG_BIN_HELP]]
 
-    def parseArgs(self, file: str) -> None:
+    def parseArgs(self, file: str) -> None:  # type: ignore[override]  # leftover argv, positionally
         self["file"] = Path(file)
 
 
@@ -232,12 +232,14 @@ class RestoreOptions(ConfigOptions):
     ]
     optParameters = ConfigOptions.optParameters + [["pg-bin", None, None, _PG_BIN_HELP]]
 
-    def parseArgs(self, file: str) -> None:
+    def parseArgs(self, file: str) -> None:  # type: ignore[override]  # leftover argv, positionally
         self["file"] = Path(file)
 
 
 class GroupOptions(usage.Options):
     """A command that only groups subcommands (``users``, ``rooms``)."""
+
+    synopsis: str  # its subcommands, which the error below lists
 
     def postOptions(self) -> None:
         if self.subCommand is None:
@@ -443,6 +445,7 @@ async def run_retention(reactor: Any, options: RetentionOptions) -> None:
     now = datetime.now(timezone.utc)
     async with database_connection(reactor, options.config) as connection:
         await _schema_current(connection)
+        report: PassReport | None
         if options["dry-run"]:
             report = await dry_run(connection, policy, now)
         else:
@@ -549,7 +552,7 @@ async def run_restore(reactor: Any, options: RestoreOptions) -> None:
 
 
 # `disable-user` and `users disable` (and the enable pair) are one command spelt two ways.
-_COMMANDS = {
+_COMMANDS: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
     "migrate": run_migrate,
     "create-user": run_create_user,
     "invite": run_invite,
@@ -594,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"termrooms: error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     name, options = command.subCommand, command.subOptions
+    assert name is not None  # postOptions refused a command line without one
     while isinstance(options, GroupOptions):  # `users disable` -> the options of `disable`
         name, options = f"{name} {options.subCommand}", options.subOptions
     if name == "check-config":

@@ -208,7 +208,7 @@ class TermroomsServer:
     def _join_cluster(self, gateway: GatewayFactory, redis: RedisClient) -> None:
         """Put Redis and PostgreSQL behind the gateway's bus and presence (see cluster)."""
         self.cluster_bus = ClusterBus(
-            local=gateway.bus,
+            local=gateway.local_bus,
             node_id=self.config.node_id,
             redis=redis,
             address=redis.address,
@@ -274,9 +274,10 @@ class TermroomsServer:
                 if self.cluster_bus is not None:
                     await self.cluster_bus.check_rooms()
 
-            self.listener = Listener(
-                self.reactor, self.session_database_url, self.config.node_id, handlers, missed
-            )
+            dsn = self.session_database_url
+            if dsn is None:
+                raise DatabaseUnavailable("the embedded PostgreSQL is still starting")
+            self.listener = Listener(self.reactor, dsn, self.config.node_id, handlers, missed)
         return self.listener
 
     async def record_last_seen(self) -> None:

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from functools import partial
-from typing import Any
+from typing import IO, Any, cast
 
 from twisted.application import strports
 from twisted.application.internet import TimerService
@@ -253,7 +253,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     log_file = None
     if options.wants_own_log_observer():
         log_file = _open_log_file(config.log_file) if config.log_file is not None else None
-        top.log_observer = make_observer(config.log_level, config.log_format, log_file)
+        # Duck-typed: FileLogObserver only writes and flushes, wants_json asks isatty.
+        stream = cast(IO[str], log_file)
+        top.log_observer = make_observer(config.log_level, config.log_format, stream)
     ReopenLogOnSighup(reactor, log_file).setServiceParent(top)
     ExitZeroOnSigterm(reactor).setServiceParent(top)
     startup = DatabaseStartupService(server, partial(exit_after_shutdown, reactor))

@@ -26,17 +26,17 @@ from typing import Any, Iterable
 from twisted.logger import Logger
 from twisted.web.http import RESPONSES, HTTPChannel, _GenericHTTPChannelProtocol
 from twisted.web.resource import IResource
-from twisted.web.server import Request, Site
+from twisted.web.server import Site
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.wire import encode_json
 from termrooms.operations.metrics import Meters, Network, address_allowed
+from termrooms.transport.http.request import UNMATCHED_ROUTE, ApiRequest
 from termrooms.transport.http.router import MAX_JSON_BODY
 
 _log = Logger(namespace="termrooms.access")
 _ACCEPTABLE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
 HSTS = b"max-age=31536000"
-UNMATCHED_ROUTE = "(unmatched)"  # the metrics label of a path no route serves
 MAX_REQUEST_BODY = MAX_JSON_BODY  # every body this server takes is a JSON object
 DEFAULT_REQUEST_SECONDS = 10.0
 # After a 400 or 413, how long what the client still sends is read and dropped before
@@ -63,16 +63,11 @@ def forwarded_client(peer: str, forwarded_for: Iterable[bytes], trusted: Iterabl
     return client
 
 
-class TermroomsRequest(Request):
+class TermroomsRequest(ApiRequest):
     """A request that knows its id and when it started."""
 
-    request_id: str = ""
+    channel: TermroomsChannel
     started: float = 0.0
-    client_host: str = "local"  # the client's address, as far as trusted proxies tell
-    route: str = UNMATCHED_ROUTE  # the route template that served it (set by the router)
-    room: str | None = None
-    user_id: int | None = None
-    error_code: str | None = None
     body_refused = False
     _body_bytes = 0
 
@@ -149,6 +144,7 @@ class TermroomsChannel(HTTPChannel):
     overlong header line with none) and closes at once, on data still unread.
     """
 
+    site: TermroomsSite  # set by the site that builds the channel
     _refused = False
 
     def resetTimeout(self) -> None:
@@ -160,8 +156,10 @@ class TermroomsChannel(HTTPChannel):
         if self._refused:
             return
         self._refused = True
+        transport = self.transport
+        assert transport is not None  # a channel refuses only what it is reading
         body = encode_json(error.body())
-        self.transport.write(
+        transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"x-content-type-options: nosniff\r\nconnection: close\r\n\r\n%s"
             % (error.status, RESPONSES[error.status], len(body), body)
@@ -169,7 +167,7 @@ class TermroomsChannel(HTTPChannel):
         self.setRawMode()  # no line after this one is parsed: nothing is smuggled in
         self.setTimeout(REFUSED_LINGER_SECONDS)
         self.site.meters.error(error.error_code, "http")
-        peer = getattr(self.transport.getPeer(), "host", None) or "local"
+        peer = getattr(transport.getPeer(), "host", None) or "local"
         _log.info(
             "request refused ({client}): {status} {error_code}",
             client=peer,
@@ -208,7 +206,7 @@ class TermroomsSite(Site):
         self.meters = meters or Meters()
         self.trusted_proxies = tuple(trusted_proxies)
 
-    def protocol(self) -> Any:  # type: ignore[override]
+    def protocol(self) -> Any:
         # Twisted's own factory, with the channel swapped (it has no hook for that).
         return _GenericHTTPChannelProtocol(TermroomsChannel())
 
