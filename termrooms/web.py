@@ -210,7 +210,7 @@ class TermroomsSite(Site):
         # Twisted's own factory, with the channel swapped (it has no hook for that).
         return _GenericHTTPChannelProtocol(TermroomsChannel())
 
-    def log(self, request: TermroomsRequest) -> None:  # type: ignore[override]
+    def log(self, request: TermroomsRequest) -> None:  # type: ignore[override]  # it makes only these
         seconds = time.monotonic() - request.started if request.started else 0.0
         method = request.method.decode("ascii", "replace")
         matched = request.route != UNMATCHED_ROUTE
