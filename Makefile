@@ -13,10 +13,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # A plain (non-editable) install: the daemon and the tests run what a wheel ships.
+# setuptools keeps build/ between installs, and with it files deleted from the tree
+# since (a schema delta renamed would be shipped twice): start from none.
 install: $(BIN)/python
+	rm -rf build
 	$(BIN)/python -m pip install --quiet .
 
 install-test: $(BIN)/python
+	rm -rf build
 	$(BIN)/python -m pip install --quiet '.[test]'
 
 run: install
