@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import attrs
 import pytest
@@ -46,7 +47,7 @@ from termrooms.domain.events import (
 
 TS = datetime(2025, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
 TS_WIRE = "2025-03-04T05:06:07.891Z"
-SCHEMA = "sql/0001_initial_schema.sql"
+SCHEMA_DELTAS = "sql"
 
 
 def field_errors(error: ApiError) -> list[str]:
@@ -183,11 +184,11 @@ COMMON = {
 
 
 def test_event_types_match_the_schema_constraint():
-    with open(SCHEMA) as f:
-        schema = f.read()
-    constraint = re.search(r"room_events_type_check CHECK \(type IN \((.*?)\)\)", schema, re.S)
-    assert constraint
-    assert EVENT_TYPES == set(re.findall(r"'([a-z_]+)'", constraint.group(1)))
+    """The newest delta's constraint is the one in force."""
+    schema = "".join(path.read_text() for path in sorted(Path(SCHEMA_DELTAS).glob("*.sql")))
+    pattern = r"room_events_type_check CHECK \(type IN \((.*?)\)\)"
+    *_, constraint = re.findall(pattern, schema, re.S)
+    assert EVENT_TYPES == set(re.findall(r"'([a-z_]+)'", constraint))
 
 
 def test_message_event():

@@ -42,6 +42,7 @@ CONTRACT: dict[Action, set[str]] = {
     A.MUTE: MODERATOR_UP,
     A.UNMUTE: MODERATOR_UP,
     A.INVITE: MODERATOR_UP,  # POST members: moderator+
+    A.MANAGE_TASKS: MODERATOR_UP,  # v1.1 Tasks: moderator+ change others' room tasks
     A.OP: OWNER,  # decided: only owners change roles
     A.DEOP: OWNER,
     A.DELETE_ROOM: OWNER,  # DELETE room: owner, admin

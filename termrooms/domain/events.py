@@ -86,6 +86,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "member_muted",
         "member_unmuted",
         "role_changed",
+        "task_created",
+        "task_updated",
+        "task_deleted",
     }
 )
 # Events whose `user` is the member the event is about; nothing else is added.
@@ -245,6 +248,12 @@ def event_json(event: RoomEvent) -> dict[str, Any]:
     elif event.type == "role_changed":
         shown["target"] = event.target_user
         shown["role"] = event.data.get("role")
+    elif event.type in ("task_created", "task_updated"):
+        shown["task"] = event.data.get("task")
+        if event.type == "task_updated":
+            shown["changes"] = list(event.data.get("changes", ()))
+    elif event.type == "task_deleted":
+        shown["target"] = event.data.get("target")
     elif event.type in MODERATION_EVENT_TYPES:
         shown["target"] = event.target_user
         for key in _MODERATION_EXTRAS:

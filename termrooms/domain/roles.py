@@ -83,6 +83,7 @@ class Action(enum.Enum):
     DEOP = "deop"
     INVITE = "invite"
     DELETE_ROOM = "delete_room"
+    MANAGE_TASKS = "manage_tasks"  # update and delete room tasks others created
 
 
 _MEMBER_ACTIONS = frozenset({Action.SEND, Action.READ, Action.DELETE_OWN_MESSAGE})
@@ -95,6 +96,7 @@ _MODERATOR_ACTIONS = _MEMBER_ACTIONS | {
     Action.MUTE,
     Action.UNMUTE,
     Action.INVITE,
+    Action.MANAGE_TASKS,
 }
 
 #: What each room role may do, before bans and mutes are taken into account.
