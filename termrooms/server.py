@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import attrs
 from autobahn.twisted.resource import WebSocketResource
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
 
 from termrooms.cluster.fanout import ClusterBus
 from termrooms.cluster.limits import MemoryRateLimiter, NoRateLimiter, RateLimiter, RedisRateLimiter
@@ -22,11 +24,13 @@ from termrooms.config import Config, signing_key_path
 from termrooms.domain.errors import DatabaseUnavailable
 from termrooms.domain.events import Removal
 from termrooms.domain.snowflake import SnowflakeGenerator
+from termrooms.domain.tasks import TaskNotice
 from termrooms.domain.tokens import AccessTokens
 from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.handlers.rooms import RoomHandler, encode_event
+from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import MeteredLimiter, Meters
 from termrooms.storage.database import Database
 from termrooms.storage.rooms import (
@@ -39,6 +43,7 @@ from termrooms.storage.rooms import (
 )
 from termrooms.storage.sessions import SESSIONS_ENDED_CHANNEL, SessionsEnded
 from termrooms.storage.signing import SigningKeys
+from termrooms.storage.tasks import TASK_NOTICES_CHANNEL
 from termrooms.transport.gateway.factory import GatewayFactory
 from termrooms.transport.http.assets import ClientBundle, installed_bundle
 from termrooms.transport.http.auth import register_auth_routes
@@ -47,8 +52,10 @@ from termrooms.transport.http.health import register_health_routes
 from termrooms.transport.http.limits import UNLIMITED_PATHS, HttpLimits
 from termrooms.transport.http.rooms import register_room_routes
 from termrooms.transport.http.router import Router, Utf8PathResource
+from termrooms.transport.http.tasks import register_task_routes
 from termrooms.web import TermroomsSite
 
+_log = Logger()
 TOKEN_AUDIENCE = "termrooms"
 
 
@@ -73,6 +80,7 @@ class TermroomsServer:
     cluster_bus: ClusterBus | None = None
     shared_presence: RedisPresence | None = None
     room_handler: RoomHandler | None = None
+    task_handler: TaskHandler | None = None
     command_runner: CommandRunner | None = None
     meters: Meters | None = None
     http_limits: HttpLimits | None = None
@@ -244,6 +252,13 @@ class TermroomsServer:
             )
         return self.room_handler
 
+    def get_task_handler(self) -> TaskHandler:
+        if self.task_handler is None:
+            self.task_handler = TaskHandler(
+                self.get_database(), self.get_room_handler(), self.get_snowflakes()
+            )
+        return self.task_handler
+
     def get_command_runner(self) -> CommandRunner:
         if self.command_runner is None:
             self.command_runner = CommandRunner(
@@ -264,6 +279,9 @@ class TermroomsServer:
             handlers = {
                 SESSIONS_ENDED_CHANNEL: sessions_ended,
                 ROOM_REMOVALS_CHANNEL: lambda p: gateway.remove_from_room(Removal.from_payload(p)),
+                TASK_NOTICES_CHANNEL: lambda p: self.deliver_task_notice(
+                    TaskNotice.from_payload(p)
+                ),
             }
             if self.cluster_bus is not None:
                 bus = self.cluster_bus
@@ -279,6 +297,21 @@ class TermroomsServer:
                 raise DatabaseUnavailable("the embedded PostgreSQL is still starting")
             self.listener = Listener(self.reactor, dsn, self.config.node_id, handlers, missed)
         return self.listener
+
+    def deliver_task_notice(self, notice: TaskNotice) -> Deferred | None:
+        """Frames for a task change, read once here, if the user has a socket here."""
+        gateway = self.get_gateway()
+        if not gateway.has_user(notice.user_id):
+            return None
+
+        async def deliver() -> None:
+            frame = await self.get_task_handler().frame_for(notice)
+            if frame is not None:
+                gateway.send_to_user(notice.user_id, frame)
+
+        d = ensureDeferred(deliver())
+        d.addErrback(lambda f: _log.failure("task notice {notice} failed", f, notice=notice))
+        return d
 
     async def record_last_seen(self) -> None:
         """Write when members were last seen in their rooms: a batch every interval."""
@@ -298,6 +331,7 @@ class TermroomsServer:
             register_health_routes(self.router, self)
             register_auth_routes(self.router, self)
             register_room_routes(self.router, self)
+            register_task_routes(self.router, self)
             register_client_routes(self.router, self.get_client_bundle())
             self.router.guard_with(
                 self.get_http_limits().before_route, {429: None}, UNLIMITED_PATHS

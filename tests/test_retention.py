@@ -48,6 +48,7 @@ def test_expired_rows_go_at_expiry_refresh_tokens_a_day_after_it() -> None:
         "invites": NOW,
         "bans": NOW,
         "mutes": NOW,
+        "deleted_tasks": NOW - timedelta(days=7),
     }
 
 
@@ -128,6 +129,7 @@ def test_report_lines_give_each_kind_its_count_cutoff_or_why_it_is_kept() -> Non
         "invites         would remove 1: invites expired before 2026-11-23T06:30:00+00:00",
         "bans            would remove 0: bans expired before 2026-11-23T06:30:00+00:00",
         "mutes           would remove 0: mutes expired before 2026-11-23T06:30:00+00:00",
+        "deleted_tasks   would remove 0: tasks deleted before 2026-11-16T06:30:00+00:00",
     ]
     assert PassReport(counts, due).lines()[1].startswith("idle_rooms      removed 3: ")
 

@@ -243,6 +243,16 @@ def add_expiring_rows(url: str) -> None:
             f" VALUES (%s, %s, {expires}, 1, 1)",
             (bytes([n]) * 32, ADA),
         )
+    # Tasks: one deleted over 7 days ago (it goes), one deleted 6 days ago, one live.
+    for number, deleted in enumerate(
+        ["now() - '8 days'::interval", "now() - '6 days'::interval", "NULL"], start=1
+    ):
+        sql(
+            url,
+            "INSERT INTO tasks (id, user_id, number, title, deleted_at)"
+            f" VALUES (%s, %s, %s, 'personal', {deleted})",
+            (100 + number, ADA, number),
+        )
     # Sessions: "old" has only tokens expired over a day ago; "mixed" one such token and
     # a live one; "recent" a token expired an hour ago (its access token may live on).
     sessions = {"old": ("3 days", "2 days"), "mixed": ("3 days", "-1 day"), "recent": ("1 hour",)}
@@ -280,10 +290,12 @@ async def test_expired_tokens_sessions_invites_bans_and_mutes_are_purged(
         "invites": 2,
         "bans": 2,
         "mutes": 2,
+        "deleted_tasks": 1,
     }
     assert sql(url, "SELECT user_id FROM room_bans ORDER BY user_id") == [(4,), (5,)]
     assert sql(url, "SELECT user_id FROM room_mutes ORDER BY user_id") == [(4,), (5,)]
     assert sql(url, "SELECT count(*) FROM invites") == [(2,)]
+    assert sql(url, "SELECT id FROM tasks ORDER BY id") == [(102,), (103,)]
     families = {f for (f,) in sql(url, "SELECT id::text FROM refresh_token_families")}
     assert families == {FAMILIES["mixed"], FAMILIES["recent"]}
     assert retention_audit(url)[-1]["purged_expired"] is True
@@ -377,6 +389,7 @@ async def test_dry_run_counts_every_kind_and_removes_nothing(fresh_migrated_data
         "invites": 2,
         "bans": 2,
         "mutes": 2,
+        "deleted_tasks": 1,
     }
     assert (
         sql(url, "SELECT (SELECT count(*) FROM room_events), (SELECT count(*) FROM invites)")

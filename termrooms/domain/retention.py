@@ -23,7 +23,8 @@ import attrs
 AGE_KINDS = ("messages", "idle_rooms", "audit_rows")
 # Expired rows, purged once a day. "sessions" are login sessions (refresh-token
 # families) left without any refresh token; they go with their last token.
-EXPIRY_KINDS = ("refresh_tokens", "sessions", "invites", "bans", "mutes")
+# "deleted_tasks" are tasks soft-deleted over DELETED_TASKS_KEPT ago.
+EXPIRY_KINDS = ("refresh_tokens", "sessions", "invites", "bans", "mutes", "deleted_tasks")
 KINDS = AGE_KINDS + EXPIRY_KINDS
 
 # Which setting keeps each age-based kind, for messages to the operator.
@@ -37,6 +38,8 @@ SETTING_OF = {
 # settings allow, so no access token issued beside it (whose session must still be found
 # while it lives) outlives its session's row.
 REFRESH_TOKEN_GRACE = timedelta(days=1)
+# A deleted task stays this long (an undo, an admin's question), then goes for good.
+DELETED_TASKS_KEPT = timedelta(days=7)
 DEFAULT_BATCH_SIZE = 1000
 KEEP = timedelta(0)
 
@@ -82,6 +85,7 @@ def cutoffs(policy: RetentionPolicy, now: datetime, *, purge_expired: bool) -> d
     if purge_expired:
         due["refresh_tokens"] = due["sessions"] = now - REFRESH_TOKEN_GRACE
         due["invites"] = due["bans"] = due["mutes"] = now
+        due["deleted_tasks"] = now - DELETED_TASKS_KEPT
     return due
 
 
@@ -153,4 +157,5 @@ def _what(kind: str, cutoff: datetime) -> str:
         "invites": f"invites expired before {when}",
         "bans": f"bans expired before {when}",
         "mutes": f"mutes expired before {when}",
+        "deleted_tasks": f"tasks deleted before {when}",
     }[kind]

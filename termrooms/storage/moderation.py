@@ -28,18 +28,23 @@ class Target:
     muted: bool
 
 
+# Of users u: whether a server admin, the role in %(room)s, and whether banned and muted
+# there now (bans and mutes still in force); the select list's end, then FROM and JOIN.
+STANDING_OF_USER = (
+    "u.role = 'admin', m.role,"
+    " EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = %(room)s AND b.user_id = u.id"
+    "         AND (b.expires_at IS NULL OR b.expires_at > now())),"
+    " EXISTS (SELECT 1 FROM room_mutes x WHERE x.room_id = %(room)s AND x.user_id = u.id"
+    "         AND (x.expires_at IS NULL OR x.expires_at > now()))"
+    " FROM users u"
+    " LEFT JOIN memberships m ON m.room_id = %(room)s AND m.user_id = u.id"
+)
+
+
 async def target_txn(cursor: Any, room_id: int, username: str) -> Target | None:
     """An active user by name (any case) with their role, ban and mute in the room."""
     await cursor.execute(
-        "SELECT u.id, u.username, u.role = 'admin', m.role,"
-        "       EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = %(room)s"
-        "               AND b.user_id = u.id"
-        "               AND (b.expires_at IS NULL OR b.expires_at > now())),"
-        "       EXISTS (SELECT 1 FROM room_mutes x WHERE x.room_id = %(room)s"
-        "               AND x.user_id = u.id"
-        "               AND (x.expires_at IS NULL OR x.expires_at > now()))"
-        "  FROM users u"
-        "  LEFT JOIN memberships m ON m.room_id = %(room)s AND m.user_id = u.id"
+        f"SELECT u.id, u.username, {STANDING_OF_USER}"
         " WHERE lower(u.username) = lower(%(name)s) AND u.deleted_at IS NULL",
         {"room": room_id, "name": username},
     )

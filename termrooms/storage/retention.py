@@ -47,6 +47,11 @@ _PLAIN = {
         "DELETE FROM room_mutes WHERE (room_id, user_id) IN"
         " (SELECT room_id, user_id FROM room_mutes WHERE expires_at < %s LIMIT %s)",
     ),
+    "deleted_tasks": (
+        "SELECT count(*) FROM tasks WHERE deleted_at < %s",
+        "DELETE FROM tasks WHERE id IN"
+        " (SELECT id FROM tasks WHERE deleted_at < %s ORDER BY deleted_at LIMIT %s)",
+    ),
 }
 _COUNT_SPECIAL = {
     "idle_rooms": "SELECT count(*) FROM rooms WHERE deleted_at IS NULL AND last_event_at < %s",

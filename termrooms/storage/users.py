@@ -16,6 +16,7 @@ from termrooms.storage.sessions import (
     session_is_live_txn,
     start_family_txn,
 )
+from termrooms.storage.tasks import delete_personal_tasks_txn, tasks_of_user_txn
 
 
 @attrs.frozen
@@ -165,6 +166,7 @@ async def delete_user_txn(cursor: Any, user_id: int, request_id: str | None = No
         (user_id,),
     )
     await cursor.execute("DELETE FROM memberships WHERE user_id = %s", (user_id,))
+    await delete_personal_tasks_txn(cursor, user_id)
     await revoke_user_sessions_txn(cursor, user_id, "account_deleted")
     await insert_audit_txn(
         cursor, "user.delete", actor_id=user_id, target_user_id=user_id, request_id=request_id
@@ -220,7 +222,13 @@ async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
         (user_id, user_id),
     )
     audit = cursor.fetchall()
-    return {"profile": profile, "memberships": memberships, "messages": messages, "audit": audit}
+    return {
+        "profile": profile,
+        "memberships": memberships,
+        "messages": messages,
+        "tasks": await tasks_of_user_txn(cursor, user_id),
+        "audit": audit,
+    }
 
 
 async def live_session_user_txn(cursor: Any, user_id: int, family_id: str) -> User | None:

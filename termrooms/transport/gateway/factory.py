@@ -135,6 +135,15 @@ class GatewayFactory(WebSocketServerFactory):
     def departed(self, room_id: int, user_id: int) -> None:
         self._departed[(room_id, user_id)] = datetime.now(timezone.utc)
 
+    def has_user(self, user_id: int) -> bool:
+        """Whether the user has a socket open on this instance."""
+        return user_id in self.registry.by_user
+
+    def send_to_user(self, user_id: int, frame: dict[str, Any]) -> None:
+        """A frame to every open socket of the user here, subscribed to a room or not."""
+        for connection in list(self.registry.by_user.get(user_id, ())):
+            connection.send_frame(frame)
+
     def remove_from_room(self, removal: Removal) -> None:
         """A user's sockets (or every socket) stop receiving the room after its event."""
         if removal.user_id is None:

@@ -23,6 +23,7 @@ from termrooms.domain.invites import (
     parse_invite_expiry,
 )
 from termrooms.domain.rules import check_fields
+from termrooms.domain.tasks import task_json
 from termrooms.domain.wire import iso_time, user_json
 from termrooms.handlers.auth import AuthHandler, Requester, Session
 from termrooms.transport.http.request import ApiRequest
@@ -410,6 +411,7 @@ def export_json(data: dict[str, Any]) -> dict[str, Any]:
                 "messages"
             ]
         ],
+        "tasks": [task_json(task) for task in data["tasks"]],
         "audit": [audit_json(row) for row in data["audit"]],
     }
 
