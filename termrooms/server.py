@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import attrs
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from termrooms.cluster.fanout import ClusterBus
@@ -32,7 +33,7 @@ from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import MeteredLimiter, Meters
-from termrooms.storage.database import Database
+from termrooms.storage.database import Database, backoff_delays
 from termrooms.storage.rooms import (
     ROOM_EVENTS_CHANNEL,
     ROOM_REMOVALS_CHANNEL,
@@ -57,6 +58,8 @@ from termrooms.web import TermroomsSite
 
 _log = Logger()
 TOKEN_AUDIENCE = "termrooms"
+# How long a listener back from an outage waits for the pool to recheck the sessions.
+MISSED_RECHECK_SECONDS = 60.0
 
 
 @attrs.define(eq=False)
@@ -288,7 +291,17 @@ class TermroomsServer:
                 handlers[ROOM_EVENTS_CHANNEL] = lambda p: bus.hinted(*parse_event_hint(p))
 
             async def missed() -> None:
-                await registry.recheck(self.get_auth_handler().session_is_live)
+                # The listener can be back before the pool is: wait for the pool rather
+                # than leave open the sockets of sessions ended meanwhile.
+                deadline = self.reactor.seconds() + MISSED_RECHECK_SECONDS
+                for delay in backoff_delays():
+                    try:
+                        await registry.recheck(self.get_auth_handler().session_is_live)
+                        break
+                    except DatabaseUnavailable:
+                        if self.reactor.seconds() + delay > deadline:
+                            raise
+                        await deferLater(self.reactor, delay)
                 if self.cluster_bus is not None:
                     await self.cluster_bus.check_rooms()
 
