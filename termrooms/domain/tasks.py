@@ -15,7 +15,7 @@ import attrs
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.roles import Action, Actor, may
-from termrooms.domain.rules import check_fields
+from termrooms.domain.rules import check_fields, is_utf8_text
 from termrooms.domain.wire import iso_time
 
 TITLE_MAX = 200
@@ -24,6 +24,7 @@ TASK_STATUSES = ("pending", "in_progress", "completed")
 TASK_FIELDS = ("title", "description", "status", "assignee")  # what PUT and PATCH set
 TASK_PAGE_DEFAULT = 50
 TASK_PAGE_MAX = 200
+_STATUS_PROBLEM = "must be pending, in_progress or completed"
 
 
 @attrs.frozen
@@ -127,7 +128,7 @@ def parse_task_changes(body: Mapping[str, Any], *, creating: bool) -> TaskChange
         problems["description"] = _text_problem(description, 0, DESCRIPTION_MAX)
     status = body.get("status")
     if status is not None and status not in TASK_STATUSES:
-        problems["status"] = "must be pending, in_progress or completed"
+        problems["status"] = _STATUS_PROBLEM
     assignee = body.get("assignee")
     if assignee is not None and (not isinstance(assignee, str) or not assignee):
         problems["assignee"] = "must be a username or null"
@@ -149,7 +150,7 @@ def _text_problem(value: object, shortest: int, longest: int) -> str | None:
     length = len(value.strip()) if shortest else len(value)
     if not shortest <= length <= longest:
         return f"must be {shortest}-{longest} characters"
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    if not is_utf8_text(value):
         return "must be valid Unicode text"
     if "\x00" in value:
         return "must not contain NUL"
@@ -159,7 +160,7 @@ def _text_problem(value: object, shortest: int, longest: int) -> str | None:
 def parse_status_filter(value: str | None) -> str | None:
     """``?status=``: one of the statuses, or a 422 naming it."""
     if value is not None and value not in TASK_STATUSES:
-        check_fields(status="must be pending, in_progress or completed")
+        check_fields(status=_STATUS_PROBLEM)
     return value
 
 

@@ -73,6 +73,12 @@ def json_body(request: ApiRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, 
     return body
 
 
+def query_text(request: ApiRequest, name: str) -> str | None:
+    """A text query parameter (the first, if repeated), None when absent."""
+    values = request.args.get(name.encode())
+    return values[0].decode("utf-8", "replace") if values else None
+
+
 def query_int(request: ApiRequest, name: str, low: int, high: int = 2**63 - 1) -> int | None:
     """An integer query parameter within [low, high], None when absent, else a 422."""
     values = request.args.get(name.encode())

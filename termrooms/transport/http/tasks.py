@@ -15,7 +15,13 @@ from termrooms.domain.tasks import (
 from termrooms.handlers.tasks import TaskHandler
 from termrooms.transport.http.auth import authenticated
 from termrooms.transport.http.request import ApiRequest
-from termrooms.transport.http.router import JsonResponse, Router, json_body, query_int
+from termrooms.transport.http.router import (
+    JsonResponse,
+    Router,
+    json_body,
+    query_int,
+    query_text,
+)
 
 TASK_SCHEMA = {
     "type": "object",
@@ -70,10 +76,6 @@ def register_task_routes(router: Router, server: Any) -> None:
 
     async def user_of(request: ApiRequest) -> Any:
         return (await authenticated(server, request)).user
-
-    def query_text(request: ApiRequest, name: str) -> str | None:
-        values = request.args.get(name.encode())
-        return values[0].decode("utf-8", "replace") if values else None
 
     @router.route(
         "/api/tasks",
