@@ -7,12 +7,18 @@ an admin and an anonymous caller, with what is hidden answering exactly as what 
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from test_auth import query
 from test_moderation import api, audit, drained, history, lobby_with, moderate
-from twisted.internet import defer
+from test_retention_database import ADA, add_room, sql
+from twisted.internet import defer, reactor
 
 from support import PASSWORD, bearer, config_for, start
+from termrooms.domain.errors import ApiError
+from termrooms.domain.tasks import TaskChanges
+from termrooms.storage.database import connect_one, run_in_transaction
+from termrooms.storage.tasks import create_task_txn
 from test_rooms import close, connect, frames_until, user_session
 
 ABSENT = "/api/tasks/999999999999"
@@ -369,3 +375,31 @@ async def test_task_changes_reach_the_users_own_sockets(running):
 
 async def next_of(client, frame_type: str) -> dict:
     return (await frames_until(client, lambda f: f.get("type") == frame_type))[-1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_room_deleted_under_a_create_is_a_404_and_stores_nothing(
+    fresh_migrated_database_url,
+):
+    url = fresh_migrated_database_url
+    add_room(url, 7, "gone")
+    sql(url, "INSERT INTO memberships (room_id, user_id, role) VALUES (7, %s, 'owner')", (ADA,))
+    sql(url, "UPDATE rooms SET deleted_at = now() WHERE id = 7")
+    connection = await connect_one(reactor, url)
+    try:
+        with pytest.raises(ApiError) as refused:
+            await run_in_transaction(
+                connection,
+                create_task_txn,
+                1,
+                7,
+                ADA,
+                TaskChanges(title="t"),
+                2,
+                None,
+                lambda actor: None,
+            )
+    finally:
+        connection.close()
+    assert refused.value.error_code == "not_found"
+    assert sql(url, "SELECT count(*) FROM tasks") == [(0,)]

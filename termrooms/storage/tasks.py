@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from termrooms.domain.errors import ApiError
 from termrooms.domain.events import RoomEvent
 from termrooms.domain.roles import Actor
 from termrooms.domain.rules import field_error
@@ -92,7 +93,10 @@ async def create_task_txn(
             " WHERE id = %s AND deleted_at IS NULL RETURNING last_task_number",
             (room_id,),
         )
-    (number,) = cursor.fetchone()
+    row = cursor.fetchone()
+    if row is None:  # the room was deleted since the caller looked it up
+        raise ApiError("not_found", "No such room.")
+    (number,) = row
     assignee_id = await _assignee_id(cursor, room_id, user_id, changes.assignee)
     await cursor.execute(
         "INSERT INTO tasks (id, room_id, user_id, number, title, description, status,"
