@@ -30,10 +30,12 @@ from termrooms.domain.tokens import AccessTokens
 from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers
+from termrooms.handlers.polls import PollHandler
 from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import MeteredLimiter, Meters
 from termrooms.storage.database import Database, backoff_delays
+from termrooms.storage.polls import POLLS_CLOSING_CHANNEL
 from termrooms.storage.rooms import (
     ROOM_EVENTS_CHANNEL,
     ROOM_REMOVALS_CHANNEL,
@@ -51,6 +53,7 @@ from termrooms.transport.http.auth import register_auth_routes
 from termrooms.transport.http.client import register_client_routes
 from termrooms.transport.http.health import register_health_routes
 from termrooms.transport.http.limits import UNLIMITED_PATHS, HttpLimits
+from termrooms.transport.http.polls import register_poll_routes
 from termrooms.transport.http.rooms import register_room_routes
 from termrooms.transport.http.router import Router, Utf8PathResource
 from termrooms.transport.http.tasks import register_task_routes
@@ -84,6 +87,7 @@ class TermroomsServer:
     shared_presence: RedisPresence | None = None
     room_handler: RoomHandler | None = None
     task_handler: TaskHandler | None = None
+    poll_handler: PollHandler | None = None
     command_runner: CommandRunner | None = None
     meters: Meters | None = None
     http_limits: HttpLimits | None = None
@@ -262,6 +266,13 @@ class TermroomsServer:
             )
         return self.task_handler
 
+    def get_poll_handler(self) -> PollHandler:
+        if self.poll_handler is None:
+            self.poll_handler = PollHandler(
+                self.get_database(), self.get_room_handler(), self.get_snowflakes(), self.reactor
+            )
+        return self.poll_handler
+
     def get_command_runner(self) -> CommandRunner:
         if self.command_runner is None:
             self.command_runner = CommandRunner(
@@ -285,6 +296,7 @@ class TermroomsServer:
                 TASK_NOTICES_CHANNEL: lambda p: self.deliver_task_notice(
                     TaskNotice.from_payload(p)
                 ),
+                POLLS_CLOSING_CHANNEL: lambda p: self.get_poll_handler().closing_in(float(p)),
             }
             if self.cluster_bus is not None:
                 bus = self.cluster_bus
@@ -345,6 +357,7 @@ class TermroomsServer:
             register_auth_routes(self.router, self)
             register_room_routes(self.router, self)
             register_task_routes(self.router, self)
+            register_poll_routes(self.router, self)
             register_client_routes(self.router, self.get_client_bundle())
             self.router.guard_with(
                 self.get_http_limits().before_route, {429: None}, UNLIMITED_PATHS

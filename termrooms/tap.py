@@ -34,6 +34,7 @@ from termrooms.config import (
     resolve_config,
     show_value,
 )
+from termrooms.handlers.polls import PollClosingService
 from termrooms.handlers.retention import RetentionService
 from termrooms.operations.logs import ReopenableLogFile, make_observer
 from termrooms.operations.systemd import from_environ as systemd_notifier
@@ -263,6 +264,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     last_seen = TimerService(LAST_SEEN_EVERY_SECONDS, _logged(server.record_last_seen))
     last_seen.setServiceParent(top)
     RetentionService(server, config.retention_interval.total_seconds()).setServiceParent(top)
+    PollClosingService(server.get_poll_handler, reactor, startup.ready).setServiceParent(top)
     site = server.get_site()
     listeners = [strports.service(d, site, reactor=reactor) for d in config.listen]
     for listener in listeners:

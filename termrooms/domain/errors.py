@@ -28,6 +28,7 @@ STATUS_BY_ERROR_CODE: Mapping[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "name_taken": 409,
+    "poll_closed": 409,  # v1.1 Polls
     "payload_too_large": 413,
     "validation_error": 422,
     "rate_limited": 429,

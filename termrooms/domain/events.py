@@ -72,7 +72,7 @@ REF_MAX = 64
 # seq and since are BIGINT in PostgreSQL.
 MAX_SEQ = 2**63 - 1
 
-# The room_events_type_check constraint of sql/0001_initial_schema.sql, name for name.
+# The room_events_type_check constraint of the newest sql/ delta, name for name.
 EVENT_TYPES: frozenset[str] = frozenset(
     {
         "message",
@@ -89,6 +89,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "task_created",
         "task_updated",
         "task_deleted",
+        "poll_created",
+        "poll_closed",
     }
 )
 # Events whose `user` is the member the event is about; nothing else is added.
@@ -254,6 +256,8 @@ def event_json(event: RoomEvent) -> dict[str, Any]:
             shown["changes"] = list(event.data.get("changes", ()))
     elif event.type == "task_deleted":
         shown["target"] = event.data.get("target")
+    elif event.type in ("poll_created", "poll_closed"):
+        shown["poll"] = event.data.get("poll")
     elif event.type in MODERATION_EVENT_TYPES:
         shown["target"] = event.target_user
         for key in _MODERATION_EXTRAS:

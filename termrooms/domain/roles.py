@@ -84,6 +84,7 @@ class Action(enum.Enum):
     INVITE = "invite"
     DELETE_ROOM = "delete_room"
     MANAGE_TASKS = "manage_tasks"  # update and delete room tasks others created
+    CLOSE_POLLS = "close_polls"  # close polls others created
 
 
 _MEMBER_ACTIONS = frozenset({Action.SEND, Action.READ, Action.DELETE_OWN_MESSAGE})
@@ -97,6 +98,7 @@ _MODERATOR_ACTIONS = _MEMBER_ACTIONS | {
     Action.UNMUTE,
     Action.INVITE,
     Action.MANAGE_TASKS,
+    Action.CLOSE_POLLS,
 }
 
 #: What each room role may do, before bans and mutes are taken into account.

@@ -94,6 +94,22 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def text_problem(value: object, shortest: int, longest: int) -> str | None:
+    """Why ``value`` is no good as a title, description, question or option, or None:
+    text of ``shortest``-``longest`` characters (not counting the blanks around it when
+    it may not be empty) that PostgreSQL can store."""
+    if not isinstance(value, str):
+        return "must be text"
+    length = len(value.strip()) if shortest else len(value)
+    if not shortest <= length <= longest:
+        return f"must be {shortest}-{longest} characters"
+    if not is_utf8_text(value):
+        return "must be valid Unicode text"
+    if "\x00" in value:
+        return "must not contain NUL"
+    return None
+
+
 def single_line_problem(text: str, limit: int) -> str | None:
     """Why ``text`` is no good as a topic or reason, or None: one line, no controls."""
     if len(text) > limit:

@@ -15,7 +15,7 @@ import attrs
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.roles import Action, Actor, may
-from termrooms.domain.rules import check_fields, is_utf8_text
+from termrooms.domain.rules import check_fields, text_problem
 from termrooms.domain.wire import iso_time
 
 TITLE_MAX = 200
@@ -122,10 +122,10 @@ def parse_task_changes(body: Mapping[str, Any], *, creating: bool) -> TaskChange
     problems: dict[str, str | None] = {}
     title = body.get("title")
     if title is not None or creating:
-        problems["title"] = _text_problem(title, 1, TITLE_MAX)
+        problems["title"] = text_problem(title, 1, TITLE_MAX)
     description = body.get("description")
     if description is not None:
-        problems["description"] = _text_problem(description, 0, DESCRIPTION_MAX)
+        problems["description"] = text_problem(description, 0, DESCRIPTION_MAX)
     status = body.get("status")
     if status is not None and status not in TASK_STATUSES:
         problems["status"] = _STATUS_PROBLEM
@@ -142,19 +142,6 @@ def parse_task_changes(body: Mapping[str, Any], *, creating: bool) -> TaskChange
         status=status,
         assignee="" if cleared else assignee,
     )
-
-
-def _text_problem(value: object, shortest: int, longest: int) -> str | None:
-    if not isinstance(value, str):
-        return "must be text"
-    length = len(value.strip()) if shortest else len(value)
-    if not shortest <= length <= longest:
-        return f"must be {shortest}-{longest} characters"
-    if not is_utf8_text(value):
-        return "must be valid Unicode text"
-    if "\x00" in value:
-        return "must not contain NUL"
-    return None
 
 
 def parse_status_filter(value: str | None) -> str | None:

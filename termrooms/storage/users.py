@@ -11,6 +11,7 @@ from psycopg2 import errors as pg_errors
 from termrooms.domain.errors import ApiError
 from termrooms.storage.audit import AUDIT_COLUMNS, insert_audit_txn
 from termrooms.storage.invites import redeem_invite_txn
+from termrooms.storage.polls import polls_of_user_txn
 from termrooms.storage.sessions import (
     revoke_user_sessions_txn,
     session_is_live_txn,
@@ -227,6 +228,7 @@ async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
         "memberships": memberships,
         "messages": messages,
         "tasks": await tasks_of_user_txn(cursor, user_id),
+        "polls": await polls_of_user_txn(cursor, user_id),
         "audit": audit,
     }
 

@@ -22,6 +22,7 @@ from termrooms.domain.invites import (
     INVITE_EXPIRY_MIN,
     parse_invite_expiry,
 )
+from termrooms.domain.polls import poll_json
 from termrooms.domain.rules import check_fields
 from termrooms.domain.tasks import task_json
 from termrooms.domain.wire import iso_time, user_json
@@ -412,6 +413,14 @@ def export_json(data: dict[str, Any]) -> dict[str, Any]:
             ]
         ],
         "tasks": [task_json(task) for task in data["tasks"]],
+        "polls": {
+            "created": [poll_json(poll) for poll in data["polls"]["created"]],
+            "votes": [
+                {"poll": str(poll_id), "room": room, "option": index, "text": text,
+                 "ts": iso_time(voted_at)}  # fmt: skip
+                for poll_id, room, index, text, voted_at in data["polls"]["votes"]
+            ],
+        },
         "audit": [audit_json(row) for row in data["audit"]],
     }
 

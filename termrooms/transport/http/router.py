@@ -73,6 +73,12 @@ def json_body(request: ApiRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, 
     return body
 
 
+def path_id(text: str) -> int:
+    """A path's id (a task's, a poll's); anything but digits names nothing: 0, which no
+    row has, so the answer is the 404 of a hidden one."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else 0
+
+
 def query_text(request: ApiRequest, name: str) -> str | None:
     """A text query parameter (the first, if repeated), None when absent."""
     values = request.args.get(name.encode())

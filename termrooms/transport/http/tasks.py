@@ -19,6 +19,7 @@ from termrooms.transport.http.router import (
     JsonResponse,
     Router,
     json_body,
+    path_id,
     query_int,
     query_text,
 )
@@ -61,11 +62,6 @@ _CHANGES = {
     "assignee": {"type": ["string", "null"]},
 }
 _ID_QUERY = {"type": "string", "pattern": "^[0-9]+$"}
-
-
-def _task_id(text: str) -> int:
-    """A path's task id; anything but digits names no task (a 404, as for a hidden one)."""
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else 0
 
 
 def register_task_routes(router: Router, server: Any) -> None:
@@ -148,13 +144,13 @@ def register_task_routes(router: Router, server: Any) -> None:
     )
     async def get_task(request: ApiRequest, task_id: str) -> dict[str, Any]:
         user = await user_of(request)
-        return task_json(await tasks().get(user, _task_id(task_id)))
+        return task_json(await tasks().get(user, path_id(task_id)))
 
     async def update(request: ApiRequest, task_id: str) -> dict[str, Any]:
         user = await user_of(request)
         handler = tasks()
         task = await handler.update(
-            user, _task_id(task_id), lambda: json_body(request), request.request_id
+            user, path_id(task_id), lambda: json_body(request), request.request_id
         )
         return task_json(task)
 
@@ -187,5 +183,5 @@ def register_task_routes(router: Router, server: Any) -> None:
     )
     async def delete_task(request: ApiRequest, task_id: str) -> JsonResponse:
         user = await user_of(request)
-        await tasks().delete(user, _task_id(task_id), request.request_id)
+        await tasks().delete(user, path_id(task_id), request.request_id)
         return JsonResponse(None, 204)
