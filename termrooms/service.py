@@ -141,6 +141,8 @@ class DatabaseStartupService(Service):
             )
         if self.server.listener is not None:
             self.server.listener.stop()
+        if self.server.poll_handler is not None:
+            self.server.poll_handler.stop()
         if self.server.shared_presence is not None:
             self.server.shared_presence.stop()
         if self.server.cluster_bus is not None:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -177,6 +177,12 @@ class PollHandler:
         wait = self._last_sent.get(poll.id, float("-inf")) + POLL_UPDATE_EVERY_SECONDS - now
         self._pending[poll.id] = self.clock.callLater(max(wait, 0.0), self._send_update, poll)
 
+    def stop(self) -> None:
+        """Shutting down: the sockets are closed, so the updates owed go to no one."""
+        for call in self._pending.values():
+            call.cancel()
+        self._pending.clear()
+
     def _send_update(self, poll: Poll) -> None:
         now = self.clock.seconds()
         self._last_sent = {
@@ -287,9 +293,10 @@ class PollClosingService(Service):
             delay = CLOSING_SWEEP_SECONDS if next_in is None else next_in
             self.wake_within(min(max(delay, 0.0), CLOSING_SWEEP_SECONDS))
 
-    def stopService(self) -> Deferred | None:
+    def stopService(self) -> Deferred:
+        """Stops waking; fires once a pass under way has finished."""
         super().stopService()
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
-        return self._running
+        return succeed(None) if self._running is None else self._running
