@@ -21,6 +21,7 @@ from termrooms.domain.wire import iso_time
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 TASK_STATUSES = ("pending", "in_progress", "completed")
+OPEN_STATUSES = ("pending", "in_progress")  # a task is open while it is not completed
 TASK_FIELDS = ("title", "description", "status", "assignee")  # what PUT and PATCH set
 TASK_PAGE_DEFAULT = 50
 TASK_PAGE_MAX = 200
