@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -481,3 +482,10 @@ def test_module_is_pure() -> None:
         "termrooms.domain.snowflake",
         "termrooms.domain.tasks",
     }
+
+
+def test_the_web_clients_completion_knows_every_command() -> None:
+    source = (Path(commands.__file__).parents[1] / "client/js/completion.js").read_text()
+    listed = re.search(r"export const COMMANDS = \[(.*?)\];", source, re.DOTALL)
+    assert listed is not None
+    assert re.findall(r'"([a-z]+)"', listed[1]) == list(USAGE)
