@@ -216,11 +216,12 @@ command_words = st.one_of(
     usernames,
     durations,
     event_ids,
+    st.sampled_from(["add", "start", "done", "reopen", "assign", "del", "mine", "@bob", "@"]),
     hostile_texts.filter(lambda s: s.strip() and "\n" not in s and " " not in s),
 )
 COMMANDS = [
     "/help", "/join", "/part", "/me", "/topic", "/who", "/rooms", "/nick", "/invite",
-    "/kick", "/ban", "/unban", "/mute", "/unmute", "/op", "/deop", "/delete", "/nope", "",
+    "/kick", "/ban", "/unban", "/mute", "/unmute", "/op", "/deop", "/delete", "/todo", "/nope", "",
 ]  # fmt: skip
 
 
