@@ -276,7 +276,10 @@ class TermroomsServer:
     def get_command_runner(self) -> CommandRunner:
         if self.command_runner is None:
             self.command_runner = CommandRunner(
-                self.get_room_handler(), self.get_database(), self.get_meters()
+                self.get_room_handler(),
+                self.get_database(),
+                self.get_task_handler(),
+                self.get_meters(),
             )
         return self.command_runner
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from support import third_party_imports
 from termrooms.domain import commands
 from termrooms.domain.commands import (
     COMMAND_ACTION,
+    FORMS,
     USAGE,
     Command,
     CommandError,
@@ -20,7 +22,9 @@ from termrooms.domain.commands import (
     needs_no_room,
     parse_command,
 )
+from termrooms.domain.errors import ApiError
 from termrooms.domain.roles import Action, Actor
+from termrooms.domain.tasks import parse_task_changes
 
 # The contract's list, in its order.
 CONTRACT_COMMANDS = [
@@ -41,8 +45,10 @@ CONTRACT_COMMANDS = [
     "op",
     "deop",
     "delete",
+    "todo",
 ]
 MAX_ID = 2**63 - 1
+TASK_NUMBER_MAX = 2**31 - 1
 
 
 def test_every_contract_command_has_a_usage_line_and_a_permission() -> None:
@@ -50,6 +56,17 @@ def test_every_contract_command_has_a_usage_line_and_a_permission() -> None:
     assert set(COMMAND_ACTION) == set(USAGE)
     for name, synopsis in USAGE.items():
         assert synopsis.startswith(f"/{name}")
+
+
+def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
+    assert set(FORMS) == {
+        "todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
+        "todo mine",
+    }  # fmt: skip
+    for form, synopsis in FORMS.items():
+        name, sub = form.split()
+        assert synopsis.startswith(f"/{name} {sub}")
+        assert synopsis.removeprefix(f"/{name} ") in USAGE[name]
 
 
 @pytest.mark.parametrize(
@@ -85,6 +102,24 @@ def test_every_contract_command_has_a_usage_line_and_a_permission() -> None:
         ("/delete 123456789012345678", Command(name="delete", event_id=123456789012345678)),
         (f"/delete {MAX_ID}", Command(name="delete", event_id=MAX_ID)),
         ("/delete 1", Command(name="delete", event_id=1)),
+        ("/todo", Command(name="todo")),
+        ("/todo add buy milk", Command(name="todo", sub="add", text="buy milk")),
+        (
+            "/todo add buy  oat milk @grace.h",
+            Command(name="todo", sub="add", text="buy  oat milk", user="grace.h"),
+        ),
+        (
+            "/todo add mail ada@example.org",
+            Command(name="todo", sub="add", text="mail ada@example.org"),
+        ),
+        ("/todo add " + "t" * 200, Command(name="todo", sub="add", text="t" * 200)),
+        ("/todo start 3", Command(name="todo", sub="start", number=3)),
+        ("/todo done 12", Command(name="todo", sub="done", number=12)),
+        ("/todo reopen 1", Command(name="todo", sub="reopen", number=1)),
+        ("/todo assign 3 @bob", Command(name="todo", sub="assign", number=3, user="bob")),
+        ("/todo del 4", Command(name="todo", sub="del", number=4)),
+        (f"/todo del {TASK_NUMBER_MAX}", Command(name="todo", sub="del", number=TASK_NUMBER_MAX)),
+        ("/todo mine", Command(name="todo", sub="mine")),
     ],
 )
 def test_typical_lines(line, expected) -> None:
@@ -94,9 +129,12 @@ def test_typical_lines(line, expected) -> None:
 def test_every_command_has_a_typical_line_tested() -> None:
     tested = {
         "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick",
-        "ban", "unban", "mute", "unmute", "op", "deop", "delete",
+        "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo",
     }  # fmt: skip
     assert tested == set(USAGE)
+    forms = {"todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
+             "todo mine"}  # fmt: skip
+    assert forms == set(FORMS)
 
 
 # ------------------------------------------------------------------ usage errors
@@ -179,13 +217,72 @@ def test_every_command_has_a_typical_line_tested() -> None:
         ("/kick bob " + "r" * 513, "kick", "the reason must be at most 512"),
         ("/ban bob 1h bad\nreason", "ban", "the reason must be one line"),
         ("/kick bob a\x7fb", "kick", "control characters"),
+        # /todo: an unknown subcommand gets the whole synopsis, a wrong form its own
+        ("/todo list", "todo", "unknown subcommand list of /todo"),
+        ("/todo 3", "todo", "unknown subcommand 3 of /todo"),
+        ("/todo add", "todo add", "the title must be 1-200 characters"),
+        ("/todo add   ", "todo add", "the title must be 1-200 characters"),
+        ("/todo add @bob", "todo add", "the title must be 1-200 characters"),
+        ("/todo add " + "t" * 201, "todo add", "the title must be 1-200 characters"),
+        ("/todo add a\x00b", "todo add", "the title must not contain NUL"),
+        ("/todo add \ud800", "todo add", "the title must be valid Unicode"),
+        ("/todo add fix it @bo", "todo add", "is not a username"),
+        ("/todo add fix it @", "todo add", "is not a username"),
+        ("/todo add fix it @bob!", "todo add", "is not a username"),
+        ("/todo start", "todo start", "needs more arguments"),
+        ("/todo start 1 2", "todo start", "too many arguments"),
+        ("/todo start first", "todo start", "is not a number N"),
+        ("/todo done", "todo done", "needs more arguments"),
+        ("/todo done 0", "todo done", "is not a number N"),
+        ("/todo done -1", "todo done", "is not a number N"),
+        ("/todo done #3", "todo done", "is not a number N"),
+        ("/todo done 03", "todo done", "is not a number N"),
+        ("/todo done ٣", "todo done", "is not a number N"),  # an Arabic-Indic digit
+        (f"/todo done {TASK_NUMBER_MAX + 1}", "todo done", "is not a number N"),
+        ("/todo done " + "9" * 5000, "todo done", "is not a number N"),
+        ("/todo reopen", "todo reopen", "needs more arguments"),
+        ("/todo reopen 1.5", "todo reopen", "is not a number N"),
+        ("/todo assign", "todo assign", "needs more arguments"),
+        ("/todo assign 3", "todo assign", "needs more arguments"),
+        ("/todo assign 3 @bob @carl", "todo assign", "too many arguments"),
+        ("/todo assign 3 bob", "todo assign", "write the user as @USER"),
+        ("/todo assign @bob 3", "todo assign", "is not a number N"),
+        ("/todo assign 3 @b", "todo assign", "is not a username"),
+        ("/todo assign 0 @bob", "todo assign", "is not a number N"),
+        ("/todo del", "todo del", "needs more arguments"),
+        ("/todo del x", "todo del", "is not a number N"),
+        ("/todo mine all", "todo mine", "takes no arguments"),
     ],
 )
 def test_usage_errors(line, command, message) -> None:
     with pytest.raises(CommandError) as caught:
         parse_command(line)
-    assert caught.value.usage == f"usage: {USAGE[command]}"
+    synopsis = FORMS.get(command) or USAGE[command]
+    assert caught.value.usage == f"usage: {synopsis}"
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "title", ["x", "  padded  ", "t" * 200, "t" * 201, " " * 3, "a\x00b", "\udfff", "two\nlines"]
+)
+def test_todo_add_takes_the_titles_the_route_takes(title) -> None:
+    try:
+        parse_task_changes({"title": title}, creating=True)
+    except ApiError:
+        with pytest.raises(CommandError):
+            parse_command(f"/todo add {title}")
+    else:
+        assert parse_command(f"/todo add {title}").text == title.strip()
+
+
+def test_a_wrong_todo_form_is_answered_with_that_forms_synopsis() -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command("/todo done three")
+    assert caught.value.usage == "usage: /todo done N"
+    with pytest.raises(CommandError) as caught:
+        parse_command("/todo finish 3")
+    assert caught.value.usage == f"usage: {USAGE['todo']}"
+    assert caught.value.usage.startswith("usage: /todo [add TEXT [@user] | start N")
 
 
 def test_usage_line_is_written_as_the_contract_writes_it() -> None:
@@ -230,6 +327,13 @@ def test_usernames_keep_their_case() -> None:
     assert parse_command("/KICK Bob Too LOUD") == Command(name="kick", user="Bob", text="Too LOUD")
 
 
+def test_subcommands_are_case_insensitive_and_titles_keep_their_case() -> None:
+    assert parse_command("/TODO Add Call ADA @Ada") == Command(
+        name="todo", sub="add", text="Call ADA", user="Ada"
+    )
+    assert parse_command("/Todo DONE 7") == Command(name="todo", sub="done", number=7)
+
+
 def test_duration_units_are_case_insensitive() -> None:
     assert parse_command("/ban bob 2H").duration == timedelta(hours=2)
 
@@ -257,6 +361,10 @@ def test_duration_units_are_case_insensitive() -> None:
         ),
         ("/kick bob   ", Command(name="kick", user="bob")),
         ("/join\u00a0general", Command(name="join", room="general")),  # no-break space
+        ("/todo   ", Command(name="todo")),
+        ("/todo   done    5  ", Command(name="todo", sub="done", number=5)),
+        ("/todo  add   a   b  @bob  ", Command(name="todo", sub="add", text="a   b", user="bob")),
+        ("/todo assign\t5\t@bob", Command(name="todo", sub="assign", number=5, user="bob")),
     ],
 )
 def test_extra_whitespace_is_tolerated_and_inner_whitespace_kept(line, expected) -> None:
@@ -277,12 +385,14 @@ def test_unicode_actions_and_topics(text) -> None:
     assert parse_command(f"/me {text}") == Command(name="me", text=text)
     assert parse_command(f"/topic {text}") == Command(name="topic", text=text)
     assert parse_command(f"/nick {text}") == Command(name="nick", text=text)
+    assert parse_command(f"/todo add {text}") == Command(name="todo", sub="add", text=text)
 
 
 def test_length_limits_count_characters_not_bytes() -> None:
     assert parse_command("/me " + "é" * 4000).text == "é" * 4000
     assert parse_command("/topic " + "日" * 512).text == "日" * 512
     assert parse_command("/nick " + "🙂" * 64).text == "🙂" * 64
+    assert parse_command("/todo add " + "日" * 200).text == "日" * 200
 
 
 # ------------------------------------------------------------------ /ban's optional duration
@@ -332,7 +442,7 @@ def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
 
 
 EVERYONE = ["help", "join", "part", "rooms", "nick"]
-MEMBER = [*EVERYONE, "me", "who", "delete"]
+MEMBER = [*EVERYONE, "me", "who", "delete", "todo"]
 MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
 
 
@@ -370,4 +480,12 @@ def test_module_is_pure() -> None:
         "termrooms.domain.roles",
         "termrooms.domain.rules",
         "termrooms.domain.snowflake",
+        "termrooms.domain.tasks",
     }
+
+
+def test_the_web_clients_completion_knows_every_command() -> None:
+    source = (Path(commands.__file__).parents[1] / "client/js/completion.js").read_text()
+    listed = re.search(r"export const COMMANDS = \[(.*?)\];", source, re.DOTALL)
+    assert listed is not None
+    assert re.findall(r'"([a-z]+)"', listed[1]) == list(USAGE)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta, timezone
+from unittest.mock import ANY
 
 import pytest
 import pytest_twisted
 from test_moderation import (
     api,
+    audit,
     drained,
     history,
     join,
@@ -25,6 +27,7 @@ from test_moderation import (
 )
 
 from support import config_for, start
+from termrooms.domain.commands import USAGE
 from test_rooms import close, connect, frames_until, make_room, user_session
 
 _refs = itertools.count(1)
@@ -98,7 +101,8 @@ async def test_help_lists_the_commands_the_caller_may_use_here(running):
         return {line.split()[0] for line in text.splitlines()}
 
     as_member = commands_in(await ok(member, "/help"))
-    assert {"/help", "/join", "/part", "/me", "/who", "/rooms", "/nick", "/delete"} <= as_member
+    member_commands = {"/help", "/join", "/part", "/me", "/who", "/rooms", "/nick", "/delete"}
+    assert member_commands | {"/todo"} <= as_member
     assert not as_member & {"/kick", "/ban", "/mute", "/topic", "/invite", "/op", "/deop"}
 
     assert (await moderate(running, ada, "op", "bob"))[0] == 200
@@ -439,6 +443,236 @@ async def test_delete_removes_a_message_by_its_id(running):
     await close(a, b)
 
 
+# --------------------------------------------------------------------------- /todo
+
+
+async def room_tasks(running, session, room="lobby") -> list[dict]:
+    """GET /api/tasks?room=: what the routes say the room's tasks are."""
+    status, page = await api(running, session, "GET", f"/api/tasks?room={room}")
+    assert status == 200, page
+    return page["tasks"]
+
+
+def open_lines(tasks: list[dict]) -> str:
+    """/todo's answer for these tasks, as the REST list shows them."""
+    lines = [
+        f"#{t['number']} [{t['status']}] {t['title']}"
+        + (f" (@{t['assignee']})" if t["assignee"] else "")
+        for t in tasks
+        if t["status"] != "completed"
+    ]
+    return "\n".join(lines) or "no open tasks"
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_todo_form_does_what_the_task_routes_do(running):
+    ada, bob = await room_of(running, "ada", "bob")
+    root = await user_session(running, "root", role="admin")
+    a = await subscribed(running, ada)
+    b = await subscribed(running, bob)
+
+    assert await ok(a, "/todo") == "no open tasks"
+    assert await ok(a, "/todo add  buy  oat milk ") == "added #1 buy  oat milk"
+    created = await next_event(b, "task_created")
+    [milk] = await room_tasks(running, bob)
+    assert created["user"] == "ada" and created["task"] == milk
+    assert (milk["title"], milk["status"], milk["assignee"]) == ("buy  oat milk", "pending", None)
+
+    assert await ok(a, "/TODO ADD call the venue @Bob") == "added #2 call the venue"
+    assert (await next_event(b, "task_created"))["task"]["assignee"] == "bob"
+    assert await ok(b, "/todo start 2") == "started #2 call the venue"  # bob, its assignee
+    started = await next_event(a, "task_updated")
+    assert started["user"] == "bob" and started["changes"] == ["status"]
+    assert started["task"]["status"] == "in_progress"
+    assert await next_event(b, "task_updated") == started
+    tasks = await room_tasks(running, ada)
+    assert [t["status"] for t in tasks] == ["pending", "in_progress"]
+    assert await ok(b, "/todo") == open_lines(tasks)
+    assert open_lines(tasks) == "#1 [pending] buy  oat milk\n#2 [in_progress] call the venue (@bob)"
+
+    assert await ok(a, "/todo done 1") == "done #1 buy  oat milk"
+    done = await next_event(b, "task_updated")
+    assert done["task"]["status"] == "completed"
+    assert await ok(a, "/todo") == "#2 [in_progress] call the venue (@bob)"
+    # The same change by PATCH stores the same event.
+    path = f"/api/tasks/{milk['id']}"
+    assert (await api(running, ada, "PATCH", path, {"status": "pending"}))[0] == 200
+    assert (await api(running, ada, "PATCH", path, {"status": "completed"}))[0] == 200
+    assert (await next_event(b, "task_updated"))["task"]["status"] == "pending"
+    by_rest = await next_event(b, "task_updated")
+    assert shape(by_rest) == {**shape(done), "task": {**done["task"], "updated_at": ANY}}
+    assert await ok(a, "/todo reopen 1") == "reopened #1 buy  oat milk"
+    assert (await next_event(b, "task_updated"))["task"]["status"] == "pending"
+
+    assert await ok(a, "/todo assign 1 @bob") == "assigned #1 buy  oat milk to @bob"
+    assert await ok(a, "/todo del 2") == "deleted #2 call the venue"
+    deleted = await next_event(b, "task_deleted")
+    assert (deleted["user"], deleted["target"]) == ("ada", tasks[1]["id"])
+    [left] = await room_tasks(running, bob)
+    assert (left["number"], left["status"], left["assignee"]) == (1, "pending", "bob")
+    assert await ok(a, "/todo") == open_lines([left]) == "#1 [pending] buy  oat milk (@bob)"
+    assert "No such task" in await refused(a, "/todo done 2")  # deleted: 2 names nothing now
+    assert "No such task" in await refused(a, "/todo done 3")
+
+    # /todo mine: bob's personal tasks and the room tasks assigned to him, open ones.
+    status, own = await api(running, bob, "POST", "/api/tasks", {"title": "dentist"})
+    assert status == 201
+    await ok(b, "/todo add nobody's @ada")
+    assert (
+        await ok(b, "/todo mine")
+        == "lobby #1 [pending] buy  oat milk (@bob)\npersonal #1 [pending] dentist"
+    )
+    status, mine = await api(running, bob, "GET", "/api/tasks")
+    assert [t["id"] for t in mine["tasks"]] == [left["id"], own["id"]]
+    assert await ok(a, "/todo mine") == "lobby #3 [pending] nobody's (@ada)"
+    await api(running, bob, "PATCH", f"/api/tasks/{own['id']}", {"status": "completed"})
+    assert await ok(b, "/todo mine") == "lobby #1 [pending] buy  oat milk (@bob)"
+
+    # A title may hold line breaks, as the route allows; a list still shows a task a line.
+    assert await ok(a, "/todo add one\ntwo") == "added #4 one two"
+    assert (await room_tasks(running, ada))[-1]["title"] == "one\ntwo"
+    assert (await ok(a, "/todo")).splitlines()[-1] == "#4 [pending] one two"
+
+    # Every change wrote its audit row, as the routes' do.
+    rows = [r for r in await audit(running, root) if r["data"].get("task") == milk["id"]]
+    by_command = [r["action"] for r in rows if r["actor_id"] == ada["user"]["id"]]
+    assert by_command.count("task.update") == 5 and by_command[-1] == "task.create"
+    rows = [r for r in await audit(running, root) if r["data"].get("task") == tasks[1]["id"]]
+    assert [(r["action"], r["actor_id"]) for r in rows][0] == ("task.delete", ada["user"]["id"])
+    await close(a, b)
+
+
+@pytest_twisted.ensureDeferred
+async def test_todo_in_a_private_room_answers_an_outsider_as_a_room_that_does_not_exist(running):
+    ada = await user_session(running, "ada")
+    carl = await user_session(running, "carl")
+    c = await connect(running, carl)
+    lines = [
+        "/todo",
+        "/todo add sneak in",
+        "/todo start 1",
+        "/todo done 1",
+        "/todo reopen 1",
+        "/todo assign 1 @carl",
+        "/todo del 1",
+        "/todo done 2",
+    ]
+    before = [await command(c, line, room="secret") for line in lines]
+    assert {(r["ok"], r["text"]) for r in before} == {(False, "No room called 'secret'.")}
+
+    await make_room(running, ada, name="secret", visibility="private")
+    a = await subscribed(running, ada, room="secret")
+    await ok(a, "/todo add plan the heist", room="secret")
+    history_before = await history(running, ada, room="secret")
+    after = [await command(c, line, room="secret") for line in lines]
+    assert [r["text"] for r in after] == [r["text"] for r in before]
+    assert await history(running, ada, room="secret") == history_before
+    assert (await room_tasks(running, ada, room="secret"))[0]["status"] == "pending"
+    assert (await api(running, carl, "GET", "/api/tasks?room=secret"))[0] == 404
+    await close(a, c)
+
+
+@pytest_twisted.ensureDeferred
+async def test_who_may_change_and_delete_a_task_by_command(running):
+    ada, bob, carl = await room_of(running, "ada", "bob", "carl")
+    dan = await user_session(running, "dan")
+    a = await subscribed(running, ada)
+    b = await subscribed(running, bob)
+    c = await subscribed(running, carl)
+    d = await connect(running, dan)  # signed in, no member of the public lobby
+    await ok(a, "/todo add the owner's task")
+    await ok(c, "/todo add carl's task @bob")
+    before = await room_tasks(running, ada)
+
+    # A plain member may not delete or change another member's task: 403, as DELETE says.
+    refusal = await refused(b, "/todo del 1")
+    status, body = await api(running, bob, "DELETE", f"/api/tasks/{before[0]['id']}")
+    assert status == 403 and body["error_code"] == "forbidden" and refusal == body["detail"]
+    assert refusal == "Only its creator and moderators delete this task."
+    assert (
+        await refused(b, "/todo done 1")
+        == "Only its creator, its assignee and moderators change this task."
+    )
+    # Its assignee changes it, but only its creator and moderators delete it.
+    assert await ok(b, "/todo done 2") == "done #2 carl's task"
+    assert await refused(b, "/todo del 2") == refusal
+
+    # Anyone who reads the public room lists its tasks; only members change them.
+    assert await ok(d, "/todo") == await ok(a, "/todo") == "#1 [pending] the owner's task"
+    assert await refused(d, "/todo add mine too") == "Join lobby first."
+    assert (
+        await refused(d, "/todo reopen 2")
+        == "Only its creator, its assignee and moderators change this task."
+    )
+    assert "No such task" in await refused(d, "/todo reopen 9")
+    assert [t["status"] for t in await room_tasks(running, ada)] == ["pending", "completed"]
+
+    # A moderator deletes anyone's.
+    assert (await moderate(running, ada, "op", "bob"))[0] == 200
+    assert await ok(b, "/todo del 1") == "deleted #1 the owner's task"
+    assert await ok(c, "/todo del 2") == "deleted #2 carl's task"  # and a creator their own
+    assert await room_tasks(running, ada) == []
+    await close(a, b, c, d)
+
+
+@pytest_twisted.ensureDeferred
+async def test_todo_assign_stores_a_task_updated_event_and_notifies_the_assignee(running):
+    ada, bob, carl = await room_of(running, "ada", "bob", "carl")
+    await user_session(running, "eve")
+    a = await subscribed(running, ada)
+    b = await connect(running, bob)  # subscribed to no room: the notice still reaches him
+
+    await ok(a, "/todo add write the minutes")
+    assert await ok(a, "/todo assign 1 @bob") == "assigned #1 write the minutes to @bob"
+    assigned = await next_event(a, "task_updated")
+    assert assigned["user"] == "ada" and assigned["changes"] == ["assignee"]
+    assert assigned["task"]["assignee"] == "bob"
+    assert (await history(running, ada))[-1] == assigned
+    notify = await next_event(b, "notify")
+    assert (notify["reason"], notify["room"], notify["event"]) == (
+        "task_assigned",
+        "lobby",
+        assigned,
+    )
+    [task] = await room_tasks(running, ada)
+    assert task == assigned["task"]
+
+    # /todo add @user assigns as it creates: the assignee hears of the task_created.
+    await ok(a, "/todo add book a room @bob")
+    notify = await next_event(b, "notify")
+    assert notify["event"]["type"] == "task_created" and notify["event"]["task"]["number"] == 2
+
+    # Only a member is assigned, as the route's 422 says; nothing is stored.
+    history_before = await history(running, ada)
+    assert await refused(a, "/todo assign 1 @eve") == "assignee must be a member of the room"
+    assert await refused(a, "/todo add pay @eve") == "assignee must be a member of the room"
+    assert await refused(a, "/todo assign 1 @nobody") == "assignee must be a member of the room"
+    assert await history(running, ada) == history_before
+    assert [f["type"] for f in await drained(b)] == []
+    await close(a, b)
+
+
+@pytest_twisted.ensureDeferred
+async def test_todo_says_when_older_open_tasks_are_left_out(running):
+    (ada,) = await room_of(running, "ada")
+    a = await subscribed(running, ada)
+    for n in range(1, 53):
+        status, _ = await api(
+            running, ada, "POST", "/api/tasks", {"title": f"t{n}", "room": "lobby"}
+        )
+        assert status == 201
+    await ok(a, "/todo start 52")
+    lines = (await ok(a, "/todo")).splitlines()
+    # The newest 50 pending ones (#2-#51) and the one in progress, oldest first.
+    pending = [f"#{n} [pending] t{n}" for n in range(2, 52)]
+    assert lines[:-1] == [*pending, "#52 [in_progress] t52"]
+    assert lines[-1] == "(older open tasks not shown: the newest 50 of each status)"
+    await ok(a, "/todo done 2")
+    lines = (await ok(a, "/todo")).splitlines()
+    assert (lines[0], lines[-1], len(lines)) == ("#1 [pending] t1", "#52 [in_progress] t52", 51)
+    await close(a)
+
+
 # --------------------------------------------------------------------------- refusals
 
 
@@ -459,6 +693,15 @@ BAD_LINES = [
     ("/delete 0", "usage: /delete EVENT_ID"),
     ("/rooms all", "usage: /rooms"),
     ("/topic two\nlines", "usage: /topic TEXT"),
+    ("/todo list", "usage: " + USAGE["todo"]),
+    ("/todo add", "usage: /todo add TEXT [@user]"),
+    ("/todo add x @b", "usage: /todo add TEXT [@user]"),
+    ("/todo start", "usage: /todo start N"),
+    ("/todo done 0", "usage: /todo done N"),
+    ("/todo reopen x", "usage: /todo reopen N"),
+    ("/todo assign 1 bob", "usage: /todo assign N @user"),
+    ("/todo del 1 2", "usage: /todo del N"),
+    ("/todo mine all", "usage: /todo mine"),
 ]
 
 

@@ -12,6 +12,10 @@ keep their inner whitespace. Decided where the contract is silent:
 * Durations are at most ``DURATION_MAX``: leave the duration out for "until lifted".
 * Topics and reasons are single-line text of at most ``TOPIC_MAX`` / ``REASON_MAX``
   characters; display names 1-``DISPLAY_NAME_MAX``; ``/me`` follows the message body rules.
+* A command with subcommands (``/todo``) takes the subcommand as its first word, in any
+  case; each form has its own synopsis in ``FORMS``, which a wrong form is answered with.
+* ``/todo add TEXT [@user]``: a last word that starts with ``@`` names the assignee
+  (``mail a@b`` does not); TEXT follows the task title rules of ``tasks.title_problem``.
 
 Pure logic: no Twisted, no database. Whether the user may run a command in a room is
 roles' question; ``COMMAND_ACTION`` says which ``roles.Action`` each command needs.
@@ -37,10 +41,12 @@ from termrooms.domain.rules import (
     single_line_problem,
 )
 from termrooms.domain.snowflake import MAX_ID
+from termrooms.domain.tasks import TASK_NUMBER_MAX, title_problem
 
 __all__ = [
     "COMMAND_ACTION",
     "DURATION_MAX",
+    "FORMS",
     "USAGE",
     "Command",
     "CommandError",
@@ -72,6 +78,19 @@ USAGE: dict[str, str] = {
     "op": "/op USER",
     "deop": "/deop USER",
     "delete": "/delete EVENT_ID",
+    "todo": "/todo [add TEXT [@user] | start N | done N | reopen N | assign N @user | del N"
+    " | mine]",
+}
+
+#: "NAME SUB" -> the synopsis of that subcommand's form, which answers a wrong use of it.
+FORMS: dict[str, str] = {
+    "todo add": "/todo add TEXT [@user]",
+    "todo start": "/todo start N",
+    "todo done": "/todo done N",
+    "todo reopen": "/todo reopen N",
+    "todo assign": "/todo assign N @user",
+    "todo del": "/todo del N",
+    "todo mine": "/todo mine",
 }
 
 _SUMMARY: dict[str, str] = {
@@ -92,6 +111,8 @@ _SUMMARY: dict[str, str] = {
     "op": "make USER a moderator",
     "deop": "make USER a plain member again",
     "delete": "delete the message EVENT_ID",
+    "todo": "this room's open tasks; add, start, finish, reopen, assign or delete task N;"
+    " mine: your open tasks",
 }
 
 #: The least permission under which each command can succeed (None: any signed-in user).
@@ -114,11 +135,15 @@ COMMAND_ACTION: dict[str, Action | None] = {
     "op": Action.OP,
     "deop": Action.DEOP,
     "delete": Action.DELETE_OWN_MESSAGE,
+    "todo": Action.READ,  # members change tasks, anyone who reads the room lists them
 }
 
 _LINE = re.compile(r"/(\S*)\s*(.*)", re.DOTALL)
 _FIRST_WORD = re.compile(r"(\S+)\s*(.*)", re.DOTALL)
 _EVENT_ID = re.compile(r"[1-9][0-9]{0,18}")
+_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
+# TEXT and a last word @USER (the @ starting a word); USER is checked by _user.
+_TEXT_AT_USER = re.compile(r"(.*?)\s*(?<!\S)@(\S*)", re.DOTALL)
 _NAME_SHOWN_MAX = 32
 
 
@@ -139,10 +164,14 @@ class Command:
 
     name: str
     room: str | None = None  # /join, /part (None: the room the command was sent in)
-    user: str | None = None  # /invite, /kick, /ban, /unban, /mute, /unmute, /op, /deop
-    text: str | None = None  # /me action, /topic ("" clears), /nick name, kick/ban reason
+    sub: str | None = None  # the subcommand, lowercase (None: /todo alone)
+    user: str | None = None  # /invite, /kick, /ban, /unban, /mute, /unmute, /op, /deop,
+    #                          /todo add and assign (without the @)
+    text: str | None = None  # /me action, /topic ("" clears), /nick name, kick/ban reason,
+    #                          /todo add's title
     duration: timedelta | None = None  # /ban, /mute (None: until lifted)
     event_id: int | None = None  # /delete
+    number: int | None = None  # /todo's N: a task's number in its room
 
 
 def may_use(actor: Actor, name: str) -> bool:
@@ -170,8 +199,7 @@ def parse_command(line: str) -> Command:
     typed, rest = match.groups()
     name = typed.lower()
     if name not in USAGE:
-        shown = typed if len(typed) <= _NAME_SHOWN_MAX else typed[:_NAME_SHOWN_MAX] + "…"
-        raise CommandError(_usage("help"), f"unknown command /{shown}; try /help")
+        raise CommandError(_usage("help"), f"unknown command /{_shown(typed)}; try /help")
     return _PARSERS[name](name, rest)
 
 
@@ -180,7 +208,13 @@ def parse_command(line: str) -> Command:
 
 
 def _usage(name: str) -> str:
-    return f"usage: {USAGE[name]}"
+    """The synopsis of a command, or of a form ("todo done") of one with subcommands."""
+    return f"usage: {FORMS[name] if name in FORMS else USAGE[name]}"
+
+
+def _shown(typed: str) -> str:
+    """A typed name as an answer repeats it: a long one shortened."""
+    return typed if len(typed) <= _NAME_SHOWN_MAX else typed[:_NAME_SHOWN_MAX] + "…"
 
 
 def _fail(name: str, message: str) -> CommandError:
@@ -320,6 +354,76 @@ def _delete(name: str, rest: str) -> Command:
     return Command(name=name, event_id=int(word))
 
 
+def _subcommand(name: str, rest: str) -> Command:
+    """NAME SUB ARGS: SUB's parser; an unknown SUB is answered with NAME's whole synopsis."""
+    typed, remainder = _first_word(name, rest)
+    sub = typed.lower()
+    parse = _SUBPARSERS[name].get(sub)
+    if parse is None:
+        raise _fail(name, f"unknown subcommand {_shown(typed)} of /{name}")
+    return parse(name, sub, remainder)
+
+
+def _todo(name: str, rest: str) -> Command:
+    """/todo alone lists the room's open tasks; anything more is a subcommand."""
+    return _subcommand(name, rest) if rest else Command(name=name)
+
+
+def _sub_no_arguments(name: str, sub: str, rest: str) -> Command:
+    _words(f"{name} {sub}", rest, 0, 0)
+    return Command(name=name, sub=sub)
+
+
+def _number(form: str, word: str) -> int:
+    if not _NUMBER.fullmatch(word) or int(word) > TASK_NUMBER_MAX:
+        raise _fail(form, f"{word!r} is not a number N (a positive integer)")
+    return int(word)
+
+
+def _at_user(form: str, word: str) -> str:
+    if not word.startswith("@"):
+        raise _fail(form, f"{word!r}: write the user as @USER")
+    return _user(form, word[1:])
+
+
+def _sub_number(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    [word] = _words(form, rest, 1, 1)
+    return Command(name=name, sub=sub, number=_number(form, word))
+
+
+def _todo_add(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    text, user = rest, None
+    match = _TEXT_AT_USER.fullmatch(rest)
+    if match is not None:
+        text, user = match[1], _user(form, match[2])
+    problem = title_problem(text)
+    if problem:
+        raise _fail(form, f"the title {problem}")
+    return Command(name=name, sub=sub, text=text.strip(), user=user)
+
+
+def _todo_assign(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    number, user = _words(form, rest, 2, 2)
+    return Command(name=name, sub=sub, number=_number(form, number), user=_at_user(form, user))
+
+
+#: Each command with subcommands: SUB -> its parser, given NAME, SUB and the rest.
+_SUBPARSERS: dict[str, dict[str, Callable[[str, str, str], Command]]] = {
+    "todo": {
+        "add": _todo_add,
+        "start": _sub_number,
+        "done": _sub_number,
+        "reopen": _sub_number,
+        "assign": _todo_assign,
+        "del": _sub_number,
+        "mine": _sub_no_arguments,
+    },
+}
+
+
 _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "help": _no_arguments,
     "join": _join,
@@ -338,4 +442,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "op": _one_user,
     "deop": _one_user,
     "delete": _delete,
+    "todo": _todo,
 }

@@ -21,9 +21,11 @@ from termrooms.domain.wire import iso_time
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 TASK_STATUSES = ("pending", "in_progress", "completed")
+OPEN_STATUSES = ("pending", "in_progress")  # a task is open while it is not completed
 TASK_FIELDS = ("title", "description", "status", "assignee")  # what PUT and PATCH set
 TASK_PAGE_DEFAULT = 50
 TASK_PAGE_MAX = 200
+TASK_NUMBER_MAX = 2**31 - 1  # numbers are an INTEGER column
 _STATUS_PROBLEM = "must be pending, in_progress or completed"
 
 
@@ -122,7 +124,7 @@ def parse_task_changes(body: Mapping[str, Any], *, creating: bool) -> TaskChange
     problems: dict[str, str | None] = {}
     title = body.get("title")
     if title is not None or creating:
-        problems["title"] = text_problem(title, 1, TITLE_MAX)
+        problems["title"] = title_problem(title)
     description = body.get("description")
     if description is not None:
         problems["description"] = text_problem(description, 0, DESCRIPTION_MAX)
@@ -142,6 +144,11 @@ def parse_task_changes(body: Mapping[str, Any], *, creating: bool) -> TaskChange
         status=status,
         assignee="" if cleared else assignee,
     )
+
+
+def title_problem(value: object) -> str | None:
+    """What is wrong with a title, or None: one rule for the route and for ``/todo add``."""
+    return text_problem(value, 1, TITLE_MAX)
 
 
 def parse_status_filter(value: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """
 Running slash commands: parsed by the pure ``termrooms.domain.commands``, carried out by the
-same RoomHandler methods the REST routes call, so a command and its route always agree.
+same RoomHandler and TaskHandler methods the REST routes call, so a command and its route
+always agree (permissions, stored events, audit rows, notifications).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Callable
 import attrs
 
 from termrooms.domain.commands import (
+    Command,
     CommandError,
     help_lines,
     may_use,
@@ -19,13 +21,21 @@ from termrooms.domain.commands import (
 )
 from termrooms.domain.errors import ApiError
 from termrooms.domain.rules import ROOM_NAME
+from termrooms.domain.tasks import OPEN_STATUSES, TASK_PAGE_DEFAULT, Task
 from termrooms.handlers.rooms import RoomHandler, actor_of
+from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import Meters
 from termrooms.storage.database import Database
 from termrooms.storage.users import User, set_display_name_txn
 
 # Moderation commands and the REST moderation action they are.
 _MODERATION = ("kick", "ban", "unban", "mute", "unmute", "op", "deop")
+# /todo's subcommands that set task N's status: the status, and the reply's verb.
+_TODO_STATUS = {
+    "start": ("in_progress", "started"),
+    "done": ("completed", "done"),
+    "reopen": ("pending", "reopened"),
+}
 
 
 @attrs.frozen
@@ -42,6 +52,7 @@ class CommandOutcome:
 class CommandRunner:
     rooms: RoomHandler
     database: Database
+    tasks: TaskHandler
     meters: Meters = attrs.Factory(Meters)
 
     async def run(self, room_name: str, user: User, line: str) -> CommandOutcome:
@@ -94,6 +105,8 @@ class CommandRunner:
         if name == "delete":
             await self.rooms.delete_message(room_name, user, command.event_id)
             return CommandOutcome(True, f"deleted {command.event_id}")
+        if name == "todo":
+            return await self._todo(command, room_name, user)
         return CommandOutcome(False, f"/{name} is not available here")
 
     async def _usable(self, room_name: str, user: User) -> Callable[[str], bool]:
@@ -123,3 +136,76 @@ class CommandRunner:
                     raise
                 raise e from None  # a private room of that name: it does not exist for you
         return CommandOutcome(True, f"joined {room}", subscribe=room)
+
+    async def _todo(self, command: Command, room_name: str, user: User) -> CommandOutcome:
+        """/todo and its subcommands; task N is looked up in the room, then changed by id
+        as PATCH and DELETE /api/tasks/{id} change it."""
+        sub = command.sub
+        if sub is None:
+            room_id = await self.tasks.room_id_for(user, room_name)
+            return CommandOutcome(True, await self._open_tasks(user, room_id))
+        if sub == "mine":
+            return CommandOutcome(True, await self._open_tasks(user, None))
+        if sub == "add":
+            body = {"title": command.text, "room": room_name}
+            if command.user is not None:
+                body["assignee"] = command.user
+            added = await self.tasks.create(user, body, None)
+            return CommandOutcome(True, f"added {_numbered(added)}")
+        task = await self.tasks.numbered(user, room_name, command.number)
+        if sub == "del":
+            await self.tasks.delete(user, task.id, None)
+            return CommandOutcome(True, f"deleted {_numbered(task)}")
+        if sub == "assign":
+            changed = await self.tasks.update(
+                user, task.id, lambda: {"assignee": command.user}, None
+            )
+            return CommandOutcome(True, f"assigned {_numbered(changed)} to @{changed.assignee}")
+        status, verb = _TODO_STATUS[sub]
+        changed = await self.tasks.update(user, task.id, lambda: {"status": status}, None)
+        return CommandOutcome(True, f"{verb} {_numbered(changed)}")
+
+    async def _open_tasks(self, user: User, room_id: int | None) -> str:
+        """The open tasks of a room (``room_id`` from room_id_for) or, without one, mine:
+        a line each, oldest first, as GET /api/tasks?status= pages them."""
+        shown: list[Task] = []
+        older = False
+        for status in OPEN_STATUSES:
+            page, has_more = await self.tasks.page(
+                user,
+                room_id=room_id,
+                status=status,
+                assignee=None,
+                before_id=None,
+                limit=TASK_PAGE_DEFAULT,
+            )
+            shown += page
+            older = older or has_more
+        if not shown:
+            return "no open tasks"
+        shown.sort(key=lambda task: task.id)
+        lines = [_task_line(task, mine=room_id is None) for task in shown]
+        if older:
+            lines.append(
+                f"(older open tasks not shown: the newest {TASK_PAGE_DEFAULT} of each status)"
+            )
+        return "\n".join(lines)
+
+
+def _title(task: Task) -> str:
+    """The title on one line, whatever line breaks it holds: a task a line in the lists."""
+    return " ".join(task.title.splitlines())
+
+
+def _numbered(task: Task) -> str:
+    return f"#{task.number} {_title(task)}"
+
+
+def _task_line(task: Task, *, mine: bool) -> str:
+    """``#3 [in_progress] title (@assignee)``; in my list, prefixed with where it is."""
+    line = f"#{task.number} [{task.status}] {_title(task)}"
+    if task.assignee is not None:
+        line += f" (@{task.assignee})"
+    if mine:
+        line = f"{task.room or 'personal'} {line}"
+    return line

@@ -30,6 +30,7 @@ from termrooms.storage.tasks import (
     TaskCheck,
     create_task_txn,
     delete_task_txn,
+    room_task_txn,
     task_txn,
     tasks_page_txn,
     update_task_txn,
@@ -73,6 +74,17 @@ class TaskHandler:
 
     async def get(self, user: User, task_id: Any) -> Task:
         task, _ = await self._visible(user, task_id)
+        return task
+
+    async def numbered(self, user: User, room: str, number: Any) -> Task:
+        """A room's task by its ``number`` (what ``/todo`` names), for whoever may see it:
+        the room's 404 when the room is hidden, the task's when there is no such task."""
+        room_id = (await self.rooms.view(room, user)).room.id
+        if not isinstance(number, int):
+            raise task_not_found()
+        task = await self.database.run_autocommit(room_task_txn, room_id, number)
+        if task is None:
+            raise task_not_found()
         return task
 
     async def update(

@@ -51,6 +51,17 @@ async def task_txn(cursor: Any, task_id: int, *, lock: bool = False) -> Task | N
     return Task(*row) if row else None
 
 
+async def room_task_txn(cursor: Any, room_id: int, number: int) -> Task | None:
+    """The room's task numbered ``number`` (tasks_room_number_key), if not deleted."""
+    await cursor.execute(
+        _TASK_SELECT + " WHERE t.room_id = %s AND t.number = %s"
+        " AND t.deleted_at IS NULL AND r.deleted_at IS NULL",
+        (room_id, number),
+    )
+    row = cursor.fetchone()
+    return Task(*row) if row else None
+
+
 async def _assignee_id(
     cursor: Any, room_id: int | None, user_id: int, username: str | None
 ) -> int | None:

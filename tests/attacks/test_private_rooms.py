@@ -89,6 +89,16 @@ def ws_probes(message_id: str) -> list[dict[str, Any]]:
         "/rooms",
         "/ban bob 1h because",
         "/mute bob 10m",
+        "/todo",
+        "/todo add sneak in",
+        "/todo add sneak in @bob",
+        "/todo start 1",
+        "/todo done 1",
+        "/todo reopen 1",
+        "/todo assign 1 @eve",
+        "/todo del 1",
+        "/todo del 2",
+        "/todo mine",
     ]
     lines += [f"/{action} {target}" for action in ACTIONS for target in ("bob", "eve", "ada")]
     frames += [{"type": "command", "room": ROOM, "line": line} for line in lines]
@@ -136,6 +146,8 @@ def fingerprint(database_url: str) -> Any:
                 " (SELECT json_agg(user_id ORDER BY user_id) FROM room_invitations"
                 "   WHERE room_id = r.id),"
                 " (SELECT count(*) FROM room_events WHERE room_id = r.id),"
+                " (SELECT json_agg(json_build_array(number, status, assignee_id, deleted_at)"
+                "   ORDER BY number) FROM tasks WHERE room_id = r.id),"
                 " (SELECT count(*) FROM rooms)"
                 "  FROM rooms r WHERE lower(r.name) = lower(%s)",
                 (ROOM,),
@@ -187,6 +199,8 @@ async def test_a_private_room_answers_every_probe_exactly_as_an_absent_one(runni
         running, bob, "POST", f"/api/rooms/{ROOM}/messages", {"body": SECRETS[1]}
     )
     assert status == 201
+    task = {"title": SECRETS[1], "room": ROOM, "assignee": "ada"}
+    assert (await api(running, bob, "POST", "/api/tasks", task))[0] == 201
     ada_socket = await subscribed(running, ada, ROOM)
     bob_socket = await subscribed(running, bob, ROOM)
     ada_socket.send({"type": "typing", "room": ROOM})
