@@ -417,6 +417,110 @@ def test_tab_completion_history_keys_and_multiline(site: Site) -> None:
     expect(lines(bob, "one\ntwo")).to_have_count(1)
 
 
+# Records each browser notification the page raises, and lets the test say whether the
+# page is hidden: headless Chromium keeps every page visible (minimising its window or
+# bringing another tab to the front changes nothing), so document.hidden is overridden.
+NOTICE_RECORDER = """
+window.shownNotifications = [];
+window.Notification = class extends Notification {
+  constructor(title, options) {
+    super(title, options);
+    window.shownNotifications.push({ title, body: options.body, tag: options.tag });
+  }
+};
+window.pretendHidden = false;
+Object.defineProperty(Document.prototype, "hidden", { get: () => window.pretendHidden });
+"""
+
+
+def set_hidden(page: Page, hidden: bool) -> None:
+    page.evaluate(
+        "hidden => { window.pretendHidden = hidden;"
+        " document.dispatchEvent(new Event('visibilitychange')); }",
+        hidden,
+    )
+
+
+def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> None:
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    bob = site.person(
+        before_load=lambda page: page.add_init_script(NOTICE_RECORDER),
+        permissions=["notifications"],
+    )
+    bob.goto(f"{site.url}?invite={site.invite()}")
+    register(bob, "bob", "", through_form=False)
+    expect(bob.locator("#alerts-toggle")).to_be_hidden()  # allowed already: nothing to ask
+    expect(alice.locator("#alerts-toggle")).to_be_visible()
+    join(alice, "lobby")
+    join(bob, "lobby")
+    join(bob, "elsewhere")
+    set_hidden(bob, True)
+
+    # Alice adds a task for bob from the panel, by keyboard.
+    alice.keyboard.press("Alt+t")
+    expect(alice.locator("#tasks")).to_be_visible()
+    expect(alice.locator("#task-empty")).to_be_visible()
+    alice.keyboard.press("a")
+    expect(alice.locator("#task-title")).to_be_focused()
+    alice.keyboard.type("buy <b>milk</b> @bob")
+    alice.keyboard.press("Enter")
+    task = alice.locator("#task-list .task")
+    expect(task).to_have_count(1)
+    expect(task).to_contain_text("#1 buy <b>milk</b> @bob")
+    expect(task).to_have_class(re.compile(r"\bpending\b"))
+    added = "alice added task #1 buy <b>milk</b> for bob"
+    expect(alice.locator(".room-log:not([hidden]) .line.system.task_created")).to_contain_text(added)
+    expect(alice.locator("#tasks b, .room-log b")).to_have_count(0)
+
+    # Bob, elsewhere in a hidden tab: the room is marked and the browser tells him once.
+    mark = bob.locator("#room-list .room", has_text="#lobby").locator(".unread.notice")
+    expect(mark).to_have_text("!")
+    wait_for(bob, lambda: bob.evaluate("window.shownNotifications.length") > 0)
+    bob.wait_for_timeout(300)  # a second one would come now
+    shown = bob.evaluate("window.shownNotifications")
+    assert [(note["title"], note["body"]) for note in shown] == [("a task for you in #lobby", added)]
+    expect(alice.locator("#room-list .unread")).to_have_count(0)  # nothing for her own action
+
+    set_hidden(bob, False)
+    bob.keyboard.press("Alt+ArrowUp")
+    expect(bob.locator("#room-title")).to_have_text("#lobby")
+    expect(mark).to_have_count(0)
+    expect(bob.locator(".room-log:not([hidden]) .line.system.task_created")).to_contain_text(added)
+
+    # He completes it with the keyboard: Space, then Enter, each a step of the cycle.
+    bob.keyboard.press("Alt+t")
+    mine = bob.locator("#task-list .task")
+    expect(mine).to_have_count(1)
+    expect(mine).to_be_focused()
+    bob.keyboard.press("Space")
+    expect(mine).to_have_class(re.compile(r"\bin_progress\b"))
+    expect(mine.locator(".task-status")).to_have_text("[~]")
+    expect(alice.locator("#task-list .task")).to_have_class(re.compile(r"\bin_progress\b"))
+    bob.keyboard.press("Enter")
+    expect(mine).to_have_class(re.compile(r"\bcompleted\b"))
+    screenshot(bob, "tasks")
+
+    # Alice's panel reads the list again on his task events; her stream says what he did.
+    expect(alice.locator("#task-list .task")).to_have_class(re.compile(r"\bcompleted\b"))
+    expect(alice.locator("#task-list .task-status")).to_have_text("[x]")
+    updates = alice.locator(".room-log:not([hidden]) .line.system.task_updated")
+    expect(updates).to_have_text([re.compile("bob started #1$"), re.compile("bob completed #1$")])
+
+    # "mine": his personal tasks and those assigned to him, named by room; a click cycles.
+    bob.keyboard.press("m")
+    expect(bob.locator("#tasks-mine")).to_have_attribute("aria-pressed", "true")
+    expect(bob.locator("#task-list .task-number")).to_have_text(["lobby#1"])
+    bob.locator("#task-list .task-status").click()
+    expect(bob.locator("#task-list .task")).to_have_class(re.compile(r"\bpending\b"))
+    expect(alice.locator(".room-log:not([hidden]) .line.system.task_updated").last).to_contain_text(
+        "bob reopened #1"
+    )
+    bob.keyboard.press("Escape")
+    expect(bob.locator("#tasks")).to_be_hidden()
+    expect(bob.locator("#input")).to_be_focused()
+
+
 def test_page_headers_theme_and_phone_layout(site: Site) -> None:
     page = site.person(viewport={"width": 390, "height": 780})
     response = page.goto(site.url)
@@ -436,6 +540,19 @@ def test_page_headers_theme_and_phone_layout(site: Site) -> None:
     page.keyboard.press("Escape")
     expect(members).to_be_hidden()
     expect(page.locator("#input")).to_be_focused()
+
+    tasks = page.locator("#tasks")
+    page.keyboard.press("Alt+t")
+    expect(tasks).to_be_visible()
+    box = tasks.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    page.keyboard.press("a")
+    page.keyboard.type("from a phone too")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-list .task-title")).to_have_text(["from a phone too"])
+    screenshot(page, "phone-tasks")
+    page.keyboard.press("Escape")
+    expect(tasks).to_be_hidden()
 
     page.click("#theme-toggle")
     expect(page.locator("html")).to_have_attribute("data-theme", "light")

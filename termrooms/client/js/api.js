@@ -2,6 +2,7 @@
 // cookie this script never sees) and the REST routes the client uses.
 
 const CSRF_COOKIE = "termrooms_csrf";
+export const TASK_PAGE = 200; // the most one page of tasks holds
 
 export class ApiError extends Error {
   constructor(status, body, retryAfter = null) {
@@ -137,5 +138,21 @@ export class Session {
     if (before !== undefined) query.set("before", String(before));
     if (after !== undefined) query.set("after", String(after));
     return this.request("GET", `/api/rooms/${encodeURIComponent(room)}/messages?${query}`);
+  }
+
+  /** A room's tasks, or without a room the caller's: {tasks, has_more}, oldest first. */
+  tasks(room = null) {
+    const query = new URLSearchParams({ limit: String(TASK_PAGE) });
+    if (room !== null) query.set("room", room);
+    return this.request("GET", `/api/tasks?${query}`);
+  }
+
+  /** {title, room?, assignee?}: a room task, or without a room a personal one. */
+  createTask(fields) {
+    return this.request("POST", "/api/tasks", fields);
+  }
+
+  updateTask(id, changes) {
+    return this.request("PATCH", `/api/tasks/${encodeURIComponent(id)}`, changes);
   }
 }

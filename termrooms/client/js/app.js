@@ -6,7 +6,9 @@ import { renewDelayMs } from "./backoff.js";
 import { Completer, COMMANDS } from "./completion.js";
 import { bodyNode, el } from "./dom.js";
 import { InputHistory } from "./inputhistory.js";
+import { noticeActions, noticeText } from "./notices.js";
 import { Outbox } from "./outbox.js";
+import { TaskPanel } from "./taskpanel.js";
 import { Timeline } from "./timeline.js";
 import { clockTime, nickColour, roleSigil, sortMembers, systemText } from "./text.js";
 
@@ -16,6 +18,8 @@ const TYPING_SHOWN_MS = 4000;
 const READ_MARKER_EVERY_MS = 1000;
 const ROOM_KEY = "termrooms.room";
 const REMOVING_EVENTS = new Set(["member_left", "member_kicked", "member_banned"]);
+const TASK_EVENTS = new Set(["task_created", "task_updated", "task_deleted"]);
+const PANELS = ["rooms", "members", "tasks"];
 
 const $ = (id) => document.getElementById(id);
 const lower = (name) => String(name).toLowerCase();
@@ -25,6 +29,7 @@ class Room {
     this.name = name;
     this.topic = "";
     this.unread = 0;
+    this.notices = 0; // `notify` frames (a task assigned...) since the room was last in view
     this.timeline = new Timeline();
     this.hasMore = true;
     this.loadingOlder = false;
@@ -68,6 +73,11 @@ export class ChatApp {
       onState: (state) => this.showState(state),
       onSignedOut: (error) => this.signedOut(error),
     });
+    this.tasks = new TaskPanel({
+      session,
+      isOpen: () => $("chat").classList.contains("show-tasks"),
+      onError: (text) => this.systemLine(this.active, text, "error"),
+    });
     this.renewListener = () => this.tokenRenewed();
     session.onChange(this.renewListener);
     this.listening = new AbortController(); // every DOM listener of this app goes with it
@@ -78,6 +88,7 @@ export class ChatApp {
   async start() {
     $("chat").hidden = false;
     this.bindKeys();
+    this.renderAlertsToggle();
     this.scheduleRenewal();
     try {
       await this.loadRoomList();
@@ -119,6 +130,7 @@ export class ChatApp {
     $("log").replaceChildren();
     $("room-list").replaceChildren();
     $("member-list").replaceChildren();
+    $("task-list").replaceChildren();
   }
 
   signedOut(error) {
@@ -174,6 +186,10 @@ export class ChatApp {
         return this.presence(frame);
       case "error":
         return this.refused(frame);
+      case "notify":
+        return this.notified(frame);
+      case "task":
+        return this.tasks.changed(null);
       case "history_truncated": {
         const room = this.rooms.get(lower(frame.room));
         if (room) {
@@ -199,6 +215,7 @@ export class ChatApp {
       this.connection.send(since > 0 ? { type: "join", room: room.name, since } : { type: "join", room: room.name });
     }
     for (const entry of this.outbox.pending()) this.sendPending(entry);
+    this.tasks.reload(); // what changed while away
   }
 
   async joined(frame) {
@@ -239,6 +256,8 @@ export class ChatApp {
         this.markRead(room);
       }
       if (room === this.active) this.renderTyping();
+    } else if (TASK_EVENTS.has(event.type)) {
+      this.tasks.changed(room.name);
     } else {
       this.memberChange(room, event);
     }
@@ -266,6 +285,24 @@ export class ChatApp {
     if (REMOVING_EVENTS.has(event.type) && subject && lower(subject) === lower(this.me.username)) {
       this.removeRoom(room, systemText(event));
     }
+  }
+
+  /** A notice for this user: mark its room, and tell a hidden tab through the browser. */
+  notified(frame) {
+    const room = this.rooms.get(lower(frame.room));
+    const permission = window.Notification?.permission ?? "denied";
+    const { mark, notify } = noticeActions({ active: room !== undefined && room === this.active, hidden: document.hidden, permission });
+    if (room && mark) {
+      room.notices += 1;
+      this.renderRoomList();
+    }
+    if (!notify) return;
+    const { title, body, tag } = noticeText(frame);
+    const shown = new Notification(title, { body, tag });
+    shown.addEventListener("click", () => {
+      window.focus();
+      if (room && this.rooms.get(lower(room.name)) === room) this.activate(room);
+    });
   }
 
   /** Stored: the line stays until its event arrives in order, then the event replaces it. */
@@ -400,6 +437,7 @@ export class ChatApp {
    */
   markRead(room) {
     room.unread = 0;
+    room.notices = 0;
     if (room.readTimer !== null) return;
     room.readTimer = setTimeout(() => {
       room.readTimer = null;
@@ -435,7 +473,8 @@ export class ChatApp {
     this.renderMembers();
     this.scrollToEnd();
     if (room.members === null) this.loadMembers(room);
-    this.closePanels();
+    this.tasks.showRoom(room.name);
+    this.closePanels("tasks"); // it shows this room's tasks now
   }
 
   switchRoom(step) {
@@ -471,6 +510,7 @@ export class ChatApp {
     }
     this.renderHeader();
     this.renderMembers();
+    this.tasks.showRoom(null);
   }
 
   /** The participants, once per room; kept current by member events and presence frames. */
@@ -525,7 +565,7 @@ export class ChatApp {
   insertEvent(room, event) {
     const index = room.timeline.insert(event);
     if (index < 0) return false;
-    const node = this.eventLine(event);
+    const node = this.eventLine(room, event);
     room.nodes.set(event.seq, node);
     const next = room.timeline.nextAfter(index);
     const stick = room === this.active && this.atBottom();
@@ -536,10 +576,10 @@ export class ChatApp {
     return true;
   }
 
-  eventLine(event) {
+  eventLine(room, event) {
     const time = el("time", { dateTime: event.ts, title: event.ts, className: "ts" }, clockTime(event.ts));
     const line = el("div", { className: "line", dataset: { seq: String(event.seq), id: event.id } }, time, " ");
-    const text = systemText(event);
+    const text = systemText(event, event.type === "task_deleted" ? this.knownTask(room, event.target) : null);
     if (text !== null) {
       line.classList.add("system", event.type);
       line.append(el("span", { className: "sys" }, `-- ${text}`));
@@ -561,6 +601,17 @@ export class ChatApp {
     return line;
   }
 
+  /** The task with this id as the panel or the room's task events last showed it, or null. */
+  knownTask(room, id) {
+    const listed = this.tasks.find(id);
+    if (listed) return listed;
+    let known = null;
+    for (const event of room.timeline.events.values()) {
+      if (event.task?.id === id && (known === null || event.seq > known.seq)) known = event;
+    }
+    return known?.task ?? null;
+  }
+
   mentions(body) {
     const name = lower(this.me.username).replace(/[.\\-]/g, "\\$&");
     return new RegExp(`(^|[^A-Za-z0-9._-])@?${name}([^A-Za-z0-9._-]|$)`, "i").test(body);
@@ -575,7 +626,7 @@ export class ChatApp {
     if (!event || event.body === null) return;
     event.body = null;
     const old = room.nodes.get(event.seq);
-    const fresh = this.eventLine(event);
+    const fresh = this.eventLine(room, event);
     room.nodes.set(event.seq, fresh);
     old?.replaceWith(fresh);
   }
@@ -630,7 +681,7 @@ export class ChatApp {
           "button",
           { type: "button", className: "room", "aria-current": room === this.active ? "true" : null },
           el("span", { className: "room-name" }, `#${room.name}`),
-          room.unread > 0 ? el("span", { className: "unread", title: `${room.unread} unread` }, String(room.unread)) : null,
+          this.unreadMark(room),
         );
         button.addEventListener("click", () => {
           this.activate(room);
@@ -641,6 +692,17 @@ export class ChatApp {
     );
     const unread = [...this.rooms.values()].reduce((sum, room) => sum + room.unread, 0);
     document.title = unread ? `(${unread}) termrooms` : "termrooms";
+  }
+
+  /** The count of unread messages; marked "notice", or "!" alone, when a notice came too. */
+  unreadMark(room) {
+    if (room.unread === 0 && room.notices === 0) return null;
+    const said = [room.unread > 0 ? `${room.unread} unread` : null, room.notices > 0 ? `${room.notices} for you` : null];
+    return el(
+      "span",
+      { className: room.notices > 0 ? "unread notice" : "unread", title: said.filter(Boolean).join(", ") },
+      room.unread > 0 ? String(room.unread) : "!",
+    );
   }
 
   renderHeader() {
@@ -721,15 +783,35 @@ export class ChatApp {
     if (open) {
       chat.classList.add(`show-${id}`);
       $(`${id}-toggle`).setAttribute("aria-expanded", "true");
-      $(id).querySelector("button, li")?.focus?.();
+      if (id === "tasks") this.tasks.opened();
+      else $(id).querySelector("button, li")?.focus?.();
+    } else if ($(id).contains(document.activeElement)) {
+      $("input").focus(); // the keys leave with the panel
     }
   }
 
-  closePanels() {
-    for (const id of ["rooms", "members"]) {
+  /** Alt+T: open the tasks panel, or give it the keys when open, or close it when it has them. */
+  tasksKey() {
+    if ($("chat").classList.contains("show-tasks") && !$("tasks").contains(document.activeElement)) this.tasks.focus();
+    else this.togglePanel("tasks");
+  }
+
+  closePanels(keep = null) {
+    for (const id of PANELS) {
+      if (id === keep) continue;
       $("chat").classList.remove(`show-${id}`);
       $(`${id}-toggle`).setAttribute("aria-expanded", "false");
     }
+  }
+
+  /** The "alerts" control: shown while the browser may still ask to allow notifications. */
+  renderAlertsToggle() {
+    $("alerts-toggle").hidden = window.Notification?.permission !== "default";
+  }
+
+  async allowNotifications() {
+    await Notification.requestPermission(); // on this click only: never asked unprompted
+    this.renderAlertsToggle();
   }
 
   completionSources() {
@@ -806,6 +888,9 @@ export class ChatApp {
       } else if (event.altKey && lower(event.key) === "n") {
         event.preventDefault();
         this.togglePanel("rooms");
+      } else if (event.altKey && lower(event.key) === "t") {
+        event.preventDefault();
+        this.tasksKey();
       } else if (event.key === "Escape") {
         this.closePanels();
         input.focus();
@@ -824,11 +909,14 @@ export class ChatApp {
     for (const [id, action] of [
       ["rooms-toggle", () => this.togglePanel("rooms")],
       ["members-toggle", () => this.togglePanel("members")],
+      ["tasks-toggle", () => this.togglePanel("tasks")],
+      ["alerts-toggle", () => this.allowNotifications()],
       ["retry-now", () => this.connection.retryNow()],
       ["signout", () => this.signOut()],
     ]) {
       $(id).addEventListener("click", action, { signal });
     }
     $("composer").addEventListener("submit", (event) => event.preventDefault(), { signal });
+    this.tasks.bind(signal);
   }
 }

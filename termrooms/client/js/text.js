@@ -1,6 +1,8 @@
 // Pure text helpers: nick colours, links, times and the wording of system lines.
 // Nothing here touches the DOM, so `node --test` checks it (tests/js/).
 
+import { taskEventText } from "./tasks.js";
+
 export const NICK_COLOURS = 12;
 
 /** A stable colour class index for a name: FNV-1a over the lowercased name. */
@@ -76,8 +78,11 @@ export function formatDuration(seconds) {
 
 const ROLE_NAMES = { owner: "an owner", moderator: "a moderator", member: "a member" };
 
-/** The text of a room event shown as a system line; null for messages. */
-export function systemText(event) {
+/**
+ * The text of a room event shown as a system line; null for messages. `deletedTask`:
+ * the task a task_deleted event names, when known (the event carries only its id).
+ */
+export function systemText(event, deletedTask = null) {
   const who = event.user ?? "someone";
   switch (event.type) {
     case "message":
@@ -102,6 +107,10 @@ export function systemText(event) {
       return `${who} made ${event.target} ${ROLE_NAMES[event.role] ?? event.role}`;
     case "message_deleted":
       return `${who} deleted a message`;
+    case "task_created":
+    case "task_updated":
+    case "task_deleted":
+      return taskEventText(event, deletedTask);
     default:
       return `${event.type} by ${who}`;
   }
