@@ -2,11 +2,13 @@
 The quick variant of bench/compare.py, as CI runs it: every scenario against termrooms
 and both Node.js peers for a few seconds. It fails on any lost, duplicated or
 out-of-order delivery, unanswered send, or socket closed under load; never on a speed.
+bench/tasks.py's small variant fails on a task page read without an index.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -47,3 +49,19 @@ def test_quick_benchmark_accounts_for_every_delivery_on_every_server(postgres_ad
                 assert step["lost"] == step["duplicates"] == step["disorder"] == 0, server
                 assert step["unacked"] == step["closed"] == 0, server
     assert set(results["S3"]) == {"termrooms", "ws-pg", "socketio-pg"}
+
+
+def test_task_pages_read_tasks_through_an_index(postgres_admin_url):
+    """bench/tasks.py, small: every GET /api/tasks page it times reads tasks through an
+    index (a plan that scans the table fails it) and answers a full page."""
+    run = subprocess.run(
+        [sys.executable, "tasks.py", "--tasks", "4000", "--duration", "0.3"]
+        + ["--concurrency", "2", "--database-url", postgres_admin_url],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    rows = re.findall(r"^(?:my tasks|room), .* tasks_\w+$", run.stdout, re.M)
+    assert len(rows) == 4, run.stdout
