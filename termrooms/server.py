@@ -279,6 +279,7 @@ class TermroomsServer:
                 self.get_room_handler(),
                 self.get_database(),
                 self.get_task_handler(),
+                self.get_poll_handler(),
                 self.get_meters(),
             )
         return self.command_runner

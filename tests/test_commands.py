@@ -46,6 +46,7 @@ CONTRACT_COMMANDS = [
     "deop",
     "delete",
     "todo",
+    "poll",
 ]
 MAX_ID = 2**63 - 1
 TASK_NUMBER_MAX = 2**31 - 1
@@ -61,7 +62,7 @@ def test_every_contract_command_has_a_usage_line_and_a_permission() -> None:
 def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
     assert set(FORMS) == {
         "todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
-        "todo mine",
+        "todo mine", "poll new", "poll vote", "poll close",
     }  # fmt: skip
     for form, synopsis in FORMS.items():
         name, sub = form.split()
@@ -120,6 +121,25 @@ def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
         ("/todo del 4", Command(name="todo", sub="del", number=4)),
         (f"/todo del {TASK_NUMBER_MAX}", Command(name="todo", sub="del", number=TASK_NUMBER_MAX)),
         ("/todo mine", Command(name="todo", sub="mine")),
+        ("/poll", Command(name="poll")),
+        (
+            "/poll new Lunch at 12? | pizza |  salad bar ",
+            Command(name="poll", sub="new", text="Lunch at 12?", options=("pizza", "salad bar")),
+        ),
+        (
+            "/POLL NEW -m Which days?|Mon|Tue|Wed",
+            Command(
+                name="poll",
+                sub="new",
+                text="Which days?",
+                options=("Mon", "Tue", "Wed"),
+                multiple=True,
+            ),
+        ),  # fmt: skip
+        ("/poll new -mx | a | b", Command(name="poll", sub="new", text="-mx", options=("a", "b"))),
+        ("/poll vote 2", Command(name="poll", sub="vote", choices=(2,))),
+        ("/poll vote 1 3 10", Command(name="poll", sub="vote", choices=(1, 3, 10))),
+        ("/poll close", Command(name="poll", sub="close")),
     ],
 )
 def test_typical_lines(line, expected) -> None:
@@ -129,11 +149,11 @@ def test_typical_lines(line, expected) -> None:
 def test_every_command_has_a_typical_line_tested() -> None:
     tested = {
         "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick",
-        "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo",
+        "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll",
     }  # fmt: skip
     assert tested == set(USAGE)
     forms = {"todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
-             "todo mine"}  # fmt: skip
+             "todo mine", "poll new", "poll vote", "poll close"}  # fmt: skip
     assert forms == set(FORMS)
 
 
@@ -252,6 +272,26 @@ def test_every_command_has_a_typical_line_tested() -> None:
         ("/todo del", "todo del", "needs more arguments"),
         ("/todo del x", "todo del", "is not a number N"),
         ("/todo mine all", "todo mine", "takes no arguments"),
+        # /poll
+        ("/poll results", "poll", "unknown subcommand results of /poll"),
+        ("/poll new", "poll new", "needs more arguments"),
+        ("/poll new -m", "poll new", "question must be 1-300 characters"),
+        ("/poll new Lunch?", "poll new", "options must be a list of 2-10 options"),
+        ("/poll new Lunch? | pizza", "poll new", "options must be a list of 2-10 options"),
+        ("/poll new | a | b", "poll new", "question must be 1-300 characters"),
+        ("/poll new " + "q" * 301 + " | a | b", "poll new", "question must be 1-300"),
+        ("/poll new Q | a | A ", "poll new", "options must be distinct"),
+        ("/poll new Q | a | ", "poll new", "options each must be 1-100 characters"),
+        ("/poll new Q | a | " + "b" * 101, "poll new", "options each must be 1-100"),
+        ("/poll new Q |" + "|".join("abcdefghijk"), "poll new", "2-10 options"),
+        ("/poll vote", "poll vote", "needs more arguments"),
+        ("/poll vote 0", "poll vote", "options are numbered 1-10"),
+        ("/poll vote 11", "poll vote", "options are numbered 1-10"),
+        ("/poll vote one", "poll vote", "options are numbered 1-10"),
+        ("/poll vote 2 2", "poll vote", "name each option once"),
+        ("/poll vote " + " ".join("1234567891"), "poll vote", "name each option once"),
+        ("/poll vote " + " ".join(["1"] * 11), "poll vote", "too many arguments"),
+        ("/poll close now", "poll close", "takes no arguments"),
     ],
 )
 def test_usage_errors(line, command, message) -> None:
@@ -442,7 +482,7 @@ def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
 
 
 EVERYONE = ["help", "join", "part", "rooms", "nick"]
-MEMBER = [*EVERYONE, "me", "who", "delete", "todo"]
+MEMBER = [*EVERYONE, "me", "who", "delete", "todo", "poll"]
 MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
 
 
@@ -476,7 +516,9 @@ def test_command_actions_name_roles_actions() -> None:
 def test_module_is_pure() -> None:
     assert third_party_imports(commands) == {
         "attrs",
+        "termrooms.domain.errors",
         "termrooms.domain.events",
+        "termrooms.domain.polls",
         "termrooms.domain.roles",
         "termrooms.domain.rules",
         "termrooms.domain.snowflake",

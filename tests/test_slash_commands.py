@@ -102,7 +102,7 @@ async def test_help_lists_the_commands_the_caller_may_use_here(running):
 
     as_member = commands_in(await ok(member, "/help"))
     member_commands = {"/help", "/join", "/part", "/me", "/who", "/rooms", "/nick", "/delete"}
-    assert member_commands | {"/todo"} <= as_member
+    assert member_commands | {"/todo", "/poll"} <= as_member
     assert not as_member & {"/kick", "/ban", "/mute", "/topic", "/invite", "/op", "/deop"}
 
     assert (await moderate(running, ada, "op", "bob"))[0] == 200
@@ -737,3 +737,79 @@ async def test_refused_commands_answer_not_ok_and_store_nothing(running):
     assert "No room called" in await refused(e, "/who", room="nowhere")
     assert await history(running, ada) == before
     await close(b, c, e)
+
+
+# --------------------------------------------------------------------------- /poll
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_poll_form_does_what_the_poll_routes_do(running):
+    ada, bob, carl = await room_of(running, "ada", "bob", "carl")
+    dan = await user_session(running, "dan")
+    a = await subscribed(running, ada)
+    b = await subscribed(running, bob)
+    d = await connect(running, dan)  # signed in, no member of the public lobby
+    assert await refused(a, "/poll") == "no poll here"
+    assert await refused(a, "/poll vote 1") == "no open poll here"
+
+    started = await ok(a, "/poll new -m Which days? | Mon | Tue | Wed")
+    assert started == "started poll: Which days? (open, several choices, 0 voters)\n" + (
+        "  1. Mon: 0\n  2. Tue: 0\n  3. Wed: 0"
+    )
+    status, listed = await api(running, ada, "GET", "/api/rooms/lobby/polls")
+    [poll] = listed["polls"]
+    assert poll["question"] == "Which days?" and poll["multiple"] is True
+    assert [o["text"] for o in poll["options"]] == ["Mon", "Tue", "Wed"]
+
+    # Options from 1 in commands, from 0 in the API.
+    assert await ok(b, "/poll vote 3 1") == "voted in poll: Which days? (open, several" + (
+        " choices, 1 voter)\n* 1. Mon: 1 (bob)\n  2. Tue: 0\n* 3. Wed: 1 (bob)"
+    )
+    status, voted = await api(running, bob, "GET", f"/api/rooms/lobby/polls/{poll['id']}")
+    assert voted["mine"] == [0, 2]
+    assert await refused(b, "/poll vote 4") == "the poll has options 1-3"
+    assert "usage: /poll vote N [N ...]" in await refused(b, "/poll vote 0")
+    # Anyone who reads the room sees results; only members vote and start polls.
+    assert (await ok(d, "/poll")).startswith("poll: Which days? (open, several choices, 1 voter)")
+    assert await refused(d, "/poll vote 1") == "Join lobby first."
+    assert await refused(d, "/poll new Q | a | b") == "Join lobby first."
+
+    # A single-choice poll is newer: /poll vote and /poll close act on it.
+    await ok(b, "/poll new Lunch? | pizza | soup")
+    assert (
+        await refused(a, "/poll vote 1 2") == "choices must be one option: this poll takes a"
+        " single choice"
+    )
+    await ok(a, "/poll vote 2")
+    c = await subscribed(running, carl)
+    assert await refused(c, "/poll close") == "Only its creator and moderators close this poll."
+    assert await ok(b, "/poll close") == "closed poll: Lunch? (closed, 1 voter)\n" + (
+        "  1. pizza: 0\n  2. soup: 1 (ada)"
+    )
+    # The newest open poll is the first one again; /poll shows the newest of all.
+    assert (await ok(a, "/poll")).startswith("poll: Lunch? (closed, 1 voter)")
+    assert (await ok(a, "/poll vote 2")).startswith("voted in poll: Which days?")
+    assert (await ok(a, "/poll close")).startswith("closed poll: Which days? (closed, 2 voters)")
+    assert await refused(a, "/poll close") == "no open poll here"
+
+    events = [e["type"] for e in await history(running, ada) if e["type"].startswith("poll")]
+    assert events == ["poll_created", "poll_created", "poll_closed", "poll_closed"]
+    await close(a, b, c, d)
+
+
+@pytest_twisted.ensureDeferred
+async def test_poll_in_a_private_room_answers_an_outsider_as_a_room_that_does_not_exist(running):
+    ada = await user_session(running, "ada")
+    carl = await user_session(running, "carl")
+    c = await connect(running, carl)
+    lines = ["/poll", "/poll new Q | a | b", "/poll vote 1", "/poll close"]
+    before = [await command(c, line, room="secret") for line in lines]
+    assert {(r["ok"], r["text"]) for r in before} == {(False, "No room called 'secret'.")}
+    await make_room(running, ada, name="secret", visibility="private")
+    a = await subscribed(running, ada, room="secret")
+    await ok(a, "/poll new Heist tonight? | yes | no", room="secret")
+    history_before = await history(running, ada, room="secret")
+    after = [await command(c, line, room="secret") for line in lines]
+    assert [r["text"] for r in after] == [r["text"] for r in before]
+    assert await history(running, ada, room="secret") == history_before
+    await close(a, c)

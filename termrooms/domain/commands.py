@@ -16,6 +16,9 @@ keep their inner whitespace. Decided where the contract is silent:
   case; each form has its own synopsis in ``FORMS``, which a wrong form is answered with.
 * ``/todo add TEXT [@user]``: a last word that starts with ``@`` names the assignee
   (``mail a@b`` does not); TEXT follows the task title rules of ``tasks.title_problem``.
+* ``/poll new [-m] QUESTION | OPTION | OPTION [| ...]``: ``|`` separates the parts, so a
+  question or option cannot hold one; the parts follow the rules of ``POST .../polls``.
+  ``/poll vote N [N ...]`` takes option numbers from 1, each once.
 
 Pure logic: no Twisted, no database. Whether the user may run a command in a room is
 roles' question; ``COMMAND_ACTION`` says which ``roles.Action`` each command needs.
@@ -29,7 +32,9 @@ from datetime import timedelta
 
 import attrs
 
+from termrooms.domain.errors import ApiError
 from termrooms.domain.events import body_problem
+from termrooms.domain.polls import OPTIONS_MAX, parse_new_poll
 from termrooms.domain.roles import Action, Actor, may
 from termrooms.domain.rules import (
     REASON_MAX,
@@ -80,6 +85,7 @@ USAGE: dict[str, str] = {
     "delete": "/delete EVENT_ID",
     "todo": "/todo [add TEXT [@user] | start N | done N | reopen N | assign N @user | del N"
     " | mine]",
+    "poll": "/poll [new [-m] QUESTION | OPTION | OPTION [| ...] ; vote N [N ...] ; close]",
 }
 
 #: "NAME SUB" -> the synopsis of that subcommand's form, which answers a wrong use of it.
@@ -91,6 +97,9 @@ FORMS: dict[str, str] = {
     "todo assign": "/todo assign N @user",
     "todo del": "/todo del N",
     "todo mine": "/todo mine",
+    "poll new": "/poll new [-m] QUESTION | OPTION | OPTION [| ...]",
+    "poll vote": "/poll vote N [N ...]",
+    "poll close": "/poll close",
 }
 
 _SUMMARY: dict[str, str] = {
@@ -113,6 +122,8 @@ _SUMMARY: dict[str, str] = {
     "delete": "delete the message EVENT_ID",
     "todo": "this room's open tasks; add, start, finish, reopen, assign or delete task N;"
     " mine: your open tasks",
+    "poll": "the newest poll's results; start a poll (-m: several choices), vote for"
+    " options N of the newest open poll, or close it",
 }
 
 #: The least permission under which each command can succeed (None: any signed-in user).
@@ -136,6 +147,7 @@ COMMAND_ACTION: dict[str, Action | None] = {
     "deop": Action.DEOP,
     "delete": Action.DELETE_OWN_MESSAGE,
     "todo": Action.READ,  # members change tasks, anyone who reads the room lists them
+    "poll": Action.READ,  # members start polls and vote, anyone who reads sees results
 }
 
 _LINE = re.compile(r"/(\S*)\s*(.*)", re.DOTALL)
@@ -172,6 +184,9 @@ class Command:
     duration: timedelta | None = None  # /ban, /mute (None: until lifted)
     event_id: int | None = None  # /delete
     number: int | None = None  # /todo's N: a task's number in its room
+    options: tuple[str, ...] = ()  # /poll new's options (its question is ``text``)
+    multiple: bool = False  # /poll new -m
+    choices: tuple[int, ...] = ()  # /poll vote's option numbers, from 1 as typed
 
 
 def may_use(actor: Actor, name: str) -> bool:
@@ -410,6 +425,38 @@ def _todo_assign(name: str, sub: str, rest: str) -> Command:
     return Command(name=name, sub=sub, number=_number(form, number), user=_at_user(form, user))
 
 
+def _poll(name: str, rest: str) -> Command:
+    """/poll alone shows the newest poll; anything more is a subcommand."""
+    return _subcommand(name, rest) if rest else Command(name=name)
+
+
+def _poll_new(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    multiple = False
+    first, after = _first_word(form, rest)
+    if first == "-m":
+        multiple, rest = True, after
+    question, *options = rest.split("|")
+    try:
+        new = parse_new_poll({"question": question, "options": options, "multiple": multiple})
+    except ApiError as e:
+        raise _fail(form, e.detail) from None
+    return Command(
+        name=name, sub=sub, text=new.question, options=new.options, multiple=new.multiple
+    )
+
+
+def _poll_vote(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    words = _words(form, rest, 1, OPTIONS_MAX)
+    if not all(_NUMBER.fullmatch(word) and int(word) <= OPTIONS_MAX for word in words):
+        raise _fail(form, f"options are numbered 1-{OPTIONS_MAX}")
+    choices = tuple(int(word) for word in words)
+    if len(set(choices)) < len(choices):
+        raise _fail(form, "name each option once")
+    return Command(name=name, sub=sub, choices=choices)
+
+
 #: Each command with subcommands: SUB -> its parser, given NAME, SUB and the rest.
 _SUBPARSERS: dict[str, dict[str, Callable[[str, str, str], Command]]] = {
     "todo": {
@@ -421,6 +468,7 @@ _SUBPARSERS: dict[str, dict[str, Callable[[str, str, str], Command]]] = {
         "del": _sub_number,
         "mine": _sub_no_arguments,
     },
+    "poll": {"new": _poll_new, "vote": _poll_vote, "close": _sub_no_arguments},
 }
 
 
@@ -443,4 +491,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "deop": _one_user,
     "delete": _delete,
     "todo": _todo,
+    "poll": _poll,
 }

@@ -1,6 +1,6 @@
 """
 Running slash commands: parsed by the pure ``termrooms.domain.commands``, carried out by the
-same RoomHandler and TaskHandler methods the REST routes call, so a command and its route
+same RoomHandler, TaskHandler and PollHandler methods the REST routes call, so a command and its route
 always agree (permissions, stored events, audit rows, notifications).
 """
 
@@ -20,8 +20,10 @@ from termrooms.domain.commands import (
     parse_command,
 )
 from termrooms.domain.errors import ApiError
+from termrooms.domain.polls import Poll
 from termrooms.domain.rules import ROOM_NAME
 from termrooms.domain.tasks import OPEN_STATUSES, TASK_PAGE_DEFAULT, Task
+from termrooms.handlers.polls import PollHandler
 from termrooms.handlers.rooms import RoomHandler, actor_of
 from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import Meters
@@ -53,6 +55,7 @@ class CommandRunner:
     rooms: RoomHandler
     database: Database
     tasks: TaskHandler
+    polls: PollHandler
     meters: Meters = attrs.Factory(Meters)
 
     async def run(self, room_name: str, user: User, line: str) -> CommandOutcome:
@@ -107,6 +110,8 @@ class CommandRunner:
             return CommandOutcome(True, f"deleted {command.event_id}")
         if name == "todo":
             return await self._todo(command, room_name, user)
+        if name == "poll":
+            return await self._poll(command, room_name, user)
         return CommandOutcome(False, f"/{name} is not available here")
 
     async def _usable(self, room_name: str, user: User) -> Callable[[str], bool]:
@@ -165,6 +170,32 @@ class CommandRunner:
         changed = await self.tasks.update(user, task.id, lambda: {"status": status}, None)
         return CommandOutcome(True, f"{verb} {_numbered(changed)}")
 
+    async def _poll(self, command: Command, room_name: str, user: User) -> CommandOutcome:
+        """/poll and its subcommands, on the room's newest (open) poll, as the poll routes
+        do them; options are numbered from 1 here, from 0 in the API."""
+        if command.sub == "new":
+            body = {
+                "question": command.text,
+                "options": list(command.options),
+                "multiple": command.multiple,
+            }
+            started = await self.polls.create(user, room_name, body, None)
+            return CommandOutcome(True, "started " + _results(started))
+        newest = await self.polls.newest(user, room_name, open_only=command.sub is not None)
+        if newest is None:
+            return CommandOutcome(False, "no open poll here" if command.sub else "no poll here")
+        if command.sub == "close":
+            closed = await self.polls.close(user, room_name, newest.id, None)
+            return CommandOutcome(True, "closed " + _results(closed))
+        if command.sub == "vote":
+            count = len(newest.options)
+            if max(command.choices) > count:
+                return CommandOutcome(False, f"the poll has options 1-{count}")
+            choices = [number - 1 for number in command.choices]
+            voted = await self.polls.vote(user, room_name, newest.id, lambda: {"choices": choices})
+            return CommandOutcome(True, "voted in " + _results(voted))
+        return CommandOutcome(True, _results(newest))
+
     async def _open_tasks(self, user: User, room_id: int | None) -> str:
         """The open tasks of a room (``room_id`` from room_id_for) or, without one, mine:
         a line each, oldest first, as GET /api/tasks?status= pages them."""
@@ -209,3 +240,18 @@ def _task_line(task: Task, *, mine: bool) -> str:
     if mine:
         line = f"{task.room or 'personal'} {line}"
     return line
+
+
+def _results(poll: Poll) -> str:
+    """``poll: QUESTION (open, 3 voters)`` then ``* 1. OPTION: 2 (ada, bob)`` for each
+    option, ``*`` marking the caller's own choices."""
+    state = "closed" if poll.closed else "open, several choices" if poll.multiple else "open"
+    voters = "1 voter" if poll.voters == 1 else f"{poll.voters} voters"
+    lines = [f"poll: {poll.question} ({state}, {voters})"]
+    mine = poll.mine or ()
+    for index, option in enumerate(poll.options):
+        line = f"{'*' if index in mine else ' '} {index + 1}. {option.text}: {option.votes}"
+        if option.voters:
+            line += f" ({', '.join(option.voters)})"
+        lines.append(line)
+    return "\n".join(lines)

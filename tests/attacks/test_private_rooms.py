@@ -56,7 +56,20 @@ def http_probes(message_id: str) -> list[tuple[str, str, Any, bool]]:
         ("POST", base + "/members", {"username": "eve"}, True),
         ("POST", base + "/members", {"username": "bob"}, True),
         ("DELETE", f"{base}/messages/{message_id}", None, True),
+        ("GET", base + "/polls", None, True),
+        ("GET", base + "/polls?open=true", None, True),
+        ("POST", base + "/polls", {"question": "q?", "options": ["a", "b"]}, True),
+        ("POST", base + "/polls", {"question": "", "options": []}, True),
     ]
+    # The vault's poll is the newest poll (the lobby's one is older): the id that comes
+    # after message_id cannot be guessed; ids around it, and ones that never existed.
+    for poll in ("1", "999999999999", "x"):
+        probes += [
+            ("GET", f"{base}/polls/{poll}", None, True),
+            ("POST", f"{base}/polls/{poll}/vote", {"choices": [0]}, True),
+            ("POST", f"{base}/polls/{poll}/vote", {"choices": [7, 7]}, True),
+            ("POST", f"{base}/polls/{poll}/close", None, True),
+        ]
     for action in ACTIONS:
         for target in ("bob", "eve", "ada"):
             body = {"action": action, "username": target}
@@ -99,6 +112,10 @@ def ws_probes(message_id: str) -> list[dict[str, Any]]:
         "/todo del 1",
         "/todo del 2",
         "/todo mine",
+        "/poll",
+        "/poll new sneak | in | out",
+        "/poll vote 1",
+        "/poll close",
     ]
     lines += [f"/{action} {target}" for action in ACTIONS for target in ("bob", "eve", "ada")]
     frames += [{"type": "command", "room": ROOM, "line": line} for line in lines]
@@ -148,6 +165,9 @@ def fingerprint(database_url: str) -> Any:
                 " (SELECT count(*) FROM room_events WHERE room_id = r.id),"
                 " (SELECT json_agg(json_build_array(number, status, assignee_id, deleted_at)"
                 "   ORDER BY number) FROM tasks WHERE room_id = r.id),"
+                " (SELECT json_agg(json_build_array(p.id, p.closed_at,"
+                "                   (SELECT count(*) FROM poll_votes v WHERE v.poll_id = p.id))"
+                "   ORDER BY p.id) FROM polls p WHERE p.room_id = r.id),"
                 " (SELECT count(*) FROM rooms)"
                 "  FROM rooms r WHERE lower(r.name) = lower(%s)",
                 (ROOM,),
@@ -201,6 +221,8 @@ async def test_a_private_room_answers_every_probe_exactly_as_an_absent_one(runni
     assert status == 201
     task = {"title": SECRETS[1], "room": ROOM, "assignee": "ada"}
     assert (await api(running, bob, "POST", "/api/tasks", task))[0] == 201
+    poll = {"question": SECRETS[0], "options": ["yes", "no"]}
+    assert (await api(running, bob, "POST", f"/api/rooms/{ROOM}/polls", poll))[0] == 201
     ada_socket = await subscribed(running, ada, ROOM)
     bob_socket = await subscribed(running, bob, ROOM)
     ada_socket.send({"type": "typing", "room": ROOM})

@@ -217,11 +217,13 @@ command_words = st.one_of(
     durations,
     event_ids,
     st.sampled_from(["add", "start", "done", "reopen", "assign", "del", "mine", "@bob", "@"]),
+    st.sampled_from(["new", "-m", "vote", "close", "|", "| a | b", "0", "11"]),
     hostile_texts.filter(lambda s: s.strip() and "\n" not in s and " " not in s),
 )
 COMMANDS = [
     "/help", "/join", "/part", "/me", "/topic", "/who", "/rooms", "/nick", "/invite",
-    "/kick", "/ban", "/unban", "/mute", "/unmute", "/op", "/deop", "/delete", "/todo", "/nope", "",
+    "/kick", "/ban", "/unban", "/mute", "/unmute", "/op", "/deop", "/delete", "/todo", "/poll",
+    "/nope", "",
 ]  # fmt: skip
 
 
