@@ -27,6 +27,20 @@ def test_docs_protocol_carries_the_shared_contract_unchanged():
     assert contract.read_text() in (ROOT / "docs" / "protocol.md").read_text()
 
 
+# The v1.1 sections that have landed: docs/protocol.md carries each one unchanged.
+LANDED_V1_1 = ("Notifications to a user", "Tasks", "Polls")
+
+
+@pytest.mark.parametrize("title", LANDED_V1_1)
+def test_docs_protocol_carries_each_landed_v1_1_section_unchanged(title):
+    contract = ROOT.parent / "shared" / "spec" / "protocol-v1.1.md"
+    if not contract.exists():
+        pytest.skip("the shared contract is not beside this checkout")
+    sections = re.split(r"\n(?=## )", contract.read_text())
+    [section] = [s for s in sections if s.startswith(f"## {title}\n")]
+    assert section.strip() in (ROOT / "docs" / "protocol.md").read_text()
+
+
 def test_docs_deploy_links_name_files_that_exist():
     deploy = ROOT / "docs" / "deploy.md"
     links = re.findall(r"\]\(([^)#:]+)\)", deploy.read_text())
