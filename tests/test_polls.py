@@ -17,7 +17,7 @@ from test_tasks import field_of
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
-from support import bearer, config_for, start
+from support import PASSWORD, bearer, config_for, start
 from termrooms.handlers.polls import PollClosingService
 from test_rooms import close, connect, make_room, user_session
 
@@ -419,3 +419,29 @@ async def test_export_holds_my_polls_and_votes(running):
     )
     assert [p["id"] for p in export["polls"]["created"]] == [poll["id"]]
     assert export["polls"]["votes"] == []
+
+    # A deleted account's vote still counts, shown by the deleted user's name.
+    status, _, _ = await running.request(
+        "DELETE", "/api/auth/me", json={"password": PASSWORD}, headers=bearer(bob["access_token"])
+    )
+    assert status == 204
+    _, kept = await api(running, ada, "GET", f"/api/rooms/lobby/polls/{poll['id']}")
+    assert results(kept) == [(0, []), (1, [f"deleted-{bob['user']['id']}"])]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_openapi_document_lists_the_poll_routes(running):
+    status, document, _ = await running.request("GET", "/api/openapi.json")
+    assert status == 200
+    paths = document["paths"]
+    base = "/api/rooms/{name}/polls"
+    assert set(paths[base]) == {"get", "post"}
+    assert set(paths[base + "/{poll_id}"]) == {"get"}
+    assert set(paths[base + "/{poll_id}/vote"]) == {"post"}
+    assert set(paths[base + "/{poll_id}/close"]) == {"post"}
+    created = paths[base]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    assert set(created["required"]) == {
+        "id", "room", "question", "options", "multiple", "anonymous", "closed", "closes_at",
+        "created_by", "voters", "mine",
+    }  # fmt: skip
+    assert "409" in paths[base + "/{poll_id}/vote"]["post"]["responses"]
