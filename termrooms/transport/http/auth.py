@@ -26,7 +26,7 @@ from termrooms.domain.polls import poll_json
 from termrooms.domain.rules import check_fields
 from termrooms.domain.tasks import task_json
 from termrooms.domain.wire import iso_time, user_json
-from termrooms.handlers.auth import AuthHandler, Requester, Session
+from termrooms.handlers.auth import AuthHandler, Requester, Session, User
 from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import JsonResponse, Router, json_body, query_int
 
@@ -138,6 +138,11 @@ async def authenticated(server: Any, request: ApiRequest) -> Requester:
     request.user_id = who.user_id  # for the access log
     await limits.charge_user(who.user)
     return who
+
+
+async def signed_in_user(server: Any, request: ApiRequest) -> User:
+    """The user behind the request's bearer token, as authenticated() proves it."""
+    return (await authenticated(server, request)).user
 
 
 def _invite_expiry(value: Any) -> timedelta | None:
@@ -416,8 +421,13 @@ def export_json(data: dict[str, Any]) -> dict[str, Any]:
         "polls": {
             "created": [poll_json(poll) for poll in data["polls"]["created"]],
             "votes": [
-                {"poll": str(poll_id), "room": room, "option": index, "text": text,
-                 "ts": iso_time(voted_at)}  # fmt: skip
+                {
+                    "poll": str(poll_id),
+                    "room": room,
+                    "option": index,
+                    "text": text,
+                    "ts": iso_time(voted_at),
+                }
                 for poll_id, room, index, text, voted_at in data["polls"]["votes"]
             ],
         },

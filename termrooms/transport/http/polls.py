@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from termrooms.domain.polls import (
@@ -17,7 +18,7 @@ from termrooms.domain.polls import (
 )
 from termrooms.domain.rules import check_fields
 from termrooms.handlers.polls import PollHandler
-from termrooms.transport.http.auth import authenticated
+from termrooms.transport.http.auth import signed_in_user
 from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import (
     JsonResponse,
@@ -88,8 +89,7 @@ def register_poll_routes(router: Router, server: Any) -> None:
     def polls() -> PollHandler:
         return server.get_poll_handler()
 
-    async def user_of(request: ApiRequest) -> Any:
-        return (await authenticated(server, request)).user
+    user_of = partial(signed_in_user, server)
 
     @router.route(
         "/api/rooms/<name>/polls",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from termrooms.domain.events import event_json
 from termrooms.domain.rules import check_fields
 from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
-from termrooms.transport.http.auth import authenticated
+from termrooms.transport.http.auth import signed_in_user
 from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import JsonResponse, Router, json_body, query_int
 
@@ -61,8 +62,7 @@ def register_room_routes(router: Router, server: Any) -> None:
     def rooms() -> RoomHandler:
         return server.get_room_handler()
 
-    async def user_of(request: ApiRequest) -> Any:
-        return (await authenticated(server, request)).user
+    user_of = partial(signed_in_user, server)
 
     async def maybe_user_of(request: ApiRequest) -> Any:
         """The caller when a token is sent; public rooms are readable without one."""

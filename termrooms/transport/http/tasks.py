@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from termrooms.domain.tasks import (
@@ -13,7 +14,7 @@ from termrooms.domain.tasks import (
     task_json,
 )
 from termrooms.handlers.tasks import TaskHandler
-from termrooms.transport.http.auth import authenticated
+from termrooms.transport.http.auth import signed_in_user
 from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import (
     JsonResponse,
@@ -70,8 +71,7 @@ def register_task_routes(router: Router, server: Any) -> None:
     def tasks() -> TaskHandler:
         return server.get_task_handler()
 
-    async def user_of(request: ApiRequest) -> Any:
-        return (await authenticated(server, request)).user
+    user_of = partial(signed_in_user, server)
 
     @router.route(
         "/api/tasks",
