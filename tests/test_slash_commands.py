@@ -542,33 +542,43 @@ async def test_every_todo_form_does_what_the_task_routes_do(running):
     await close(a, b)
 
 
+TODO_LINES = [
+    "/todo",
+    "/todo add sneak in",
+    "/todo start 1",
+    "/todo done 1",
+    "/todo reopen 1",
+    "/todo assign 1 @carl",
+    "/todo del 1",
+    "/todo done 2",
+]
+POLL_LINES = ["/poll", "/poll new Q | a | b", "/poll vote 1", "/poll close"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "made_by_the_owner"),
+    [(TODO_LINES, "/todo add plan the heist"), (POLL_LINES, "/poll new Heist? | yes | no")],
+    ids=["todo", "poll"],
+)
 @pytest_twisted.ensureDeferred
-async def test_todo_in_a_private_room_answers_an_outsider_as_a_room_that_does_not_exist(running):
+async def test_a_private_room_answers_an_outsider_as_a_room_that_does_not_exist(
+    running, lines, made_by_the_owner
+):
     ada = await user_session(running, "ada")
     carl = await user_session(running, "carl")
     c = await connect(running, carl)
-    lines = [
-        "/todo",
-        "/todo add sneak in",
-        "/todo start 1",
-        "/todo done 1",
-        "/todo reopen 1",
-        "/todo assign 1 @carl",
-        "/todo del 1",
-        "/todo done 2",
-    ]
     before = [await command(c, line, room="secret") for line in lines]
     assert {(r["ok"], r["text"]) for r in before} == {(False, "No room called 'secret'.")}
 
     await make_room(running, ada, name="secret", visibility="private")
     a = await subscribed(running, ada, room="secret")
-    await ok(a, "/todo add plan the heist", room="secret")
+    await ok(a, made_by_the_owner, room="secret")
     history_before = await history(running, ada, room="secret")
     after = [await command(c, line, room="secret") for line in lines]
     assert [r["text"] for r in after] == [r["text"] for r in before]
     assert await history(running, ada, room="secret") == history_before
-    assert (await room_tasks(running, ada, room="secret"))[0]["status"] == "pending"
     assert (await api(running, carl, "GET", "/api/tasks?room=secret"))[0] == 404
+    assert (await api(running, carl, "GET", "/api/rooms/secret/polls"))[0] == 404
     await close(a, c)
 
 
@@ -795,21 +805,3 @@ async def test_every_poll_form_does_what_the_poll_routes_do(running):
     events = [e["type"] for e in await history(running, ada) if e["type"].startswith("poll")]
     assert events == ["poll_created", "poll_created", "poll_closed", "poll_closed"]
     await close(a, b, c, d)
-
-
-@pytest_twisted.ensureDeferred
-async def test_poll_in_a_private_room_answers_an_outsider_as_a_room_that_does_not_exist(running):
-    ada = await user_session(running, "ada")
-    carl = await user_session(running, "carl")
-    c = await connect(running, carl)
-    lines = ["/poll", "/poll new Q | a | b", "/poll vote 1", "/poll close"]
-    before = [await command(c, line, room="secret") for line in lines]
-    assert {(r["ok"], r["text"]) for r in before} == {(False, "No room called 'secret'.")}
-    await make_room(running, ada, name="secret", visibility="private")
-    a = await subscribed(running, ada, room="secret")
-    await ok(a, "/poll new Heist tonight? | yes | no", room="secret")
-    history_before = await history(running, ada, room="secret")
-    after = [await command(c, line, room="secret") for line in lines]
-    assert [r["text"] for r in after] == [r["text"] for r in before]
-    assert await history(running, ada, room="secret") == history_before
-    await close(a, c)
