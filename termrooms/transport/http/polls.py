@@ -23,7 +23,9 @@ from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import (
     JsonResponse,
     Router,
+    cursor_query,
     json_body,
+    page_schema,
     path_id,
     query_int,
     query_text,
@@ -131,24 +133,8 @@ def register_poll_routes(router: Router, server: Any) -> None:
         summary="The room's polls, newest first; ?open=true for open ones alone.",
         tags=("polls",),
         auth=True,
-        query={
-            "open": {"enum": ["true", "false"]},
-            "before": {"type": "string", "pattern": "^[0-9]+$"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": POLL_PAGE_MAX},
-        },
-        responses={
-            200: {
-                "type": "object",
-                "required": ["polls", "has_more"],
-                "properties": {
-                    "polls": {"type": "array", "items": POLL_SCHEMA},
-                    "has_more": {"type": "boolean"},
-                },
-            },
-            401: None,
-            404: None,
-            422: None,
-        },
+        query={"open": {"enum": ["true", "false"]}, **cursor_query(POLL_PAGE_MAX)},
+        responses={200: page_schema("polls", POLL_SCHEMA), 401: None, 404: None, 422: None},
     )
     async def list_polls(request: ApiRequest, name: str) -> dict[str, Any]:
         user = await user_of(request)

@@ -73,6 +73,23 @@ def json_body(request: ApiRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, 
     return body
 
 
+def cursor_query(limit_max: int) -> dict[str, Any]:
+    """The query parameters of a cursor page (``before=ID``, ``limit``), for OpenAPI."""
+    return {
+        "before": {"type": "string", "pattern": "^[0-9]+$"},
+        "limit": {"type": "integer", "minimum": 1, "maximum": limit_max},
+    }
+
+
+def page_schema(key: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """A cursor page's answer, ``{KEY: [...], "has_more": bool}``, for OpenAPI."""
+    return {
+        "type": "object",
+        "required": [key, "has_more"],
+        "properties": {key: {"type": "array", "items": item}, "has_more": {"type": "boolean"}},
+    }
+
+
 def path_id(text: str) -> int:
     """A path's id (a task's, a poll's); anything but digits names nothing: 0, which no
     row has, so the answer is the 404 of a hidden one."""

@@ -19,7 +19,9 @@ from termrooms.transport.http.request import ApiRequest
 from termrooms.transport.http.router import (
     JsonResponse,
     Router,
+    cursor_query,
     json_body,
+    page_schema,
     path_id,
     query_int,
     query_text,
@@ -62,7 +64,6 @@ _CHANGES = {
     "status": {"enum": list(TASK_STATUSES)},
     "assignee": {"type": ["string", "null"]},
 }
-_ID_QUERY = {"type": "string", "pattern": "^[0-9]+$"}
 
 
 def register_task_routes(router: Router, server: Any) -> None:
@@ -102,22 +103,9 @@ def register_task_routes(router: Router, server: Any) -> None:
             "room": {"type": "string"},
             "status": {"enum": list(TASK_STATUSES)},
             "assignee": {"type": "string"},
-            "before": _ID_QUERY,
-            "limit": {"type": "integer", "minimum": 1, "maximum": TASK_PAGE_MAX},
+            **cursor_query(TASK_PAGE_MAX),
         },
-        responses={
-            200: {
-                "type": "object",
-                "required": ["tasks", "has_more"],
-                "properties": {
-                    "tasks": {"type": "array", "items": TASK_SCHEMA},
-                    "has_more": {"type": "boolean"},
-                },
-            },
-            401: None,
-            404: None,
-            422: None,
-        },
+        responses={200: page_schema("tasks", TASK_SCHEMA), 401: None, 404: None, 422: None},
     )
     async def list_tasks(request: ApiRequest) -> dict[str, Any]:
         user = await user_of(request)
