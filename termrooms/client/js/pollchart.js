@@ -71,7 +71,7 @@ export class PollBoard {
   /** Option `index` chosen: a vote as nextChoices has it (one at a time per poll). */
   async choose(id, index) {
     const held = this.polls.get(id);
-    if (!held || held.voting || !(index < held.poll.options.length)) return;
+    if (!held || held.voting) return;
     held.voting = true;
     this.render(held);
     try {
@@ -101,7 +101,7 @@ export class PollBoard {
 
   /** In a poll: 1-9 (0 for the tenth) choose, ↑/↓ or j/k move, Esc goes back to the input line. */
   key(event) {
-    const option = event.target.closest?.(".poll-option");
+    const option = event.target.closest(".poll-option");
     if (!option || event.altKey || event.ctrlKey || event.metaKey) return;
     const chart = option.closest(".poll");
     const index = Number(option.dataset.index);
