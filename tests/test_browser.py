@@ -521,6 +521,111 @@ def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> Non
     expect(bob.locator("#input")).to_be_focused()
 
 
+def token_of(site: Site, username: str) -> str:
+    """An access token for ``username``, as a bot signs in beside its browser."""
+    answer = api(site, "POST", "/api/auth/login", {"username": username, "password": PASSWORD})
+    return answer["access_token"]
+
+
+def poll_chart(page: Page) -> Any:
+    return page.locator(".room-log:not([hidden]) .poll")
+
+
+def expect_results(page: Page, counts: list[str], widths: list[str], mine: list[bool]) -> None:
+    """The chart's counts, its bars' widths and which options are marked the reader's."""
+    options = poll_chart(page).locator(".poll-option")
+    expect(options.locator(".poll-count")).to_have_text(counts)
+    for index, width in enumerate(widths):
+        expect(options.nth(index).locator(".poll-fill")).to_have_attribute(
+            "style", f"width: {width};"
+        )
+    for index, chosen in enumerate(mine):
+        expect(options.nth(index)).to_have_attribute("aria-pressed", str(chosen).lower())
+
+
+def test_a_poll_charts_its_votes_live_and_takes_them_by_keyboard_and_mouse(site: Site) -> None:
+    alice, bob = two_people(site)
+    alice_token = token_of(site, "alice")
+    say(bob, "lunch, anyone?")
+    say(alice, "let's vote: https://example.org/menu")
+    question = "Lunch today?"
+    api(
+        site,
+        "POST",
+        "/api/rooms/lobby/polls",
+        {"question": question, "options": ["pizza", "salad", "soup"], "closes_in_s": 3600},
+        alice_token,
+    )
+    for page in (alice, bob):
+        created = page.locator(".room-log:not([hidden]) .line.system.poll_created")
+        expect(created).to_contain_text(f"alice started a poll: {question}")
+        expect(poll_chart(page).locator(".poll-text")).to_have_text(["pizza", "salad", "soup"])
+        expect(poll_chart(page).locator(".poll-facts")).to_have_text(
+            re.compile(r"^one choice · 0 voters · closes (\d{4}-\d\d-\d\d )?\d\d:\d\d$")
+        )
+        expect_results(page, ["0", "0", "0"], ["0%", "0%", "0%"], [False, False, False])
+
+    # Bob votes by keyboard: Alt+V gives the newest poll the keys, a digit chooses.
+    bob.keyboard.press("Alt+v")
+    expect(poll_chart(bob).locator(".poll-option").first).to_be_focused()
+    bob.keyboard.press("2")
+    expect_results(bob, ["0", "1", "0"], ["0%", "100%", "0%"], [False, True, False])
+    expect_results(alice, ["0", "1", "0"], ["0%", "100%", "0%"], [False, False, False])
+    expect(alice.locator(".poll-option").nth(1).locator(".poll-voters")).to_have_text("bob")
+
+    # Alice by mouse. Bob's frame has no one's choices: his own stay marked.
+    alice.locator(".poll-option", has_text="pizza").click()
+    expect_results(alice, ["1", "1", "0"], ["50%", "50%", "0%"], [True, False, False])
+    expect_results(bob, ["1", "1", "0"], ["50%", "50%", "0%"], [False, True, False])
+
+    # One choice: choosing another replaces it, choosing it again withdraws.
+    expect(poll_chart(bob).locator(".poll-option").nth(1)).to_be_focused()
+    bob.keyboard.press("ArrowUp")
+    bob.keyboard.press("Space")
+    expect_results(alice, ["2", "0", "0"], ["100%", "0%", "0%"], [True, False, False])
+    expect(alice.locator(".poll-option").first.locator(".poll-voters")).to_have_text("alice, bob")
+    bob.keyboard.press("Enter")
+    expect_results(bob, ["1", "0", "0"], ["100%", "0%", "0%"], [False, False, False])
+    expect(alice.locator(".poll-facts")).to_contain_text("1 voter ·")
+    bob.keyboard.press("3")
+    expect_results(alice, ["1", "0", "1"], ["50%", "0%", "50%"], [True, False, False])
+    bob.keyboard.press("Escape")
+    expect(bob.locator("#input")).to_be_focused()
+
+    # The README's screenshot: the tasks panel open beside a live poll.
+    alice.keyboard.press("Alt+t")
+    alice.keyboard.press("a")
+    alice.keyboard.type("book a table @bob")
+    alice.keyboard.press("Enter")
+    expect(alice.locator("#task-list .task-title")).to_have_text(["book a table"])
+    alice.locator("#input").focus()
+    alice.mouse.move(0, 0)  # no option under a hovering pointer
+    screenshot(alice, "web-client")
+
+    # A reload draws the chart from history and reads bob's own choice again.
+    bob.reload()
+    expect_results(bob, ["1", "0", "1"], ["50%", "0%", "50%"], [False, False, True])
+
+    poll_id = poll_chart(bob).get_attribute("data-poll")
+    api(site, "POST", f"/api/rooms/lobby/polls/{poll_id}/close", None, alice_token)
+    for page in (alice, bob):
+        expect(poll_chart(page)).to_have_class(re.compile(r"\bclosed\b"))
+        facts = poll_chart(page).locator(".poll-facts")
+        expect(facts).to_have_text("one choice · 2 voters · closed")
+        expect(page.locator(".room-log:not([hidden]) .line.system.poll_closed")).to_contain_text(
+            f"poll closed: {question} — pizza 1, salad 0, soup 1"
+        )
+    expect_results(bob, ["1", "0", "1"], ["50%", "0%", "50%"], [False, False, True])
+
+    # Too late: the server's 409 is said in the stream, and nothing changes.
+    site.tolerate = re.compile(r"Failed to load resource: .* 409")
+    bob.locator(".poll-option", has_text="salad").click()
+    expect(bob.locator(".line.local.error").last).to_contain_text(
+        f"could not vote in {question}: This poll is closed."
+    )
+    expect_results(bob, ["1", "0", "1"], ["50%", "0%", "50%"], [False, False, True])
+
+
 def test_page_headers_theme_and_phone_layout(site: Site) -> None:
     page = site.person(viewport={"width": 390, "height": 780})
     response = page.goto(site.url)
@@ -553,6 +658,36 @@ def test_page_headers_theme_and_phone_layout(site: Site) -> None:
     screenshot(page, "phone-tasks")
     page.keyboard.press("Escape")
     expect(tasks).to_be_hidden()
+
+    # A poll of long options fits too, bars and all; anonymous, it names no one.
+    long_option = "a choice whose name is long enough that it has to wrap on a phone screen"
+    api(
+        site,
+        "POST",
+        "/api/rooms/lobby/polls",
+        {
+            "question": "Fits <b>a phone</b>?",
+            "options": [long_option, "short"],
+            "multiple": True,
+            "anonymous": True,
+        },
+        token_of(site, "alice"),
+    )
+    chart = poll_chart(page)
+    options = chart.locator(".poll-option")
+    created = page.locator(".line.system.poll_created")
+    expect(created).to_contain_text("alice started a poll: Fits <b>a phone</b>?")
+    expect(page.locator(".room-log b")).to_have_count(0)
+    options.first.click()
+    expect_results(page, ["1", "0"], ["100%", "0%"], [True, False])
+    options.nth(1).click()  # several choices: a second one adds to the first
+    expect_results(page, ["1", "1"], ["100%", "100%"], [True, True])
+    expect(chart.locator(".poll-facts")).to_have_text("several choices · anonymous · 1 voter")
+    expect(chart.locator(".poll-voters").first).to_be_hidden()
+    for box in [chart.bounding_box(), *(option.bounding_box() for option in options.all())]:
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert page.locator("#log").evaluate("log => log.scrollWidth <= log.clientWidth")
+    screenshot(page, "phone-poll")
 
     page.click("#theme-toggle")
     expect(page.locator("html")).to_have_attribute("data-theme", "light")

@@ -155,4 +155,14 @@ export class Session {
   updateTask(id, changes) {
     return this.request("PATCH", `/api/tasks/${encodeURIComponent(id)}`, changes);
   }
+
+  /** One poll with its results and the caller's choices (`mine`). */
+  poll(room, id) {
+    return this.request("GET", `/api/rooms/${encodeURIComponent(room)}/polls/${encodeURIComponent(id)}`);
+  }
+
+  /** Replaces the caller's choices (option indexes from 0; [] withdraws): the poll. */
+  vote(room, id, choices) {
+    return this.request("POST", `/api/rooms/${encodeURIComponent(room)}/polls/${encodeURIComponent(id)}/vote`, { choices });
+  }
 }

@@ -8,6 +8,7 @@ import { bodyNode, el } from "./dom.js";
 import { InputHistory } from "./inputhistory.js";
 import { noticeActions, noticeText } from "./notices.js";
 import { Outbox } from "./outbox.js";
+import { PollBoard } from "./pollchart.js";
 import { TaskPanel } from "./taskpanel.js";
 import { Timeline } from "./timeline.js";
 import { clockTime, nickColour, roleSigil, sortMembers, systemText } from "./text.js";
@@ -19,6 +20,7 @@ const READ_MARKER_EVERY_MS = 1000;
 const ROOM_KEY = "termrooms.room";
 const REMOVING_EVENTS = new Set(["member_left", "member_kicked", "member_banned"]);
 const TASK_EVENTS = new Set(["task_created", "task_updated", "task_deleted"]);
+const POLL_EVENTS = new Set(["poll_created", "poll_closed"]);
 const PANELS = ["rooms", "members", "tasks"];
 
 const $ = (id) => document.getElementById(id);
@@ -77,6 +79,10 @@ export class ChatApp {
       session,
       isOpen: () => $("chat").classList.contains("show-tasks"),
       onError: (text) => this.systemLine(this.active, text, "error"),
+    });
+    this.polls = new PollBoard({
+      session,
+      onError: (room, text) => this.systemLine(this.rooms.get(lower(room)) ?? this.active, text, "error"),
     });
     this.renewListener = () => this.tokenRenewed();
     session.onChange(this.renewListener);
@@ -190,6 +196,8 @@ export class ChatApp {
         return this.notified(frame);
       case "task":
         return this.tasks.changed(null);
+      case "poll_update":
+        return this.polls.update(frame.poll);
       case "history_truncated": {
         const room = this.rooms.get(lower(frame.room));
         if (room) {
@@ -216,6 +224,7 @@ export class ChatApp {
     }
     for (const entry of this.outbox.pending()) this.sendPending(entry);
     this.tasks.reload(); // what changed while away
+    this.polls.reload();
   }
 
   async joined(frame) {
@@ -258,7 +267,7 @@ export class ChatApp {
       if (room === this.active) this.renderTyping();
     } else if (TASK_EVENTS.has(event.type)) {
       this.tasks.changed(room.name);
-    } else {
+    } else if (!POLL_EVENTS.has(event.type)) {
       this.memberChange(room, event);
     }
     if (event.type === "message_deleted") this.markDeleted(room, event.target);
@@ -487,6 +496,7 @@ export class ChatApp {
   removeRoom(room, why) {
     for (const entry of this.outbox.dropRoom(room.name)) this.removePending(entry.clientMsgId);
     this.rooms.delete(lower(room.name));
+    this.polls.dropRoom(room.name);
     room.log.remove();
     if (this.active === room) {
       this.active = null;
@@ -573,6 +583,7 @@ export class ChatApp {
     if (stick) this.scrollToEnd();
     const sent = room.pending.querySelector(`[data-seq="${event.seq}"]`);
     if (sent) this.removePendingNode(sent);
+    if (event.type === "poll_closed") this.polls.update(event.poll);
     return true;
   }
 
@@ -583,6 +594,7 @@ export class ChatApp {
     if (text !== null) {
       line.classList.add("system", event.type);
       line.append(el("span", { className: "sys" }, `-- ${text}`));
+      if (event.type === "poll_created") line.append(this.polls.chart(event.poll));
       return line;
     }
     const author = event.user ?? "deleted user";
@@ -790,6 +802,13 @@ export class ChatApp {
     }
   }
 
+  /** Alt+V: the newest poll of the room in view gets the keys. */
+  pollKey() {
+    const covering = getComputedStyle($("tasks")).position === "fixed"; // phone width: panels cover the stream
+    this.closePanels(covering ? null : "tasks");
+    if (!this.active || !this.polls.focusNewest(this.active.events)) this.systemLine(this.active, "no poll here to vote in", "error");
+  }
+
   /** Alt+T: open the tasks panel, or give it the keys when open, or close it when it has them. */
   tasksKey() {
     if ($("chat").classList.contains("show-tasks") && !$("tasks").contains(document.activeElement)) this.tasks.focus();
@@ -891,6 +910,9 @@ export class ChatApp {
       } else if (event.altKey && lower(event.key) === "t") {
         event.preventDefault();
         this.tasksKey();
+      } else if (event.altKey && lower(event.key) === "v") {
+        event.preventDefault();
+        this.pollKey();
       } else if (event.key === "Escape") {
         this.closePanels();
         input.focus();
@@ -918,5 +940,6 @@ export class ChatApp {
     }
     $("composer").addEventListener("submit", (event) => event.preventDefault(), { signal });
     this.tasks.bind(signal);
+    this.polls.bind(signal);
   }
 }

@@ -1,6 +1,7 @@
 // Pure text helpers: nick colours, links, times and the wording of system lines.
 // Nothing here touches the DOM, so `node --test` checks it (tests/js/).
 
+import { pollEventText } from "./polls.js";
 import { taskEventText } from "./tasks.js";
 
 export const NICK_COLOURS = 12;
@@ -52,6 +53,13 @@ export function clockTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "--:--";
   return `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** "HH:MM" on the reader's today, else "YYYY-MM-DD HH:MM": a time that may be days away. */
+export function dayTime(iso, now = new Date()) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime()) || date.toDateString() === now.toDateString()) return clockTime(iso);
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${clockTime(iso)}`;
 }
 
 function withReason(text, event) {
@@ -111,6 +119,9 @@ export function systemText(event, deletedTask = null) {
     case "task_updated":
     case "task_deleted":
       return taskEventText(event, deletedTask);
+    case "poll_created":
+    case "poll_closed":
+      return pollEventText(event);
     default:
       return `${event.type} by ${who}`;
   }
