@@ -360,6 +360,19 @@ async def test_task_changes_reach_the_users_own_sockets(running):
         notify = await next_of(bob_socket, "notify")
         assert notify["event"]["type"] == "task_updated"
         assert notify["event"]["changes"] == ["assignee"]
+        # Naming the assignee already there assigns no one: the event lists only what
+        # changed, bob is not told again (the notify below is the next he gets), and a
+        # PATCH that changes nothing stores nothing.
+        path = f"/api/tasks/{given['id']}"
+        stored = await history(running, ada, room="crew")
+        status, renamed = await api(running, ada, "PATCH", path, {"assignee": "bob", "title": "x"})
+        assert status == 200 and renamed["assignee"] == "bob" and renamed["title"] == "x"
+        assert await api(running, ada, "PATCH", path, {"assignee": "bob", "title": "x"}) == (
+            200,
+            renamed,
+        )
+        [updated] = (await history(running, ada, room="crew"))[len(stored) :]
+        assert updated["changes"] == ["title"] and updated["task"] == renamed
         # Nobody is told of their own assignment: the next notice bob gets is the one
         # after it (notices come in commit order), and ada heard of no room task.
         await task_of(running, bob, title="mine", room="crew", assignee="bob")

@@ -138,11 +138,16 @@ async def update_task_txn(
     request_id: str | None,
     check: TaskCheck,
 ) -> tuple[Task, RoomEvent | None] | None:
-    """Change what ``changes`` sets; None when there is no such task (any more)."""
+    """Change what ``changes`` sets; None when there is no such task (any more). When
+    no value changes, nothing is written (no event, audit row or notice): a retried
+    PATCH is no second change."""
     task = await _locked_and_checked(cursor, task_id, user_id, check)
     if task is None:
         return None
     assignee_id = await _assignee_id(cursor, task.room_id, user_id, changes.assignee)
+    changed = changes.changed_fields(task, assignee_id)
+    if not changed:
+        return task, None
     await cursor.execute(
         "UPDATE tasks SET title = coalesce(%(title)s, title),"
         "       description = coalesce(%(description)s, description),"
@@ -161,9 +166,7 @@ async def update_task_txn(
     )
     updated = await task_txn(cursor, task_id)
     assert updated is not None  # locked above
-    event = await _recorded(
-        cursor, "task.update", updated, user_id, event_id, request_id, changes.fields()
-    )
+    event = await _recorded(cursor, "task.update", updated, user_id, event_id, request_id, changed)
     return updated, event
 
 
