@@ -11,7 +11,7 @@ fails the run), then keeps CONCURRENCY requests in flight for DURATION seconds a
 prints requests/s and p50/p95 latency.
 
     .venv/bin/python bench/tasks.py [--database-url URL] [--tasks 100000] [--duration 5]
-        [--concurrency 4] [--explain]
+        [--concurrency 4] [--explain] [--analyze tasks]
 """
 
 from __future__ import annotations
@@ -88,8 +88,11 @@ class Page:
     before: int | None
 
 
-def seed(database_url: str, users: list[int], rooms: list[int], count: int) -> float:
-    """Store ``count`` tasks; seconds it took (ANALYZE included, as autovacuum would)."""
+def seed(
+    database_url: str, users: list[int], rooms: list[int], count: int, analyze: str = ""
+) -> float:
+    """Store ``count`` tasks; seconds it took (ANALYZE included, as autovacuum would;
+    ``analyze`` "tasks": of that table only, the others as a young database has them)."""
     started = time.monotonic()
     connection = psycopg2.connect(database_url)
     try:
@@ -100,7 +103,7 @@ def seed(database_url: str, users: list[int], rooms: list[int], count: int) -> f
             cursor.execute(SEED, {**params, "per_room": per_room, "per_user": per_user})
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            cursor.execute(f"ANALYZE {analyze}")
     finally:
         connection.close()
     return time.monotonic() - started
@@ -188,7 +191,7 @@ async def run(reactor: Any, base_url: str, database_url: str, args: argparse.Nam
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert joined.code == 200, await joined.text()
-    seconds = seed(database_url, users, rooms, args.tasks)
+    seconds = seed(database_url, users, rooms, args.tasks, args.analyze)
     deep = max(1, args.tasks // 10)  # deep in the first room and user's lists
     pages = [
         Page("my tasks, newest page", "", None, None),
@@ -215,6 +218,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--explain", action="store_true", help="print each query's plan")
+    parser.add_argument(
+        "--analyze",
+        choices=["", "tasks"],
+        default="",
+        help="ANALYZE every table after seeding (default) or only tasks",
+    )
     args = parser.parse_args()
 
     flags = ["--open-registration", "--no-rate-limits", *FAST_PASSWORDS]

@@ -7,6 +7,7 @@ setting it before anything asks for it, without patching globals.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,6 +93,8 @@ class TermroomsServer:
     meters: Meters | None = None
     http_limits: HttpLimits | None = None
     client_bundle: ClientBundle | None = None
+    # Per user with a drain of task notices under way: the notices it has yet to send.
+    _task_notices: dict[int, deque[TaskNotice]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         # The configured URL; start-up replaces it with the embedded server's when unset.
@@ -328,19 +331,34 @@ class TermroomsServer:
         return self.listener
 
     def deliver_task_notice(self, notice: TaskNotice) -> Deferred | None:
-        """Frames for a task change, read once here, if the user has a socket here."""
+        """Frames for a task change, read here, if the user has a socket here. One user's
+        notices go out one at a time, in the order they came (their commit order): an
+        update's read of the task may outlast its delete's notice, which needs none."""
         gateway = self.get_gateway()
         if not gateway.has_user(notice.user_id):
             return None
+        queue = self._task_notices.get(notice.user_id)
+        if queue is not None:  # the user's drain under way takes it
+            queue.append(notice)
+            return None
+        queue = self._task_notices[notice.user_id] = deque([notice])
 
-        async def deliver() -> None:
-            frame = await self.get_task_handler().frame_for(notice)
-            if frame is not None:
-                gateway.send_to_user(notice.user_id, frame)
+        async def drain() -> None:
+            try:
+                while queue:
+                    current = queue[0]
+                    try:
+                        frame = await self.get_task_handler().frame_for(current)
+                    except Exception:  # noqa: BLE001 - logged; the next notice still goes
+                        _log.failure("task notice {notice} failed", notice=current)
+                    else:
+                        if frame is not None:
+                            gateway.send_to_user(current.user_id, frame)
+                    queue.popleft()
+            finally:
+                del self._task_notices[notice.user_id]
 
-        d = ensureDeferred(deliver())
-        d.addErrback(lambda f: _log.failure("task notice {notice} failed", f, notice=notice))
-        return d
+        return ensureDeferred(drain())
 
     async def record_last_seen(self) -> None:
         """Write when members were last seen in their rooms: a batch every interval."""

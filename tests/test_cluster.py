@@ -15,11 +15,15 @@ import re
 import time
 from typing import Any, Awaitable
 
+import psycopg2
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred, gatherResults
+from twisted.internet.threads import deferToThread
 
 from cluster_support import (
+    Cluster,
     Findings,
     LedgerClient,
     Tally,
@@ -32,6 +36,8 @@ from cluster_support import (
     stream,
     wait_until,
 )
+from termrooms.domain.polls import POLL_UPDATE_EVERY_SECONDS
+from termrooms.storage.polls import POLLS_CLOSING_CHANNEL
 
 pytestmark = pytest.mark.slow
 
@@ -288,19 +294,27 @@ async def test_a_second_live_instance_with_the_same_node_id_refuses_to_start(
     findings.verify()
 
 
-# --------------------------------------------------------------------------- 7. tasks
+# --------------------------------------------------------------------------- 7. tasks and polls
 
 
 @pytest_twisted.ensureDeferred
 async def test_task_notices_and_task_events_cross_instances(make_cluster, redis_url):
+    """Tasks and polls across two instances: one pair of daemons for both (see below);
+    no rate limits, for the many voters' registrations and their votes as fast as they go."""
+    cluster = make_cluster(redis_url, ["--no-rate-limits"])
+    findings = Findings(cluster)
+    a, b = cluster.start(), cluster.start()
+    await tasks_cross_instances(cluster, findings, a, b)
+    await polls_cross_instances(cluster, findings, a, b)
+    findings.verify()
+
+
+async def tasks_cross_instances(cluster: Cluster, findings: Findings, a: Any, b: Any) -> None:
     """
     Tasks changed over HTTP on node 1 reach sockets on node 2: an assignment as a
     ``notify`` (never for one's own), a personal task's change as a ``task`` frame, and
     a room's task events, after a reconnect there with ``since``, each exactly once.
     """
-    cluster = make_cluster(redis_url)
-    findings = Findings(cluster)
-    a, b = cluster.start(), cluster.start()
     tokens = await cluster.register(["ada", "bob", "carl"], via=[a])
     await cluster.create_room(tokens["ada"], "crew", via=a)
     for name in ("bob", "carl"):
@@ -416,4 +430,143 @@ async def test_task_notices_and_task_events_cross_instances(make_cluster, redis_
     seqs = [e["seq"] for e in stored]
     want = {"ada": seqs[5:6], "bob": [seqs[0], seqs[3]], "carl": []} if len(seqs) == 8 else None
     findings.expect(notified == want, f"event seqs notified, by user: {notified}")
-    findings.verify()
+
+
+async def polls_cross_instances(cluster: Cluster, findings: Findings, a: Any, b: Any) -> None:
+    """
+    A poll made on node 1 and voted on through both: a subscriber on each instance gets
+    poll_update frames, at most one per instance every POLL_UPDATE_EVERY_SECONDS however
+    fast the votes come, the last with the exact totals. When it is due, both instances'
+    timers wake at once (a NOTIFY) and it closes once: one poll_closed stored, each
+    subscriber gets it once, and a vote after it is 409 on either instance.
+    """
+    voters = [f"voter{i:02d}" for i in range(12)]
+    tokens = await cluster.register(["pia", *voters], via=[a, b])
+    await cluster.create_room(tokens["pia"], "agora", via=a)
+    for i, name in enumerate(voters):
+        daemon = (a, b)[i % 2]
+        status, body, _ = await api(daemon.base_url, "POST", "/api/rooms/agora/join", tokens[name])
+        assert status == 200, body
+    watchers = [cluster.client("pia", tokens["pia"]), cluster.client("voter00", tokens["voter00"])]
+    for watcher, daemon in zip(watchers, (a, b), strict=True):
+        await watcher.connect(daemon)
+        await watcher.join("agora")
+    status, poll, _ = await api(
+        a.base_url,
+        "POST",
+        "/api/rooms/agora/polls",
+        tokens["pia"],
+        {"question": "Where?", "options": ["hall", "park", "pub"], "multiple": True,
+         "closes_in_s": 60},
+    )  # fmt: skip
+    assert status == 201, poll
+    path = f"/api/rooms/agora/polls/{poll['id']}"
+
+    async def vote(name: str, choices: list[int], daemon: Any) -> tuple[int, Any]:
+        status, body, _ = await api(
+            daemon.base_url, "POST", path + "/vote", tokens[name], {"choices": choices}
+        )
+        return status, body
+
+    # Two rounds as fast as they go, half on each instance; the second changes some.
+    choices = {name: [i % 3] for i, name in enumerate(voters)}
+    started = time.monotonic()
+    for round_ in range(2):
+        if round_:
+            choices.update({name: [0, 2] for name in voters[:5]})
+        answers = await gatherResults(
+            [
+                ensureDeferred(vote(name, choices[name], (a, b)[i % 2]))
+                for i, name in enumerate(voters)
+            ]
+        )
+        findings.expect(
+            all(status == 200 for status, _ in answers),
+            f"votes refused: {[a for a in answers if a[0] != 200][:3]}",
+        )
+    elapsed = time.monotonic() - started
+    status, final, _ = await api(b.base_url, "GET", path, tokens["pia"])
+    want_votes = [sum(i in c for c in choices.values()) for i in range(3)]
+    findings.expect(
+        [o["votes"] for o in final["options"]] == want_votes and final["voters"] == len(voters),
+        f"the poll's totals {final['options']}, want votes {want_votes}",
+    )
+    want = {"type": "poll_update", "room": "agora", "poll": {**final, "mine": None}}
+
+    def updates(watcher: LedgerClient) -> list[dict]:
+        return [f for _, _, f in watcher.frames if f["type"] == "poll_update"]
+
+    for watcher in watchers:
+        findings.expect(
+            await wait_until(lambda w=watcher: updates(w)[-1:] == [want], 5),
+            f"{watcher.name} on node {watcher.node}: last poll_update"
+            f" {(updates(watcher) or [None])[-1]}, want {want}",
+        )
+    await sleep(2 * POLL_UPDATE_EVERY_SECONDS)  # an update still owed would come now
+    # Each instance sends one at once and then one per interval, plus the one owed.
+    bound = 2 * (elapsed / POLL_UPDATE_EVERY_SECONDS + 2)
+    for watcher in watchers:
+        got = updates(watcher)
+        findings.expect(
+            got[-1:] == [want], f"{watcher.name}: a poll_update came after the final one"
+        )
+        findings.expect(
+            1 <= len(got) <= bound,
+            f"{watcher.name} got {len(got)} poll_updates for {2 * len(voters)} votes in"
+            f" {elapsed:.2f}s (at most {bound:.0f})",
+        )
+    findings.note(f"poll_updates for {2 * len(voters)} votes in {elapsed:.2f}s:"
+                  f" {[len(updates(w)) for w in watchers]}")  # fmt: skip
+
+    # Due now, and both timers told at once: one of them closes it.
+    await deferToThread(make_poll_due, cluster.database_url, int(poll["id"]))
+
+    def closed_events(watcher: LedgerClient) -> list[dict]:
+        return [e for e in watcher.events_in("agora") if e["type"] == "poll_closed"]
+
+    findings.expect(
+        await wait_until(lambda: all(closed_events(w) for w in watchers), 10),
+        f"poll_closed received: {[len(closed_events(w)) for w in watchers]}",
+    )
+    await sleep(1.0)  # a second close, or a duplicate, would be here by now
+    stored = [
+        e for e in await cluster.history(tokens["pia"], "agora") if e["type"] == "poll_closed"
+    ]
+    findings.expect(len(stored) == 1, f"poll_closed stored {len(stored)} times")
+    findings.expect(
+        stored and stored[0]["poll"]["closed"] and stored[0]["poll"]["options"] == final["options"],
+        f"the stored poll_closed {stored[:1]}, final results {final['options']}",
+    )
+    for watcher in watchers:
+        got = closed_events(watcher)
+        findings.expect(
+            [e["id"] for e in got] == [e["id"] for e in stored],
+            f"{watcher.name} on node {watcher.node} got poll_closed {got}, stored {stored}",
+        )
+    closings = sum(
+        "closed 1 poll(s) whose time had come" in line
+        for daemon in (a, b)
+        for line in daemon.log().splitlines()
+    )
+    findings.expect(closings == 1, f"{closings} instances logged closing the poll")
+    for daemon in (a, b):
+        status, body = await vote("voter01", [1], daemon)
+        findings.expect(
+            status == 409 and body["error_code"] == "poll_closed",
+            f"a vote after the close on node {cluster.node_of(daemon)}: {status} {body}",
+        )
+
+
+def make_poll_due(database_url: str, poll_id: int) -> None:
+    """Blocking: the poll's time passed a second ago, and every instance's timer wakes."""
+    connection = psycopg2.connect(database_url, connect_timeout=10)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE polls SET created_at = now() - interval '2 minutes',"
+                " closes_at = now() - interval '1 second' WHERE id = %s",
+                (poll_id,),
+            )
+            cursor.execute("SELECT pg_notify(%s, '0')", (POLLS_CLOSING_CHANNEL,))
+    finally:
+        connection.close()

@@ -60,15 +60,30 @@ def test_limits_are_inclusive():
 
 
 def test_an_update_sets_what_it_names_and_null_unassigns():
-    assert parse_task_changes({"status": "completed"}, creating=False).fields() == ("status",)
+    assert parse_task_changes({"status": "completed"}, creating=False).status == "completed"
     cleared = parse_task_changes({"assignee": None}, creating=False)
-    assert cleared.assignee == "" and cleared.fields() == ("assignee",)
-    assert parse_task_changes({"title": "t", "description": "d"}, creating=False).fields() == (
-        "title",
-        "description",
-    )
+    assert cleared.assignee == ""
     assert fields_refused({}, creating=False) == ["title"]
     assert fields_refused({"colour": "red"}, creating=False) == ["title"]
+
+
+def test_an_update_changes_only_the_values_that_differ():
+    moment = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    task = Task(7, 3, "crew", 2, "t", "d", "pending", 11, "ada", 12, "bob", None, moment, moment)
+
+    def changed(body: dict, assignee_id: int | None = 12) -> tuple[str, ...]:
+        return parse_task_changes(body, creating=False).changed_fields(task, assignee_id)
+
+    assert changed({"title": "t", "description": "d", "status": "pending"}) == ()
+    assert changed({"assignee": "bob"}) == ()  # already bob's: not a new assignment
+    assert changed({"assignee": "bob", "status": "completed"}) == ("status",)
+    assert changed({"assignee": None}, assignee_id=None) == ("assignee",)
+    assert changed({"assignee": "carl"}, assignee_id=13) == ("assignee",)
+    assert changed({"status": "completed", "title": "u", "description": ""}) == (
+        "title",
+        "description",
+        "status",
+    )
 
 
 MEMBER = Actor(room_role="member", server_admin=False)

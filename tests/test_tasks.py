@@ -15,8 +15,10 @@ from test_retention_database import ADA, add_room, sql
 from twisted.internet import defer, reactor
 
 from support import PASSWORD, bearer, config_for, start
+from termrooms.config import Config
 from termrooms.domain.errors import ApiError
-from termrooms.domain.tasks import TaskChanges
+from termrooms.domain.tasks import TaskChanges, TaskNotice
+from termrooms.server import TermroomsServer
 from termrooms.storage.database import connect_one, run_in_transaction
 from termrooms.storage.tasks import create_task_txn
 from test_rooms import close, connect, frames_until, user_session
@@ -358,6 +360,19 @@ async def test_task_changes_reach_the_users_own_sockets(running):
         notify = await next_of(bob_socket, "notify")
         assert notify["event"]["type"] == "task_updated"
         assert notify["event"]["changes"] == ["assignee"]
+        # Naming the assignee already there assigns no one: the event lists only what
+        # changed, bob is not told again (the notify below is the next he gets), and a
+        # PATCH that changes nothing stores nothing.
+        path = f"/api/tasks/{given['id']}"
+        stored = await history(running, ada, room="crew")
+        status, renamed = await api(running, ada, "PATCH", path, {"assignee": "bob", "title": "x"})
+        assert status == 200 and renamed["assignee"] == "bob" and renamed["title"] == "x"
+        assert await api(running, ada, "PATCH", path, {"assignee": "bob", "title": "x"}) == (
+            200,
+            renamed,
+        )
+        [updated] = (await history(running, ada, room="crew"))[len(stored) :]
+        assert updated["changes"] == ["title"] and updated["task"] == renamed
         # Nobody is told of their own assignment: the next notice bob gets is the one
         # after it (notices come in commit order), and ada heard of no room task.
         await task_of(running, bob, title="mine", room="crew", assignee="bob")
@@ -371,6 +386,53 @@ async def test_task_changes_reach_the_users_own_sockets(running):
     finally:
         await close(ada_socket)
         await close(bob_socket)
+
+
+def test_one_users_task_notices_go_out_in_commit_order():
+    """An update's notice reads the task again, its delete's needs no read: when that
+    read is slow the delete's frame still goes second (else the owner's client shows the
+    deleted task as present). Another user's notices do not wait; a failed read drops
+    only its own frame; nothing is kept once a user's notices are out."""
+    reads: list[tuple[TaskNotice, defer.Deferred]] = []
+    sent: list[tuple[int, dict]] = []
+
+    class Gateway:
+        def has_user(self, user_id: int) -> bool:
+            return True
+
+        def send_to_user(self, user_id: int, frame: dict) -> None:
+            sent.append((user_id, frame))
+
+    class Handler:
+        def frame_for(self, notice: TaskNotice) -> defer.Deferred:
+            reads.append((notice, defer.Deferred()))
+            return reads[-1][1]
+
+    def answer(kind: str, user_id: int = 1, fail: bool = False) -> None:
+        """The pending read of that notice, if it has begun, answers."""
+        for notice, d in reads:
+            if notice.kind == kind and notice.user_id == user_id and not d.called:
+                if fail:
+                    d.errback(RuntimeError("the database went away"))
+                else:
+                    d.callback({"kind": kind})
+
+    server = TermroomsServer(Config(), reactor, gateway=Gateway(), task_handler=Handler())
+    server.deliver_task_notice(TaskNotice(1, "task", 10))
+    server.deliver_task_notice(TaskNotice(1, "task_deleted", 10))
+    server.deliver_task_notice(TaskNotice(2, "task", 20))
+    answer("task", user_id=2)
+    answer("task_deleted")  # quick, when it may begin before the update's read is done
+    answer("task")
+    answer("task_deleted")
+    assert sent == [(2, {"kind": "task"}), (1, {"kind": "task"}), (1, {"kind": "task_deleted"})]
+
+    server.deliver_task_notice(TaskNotice(1, "task", 11))
+    server.deliver_task_notice(TaskNotice(1, "task_deleted", 11))
+    answer("task", fail=True)
+    answer("task_deleted")
+    assert sent[3:] == [(1, {"kind": "task_deleted"})]
+    assert server._task_notices == {}
 
 
 async def next_of(client, frame_type: str) -> dict:

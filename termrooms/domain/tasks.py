@@ -80,9 +80,16 @@ class TaskChanges:
     status: str | None = None
     assignee: str | None = None
 
-    def fields(self) -> tuple[str, ...]:
-        """The names of the fields set, in the contract's order (``changes`` of an event)."""
-        return tuple(name for name in TASK_FIELDS if getattr(self, name) is not None)
+    def changed_fields(self, task: Task, assignee_id: int | None) -> tuple[str, ...]:
+        """The fields whose value this changes on ``task`` (``assignee_id``: whom the
+        assignee given resolves to), in the contract's order: ``changes`` of an event.
+        A field set to the value it has is no change, so re-sending the assignee there
+        is not a new assignment."""
+        now = {"title": task.title, "description": task.description, "status": task.status}
+        changed = [name for name, value in now.items() if getattr(self, name) not in (None, value)]
+        if self.assignee is not None and assignee_id != task.assignee_id:
+            changed.append("assignee")
+        return tuple(changed)
 
 
 @attrs.frozen
