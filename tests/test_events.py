@@ -199,7 +199,40 @@ def test_message_event():
         "body": "hello\nworld",
         "client_msg_id": "c-1",
         "action": False,
+        "mentions": [],
+        "edited_at": None,
     }
+
+
+def test_a_message_shows_its_mentions_and_last_edit():
+    edited = make_event(
+        "message",
+        body="ask @Bob",
+        data={"mentions": ["bob"]},
+        edited_at=datetime(2026, 11, 24, 9, 30, 1, 500000, tzinfo=timezone.utc),
+    )
+    shown = event_json(edited)
+    assert shown["mentions"] == ["bob"] and shown["edited_at"] == "2026-11-24T09:30:01.500Z"
+
+
+def test_message_edited_shows_its_message_as_it_is_now():
+    event = make_event(
+        "message_edited",
+        target_event_id=42,
+        body="fixed",
+        data={"mentions": ["ada"]},
+        edited_at=datetime(2026, 11, 24, 9, 30, 1, tzinfo=timezone.utc),
+    )
+    assert event_json(event) == {
+        "type": "message_edited",
+        **COMMON,
+        "target": "42",
+        "body": "fixed",
+        "mentions": ["ada"],
+        "edited_at": "2026-11-24T09:30:01.000Z",
+    }
+    deleted = attrs.evolve(event, deleted_at=datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    assert event_json(deleted)["body"] is None
 
 
 def test_me_action_message_without_client_msg_id():
@@ -210,17 +243,23 @@ def test_me_action_message_without_client_msg_id():
         "body": "waves",
         "client_msg_id": None,
         "action": True,
+        "mentions": [],
+        "edited_at": None,
     }
 
 
 def test_deleted_message_keeps_its_seq_but_not_its_text():
-    event = make_event("message", body="oops", client_msg_id="c-2", deleted_at=TS)
+    event = make_event(
+        "message", body="oops @bob", client_msg_id="c-2", deleted_at=TS, data={"mentions": ["bob"]}
+    )
     assert event_json(event) == {
         "type": "message",
         **COMMON,
         "body": None,
         "client_msg_id": "c-2",
         "action": False,
+        "mentions": [],
+        "edited_at": None,
     }
 
 

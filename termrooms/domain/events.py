@@ -91,6 +91,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "task_deleted",
         "poll_created",
         "poll_closed",
+        "message_edited",
     }
 )
 # Events whose `user` is the member the event is about; nothing else is added.
@@ -177,6 +178,19 @@ def _seq_problem(value: object) -> str | None:
     return None
 
 
+def _event_id_problem(value: object) -> str | None:
+    """An event id as the wire writes ids: a decimal string of a positive 63-bit integer."""
+    if (
+        not isinstance(value, str)
+        or not value.isascii()
+        or not value.isdigit()
+        or len(value) > 19
+        or not 0 < int(value) < 2**63
+    ):
+        return "must be an event id: a decimal string"
+    return None
+
+
 def _token_problem(token: object) -> str | None:
     if not isinstance(token, str) or not 1 <= len(token) <= TOKEN_MAX:
         return f"must be a string of 1-{TOKEN_MAX} characters"
@@ -219,12 +233,22 @@ class RoomEvent:
     body: str | None = None
     client_msg_id: str | None = None
     action: bool = False
-    data: Mapping[str, Any] = attrs.field(factory=dict)  # topic, role, reason, duration_s...
+    data: Mapping[str, Any] = attrs.field(factory=dict)  # topic, role, reason, mentions...
     deleted_at: datetime | None = None
+    edited_at: datetime | None = None  # a message's last edit (message_edited: its message's)
 
 
 def _wire_value(value: Any) -> Any:
     return iso_time(value) if isinstance(value, datetime) else value
+
+
+def _message_text(event: RoomEvent, shown: dict[str, Any]) -> None:
+    """A message's body, mentions and last edit; a deleted message keeps its seq (no
+    gaps) but never shows its text, nor who it named, again."""
+    deleted = event.deleted_at is not None
+    shown["body"] = None if deleted else event.body
+    shown["mentions"] = [] if deleted else list(event.data.get("mentions", ()))
+    shown["edited_at"] = None if event.edited_at is None else iso_time(event.edited_at)
 
 
 def event_json(event: RoomEvent) -> dict[str, Any]:
@@ -238,10 +262,14 @@ def event_json(event: RoomEvent) -> dict[str, Any]:
         "user": event.user,
     }
     if event.type == "message":
-        # A deleted message keeps its seq (no gaps) but never shows its text again.
-        shown["body"] = None if event.deleted_at is not None else event.body
+        _message_text(event, shown)
         shown["client_msg_id"] = event.client_msg_id
         shown["action"] = event.action
+    elif event.type == "message_edited":
+        # Read from storage as its message is now: the current body, mentions, edit time.
+        target = event.target_event_id
+        shown["target"] = None if target is None else str(target)
+        _message_text(event, shown)
     elif event.type == "message_deleted":
         target = event.target_event_id
         shown["target"] = None if target is None else str(target)
@@ -300,6 +328,17 @@ class SendFrame:
 
 
 @attrs.frozen
+class EditFrame:
+    """Replace the body of one's own message ``id`` (v1.1 Editing)."""
+
+    type: ClassVar[str] = "edit"
+    room: str
+    id: int
+    body: str  # already cleaned, as a send's
+    ref: Ref = None
+
+
+@attrs.frozen
 class CommandFrame:
     """Run a slash command line in the context of a room."""
 
@@ -349,6 +388,7 @@ ClientFrame = (
     JoinFrame
     | LeaveFrame
     | SendFrame
+    | EditFrame
     | CommandFrame
     | TypingFrame
     | ReadFrame
@@ -357,7 +397,7 @@ ClientFrame = (
 )
 
 CLIENT_FRAME_TYPES: frozenset[str] = frozenset(
-    {"join", "leave", "send", "command", "typing", "read", "ping", "auth"}
+    {"join", "leave", "send", "edit", "command", "typing", "read", "ping", "auth"}
 )
 
 
@@ -393,6 +433,9 @@ def parse_client_frame(frame: object) -> ClientFrame:
     elif kind == "send":
         problems["body"] = body_problem(get("body"))
         problems["client_msg_id"] = client_msg_id_problem(get("client_msg_id"))
+    elif kind == "edit":
+        problems["id"] = _event_id_problem(get("id"))
+        problems["body"] = body_problem(get("body"))
     elif kind == "command":
         problems["line"] = _line_problem(get("line"))
     elif kind == "read":
@@ -414,6 +457,9 @@ def parse_client_frame(frame: object) -> ClientFrame:
             client_msg_id=frame["client_msg_id"],
             ref=ref,
         )
+    if kind == "edit":
+        body = frame["body"].rstrip()
+        return EditFrame(room=frame["room"], id=int(frame["id"]), body=body, ref=ref)
     if kind == "command":
         return CommandFrame(room=frame["room"], line=frame["line"], ref=ref)
     if kind == "typing":

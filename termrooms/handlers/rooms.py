@@ -24,6 +24,7 @@ from termrooms.domain.events import (
     client_msg_id_problem,
     event_json,
 )
+from termrooms.domain.mentions import written_names
 from termrooms.domain.ratelimit import RateLimit
 from termrooms.domain.roles import (
     HIERARCHICAL_ACTIONS,
@@ -66,6 +67,7 @@ from termrooms.storage.rooms import (
     Standing,
     add_member_txn,
     create_room_txn,
+    edit_message_txn,
     events_after_txn,
     events_before_txn,
     member_count_txn,
@@ -108,6 +110,10 @@ def actor_of(view: RoomView, user: User) -> Actor:
         muted=bool(standing and standing.muted),
         banned=bool(standing and standing.banned),
     )
+
+
+def _no_such_message() -> ApiError:
+    return ApiError("not_found", "No such message in this room.")
 
 
 def _not_found(name: Any) -> ApiError:
@@ -310,9 +316,10 @@ class RoomHandler:
         text = clean_body(body)
         await self._limit_send(user)
         view = await self.member_view(name, user, Action.SEND)
-        event, new = await self.writer.post(
-            view.room.id, Draft(self.snowflakes.next_id(), user.id, text, client_msg_id, action)
+        draft = Draft(
+            self.snowflakes.next_id(), user.id, text, client_msg_id, action, written_names(text)
         )
+        event, new = await self.writer.post(view.room.id, draft)
         if new:
             self.publish(event)
         return event, new
@@ -358,13 +365,43 @@ class RoomHandler:
             invite_txn, view.room.id, target.id, user.id, request_id
         )
 
+    async def edit_message(
+        self, name: Any, user: User, message_id: Any, read_body: Callable[[], Any]
+    ) -> tuple[RoomEvent, RoomEvent, list[int]]:
+        """Its author replaces a message's body: the message as it is now, the stored
+        ``message_edited`` (published), and who the edit newly mentions. ``read_body``
+        is called once the message is known and the caller its author: a 422 never
+        tells anyone about a message they may not edit."""
+        view = await self.member_view(name, user)
+        if not isinstance(message_id, int) or not 0 < message_id < 2**63:
+            raise _no_such_message()
+        found = await self.database.run_autocommit(message_author_txn, view.room.id, message_id)
+        if found is None or found[1]:
+            raise _no_such_message()
+        if found[0] != user.id:
+            raise ApiError("forbidden", "Only its author edits a message.")
+        text = clean_body(read_body())
+        edited = await self.database.run_interaction(
+            edit_message_txn,
+            view.room.id,
+            message_id,
+            user.id,
+            text,
+            written_names(text),
+            self.snowflakes.next_id(),
+        )
+        if edited is None:  # deleted meanwhile
+            raise _no_such_message()
+        self.publish(edited[1])
+        return edited
+
     async def delete_message(self, name: Any, user: User, message_id: Any) -> RoomEvent:
         view = await self.member_view(name, user)
         if not isinstance(message_id, int) or not 0 < message_id < 2**63:
-            raise ApiError("not_found", "No such message in this room.")
+            raise _no_such_message()
         found = await self.database.run_interaction(message_author_txn, view.room.id, message_id)
         if found is None or found[1]:
-            raise ApiError("not_found", "No such message in this room.")
+            raise _no_such_message()
         if not may_delete_message(actor_of(view, user), is_author=found[0] == user.id):
             raise ApiError("forbidden", "Only moderators delete other people's messages.")
         event = await self.database.run_interaction(

@@ -46,15 +46,23 @@ class Standing:
 _ROOM_FIELDS = ("id", "name", "topic", "visibility", "created_at", "last_seq")  # Room's
 _ROOM_COLUMNS = ", ".join(_ROOM_FIELDS)
 # RoomEvent's fields, in its order.
+# A message_edited event shows its message as it is now: body (null once deleted),
+# mentions and edited_at, so every copy of a message agrees with the newest.
 _EVENT_COLUMNS = (
     "e.id, e.room_id, r.name, e.seq, e.type, e.created_at, u.username, t.username,"
-    " e.target_event_id, e.body, e.client_msg_id, e.action, e.data, e.deleted_at"
+    " e.target_event_id,"
+    " CASE WHEN e.type = 'message_edited' THEN m.body ELSE e.body END,"
+    " e.client_msg_id, e.action,"
+    " CASE WHEN e.type = 'message_edited' THEN coalesce(m.data, '{}') ELSE e.data END,"
+    " CASE WHEN e.type = 'message_edited' THEN m.deleted_at ELSE e.deleted_at END,"
+    " CASE WHEN e.type = 'message_edited' THEN m.edited_at ELSE e.edited_at END"
 )
 _EVENT_FROM = (
     " FROM room_events e"
     " JOIN rooms r ON r.id = e.room_id"
     " LEFT JOIN users u ON u.id = e.user_id"
     " LEFT JOIN users t ON t.id = e.target_user_id"
+    " LEFT JOIN room_events m ON e.type = 'message_edited' AND m.id = e.target_event_id"
 )
 _EVENT_SELECT = f"SELECT {_EVENT_COLUMNS}{_EVENT_FROM}"
 
@@ -185,7 +193,20 @@ class Draft:
     body: str
     client_msg_id: str | None
     action: bool = False
+    # The names the body writes as @name (mentions.written_names); the statement that
+    # stores it keeps those of the room's members then.
+    written_names: tuple[str, ...] = ()
 
+
+# The room's members among lowercased names, as their usernames are stored, in the order
+# the names are given: who a message's @names mention.
+_MEMBERS_NAMED = (
+    "SELECT u.id, u.username"
+    "  FROM unnest(%(names)s::text[]) WITH ORDINALITY AS c (name, at)"
+    "  JOIN users u ON lower(u.username) = c.name"
+    "  JOIN memberships m ON m.room_id = %(room)s AND m.user_id = u.id"
+    " ORDER BY c.at"
+)
 
 # One statement, so one round trip and one commit, for messages to any number of rooms:
 # the UPDATE of each room's row takes the room's lock and its seqs, the INSERT stores
@@ -196,8 +217,9 @@ class Draft:
 _POST_MESSAGES = f"""
 WITH draft AS (
     SELECT * FROM unnest(%(rooms)s::bigint[], %(ids)s::bigint[], %(authors)s::bigint[],
-                         %(bodies)s::text[], %(keys)s::text[], %(actions)s::boolean[])
-           WITH ORDINALITY AS d (room_id, id, user_id, body, client_msg_id, action, n)
+                         %(bodies)s::text[], %(keys)s::text[], %(actions)s::boolean[],
+                         %(names)s::text[])
+           WITH ORDINALITY AS d (room_id, id, user_id, body, client_msg_id, action, names, n)
 ), known AS (
     SELECT d.n, e.id FROM draft d
       JOIN room_events e ON e.room_id = d.room_id AND e.user_id = d.user_id
@@ -206,6 +228,17 @@ WITH draft AS (
     SELECT d.*, row_number() OVER (PARTITION BY d.room_id ORDER BY d.n) AS k,
            count(*) OVER (PARTITION BY d.room_id) AS total
       FROM draft d WHERE d.n NOT IN (SELECT n FROM known)
+), mention AS (
+    -- The names written that are members' now, as their usernames are stored, in the
+    -- order first written. Only drafts with names written get here.
+    SELECT f.n, array_agg(u.id ORDER BY c.at) AS user_ids,
+           jsonb_build_object('mentions', jsonb_agg(u.username ORDER BY c.at)) AS data
+      FROM fresh f
+     CROSS JOIN LATERAL unnest(string_to_array(f.names, ' ')) WITH ORDINALITY AS c (name, at)
+      JOIN users u ON lower(u.username) = c.name
+      JOIN memberships m ON m.room_id = f.room_id AND m.user_id = u.id
+     WHERE f.names <> ''
+     GROUP BY f.n
 ), added AS (
     SELECT room_id, count(*) AS n FROM fresh GROUP BY room_id
 ), bumped AS (
@@ -213,14 +246,19 @@ WITH draft AS (
       FROM added a WHERE r.id = a.room_id
     RETURNING r.id, r.last_seq, r.name
 ), stored AS (
-    INSERT INTO room_events (id, room_id, seq, type, user_id, body, client_msg_id, action)
+    INSERT INTO room_events (id, room_id, seq, type, user_id, body, client_msg_id, action,
+                             data)
     SELECT f.id, f.room_id, b.last_seq - f.total + f.k, 'message', f.user_id, f.body,
-           f.client_msg_id, f.action
-      FROM fresh f JOIN bumped b ON b.id = f.room_id
-    RETURNING id, seq, created_at
+           f.client_msg_id, f.action, coalesce(mn.data, '{{}}'::jsonb)
+      FROM fresh f JOIN bumped b ON b.id = f.room_id LEFT JOIN mention mn ON mn.n = f.n
+    RETURNING id, room_id, seq, created_at, data
+), mentioned AS (
+    INSERT INTO message_mentions (event_id, room_id, seq, user_id)
+    SELECT s.id, s.room_id, s.seq, unnest(mn.user_ids)
+      FROM stored s JOIN fresh f ON f.id = s.id JOIN mention mn ON mn.n = f.n
 )
 SELECT f.n, true, s.id, f.room_id, b.name, s.seq, 'message', s.created_at, u.username,
-       NULL, NULL, f.body, f.client_msg_id, f.action, '{{}}'::jsonb, NULL
+       NULL, NULL, f.body, f.client_msg_id, f.action, s.data, NULL, NULL
   FROM stored s JOIN fresh f ON f.id = s.id JOIN bumped b ON b.id = f.room_id
   LEFT JOIN users u ON u.id = f.user_id
 UNION ALL
@@ -258,6 +296,7 @@ async def post_messages_txn(
             "bodies": [d.body for _, d in unique],
             "keys": [d.client_msg_id for _, d in unique],
             "actions": [d.action for _, d in unique],
+            "names": [" ".join(d.written_names) for _, d in unique],
         },
     )
     found = {row[0]: (_event(row[2:]), row[1]) for row in cursor.fetchall()}
@@ -440,3 +479,64 @@ async def touch_last_seen_txn(cursor: Any, seen: list[tuple[int, int, datetime]]
         " WHERE m.room_id = v.room_id AND m.user_id = v.user_id",
         [value for row in seen for value in row],
     )
+
+
+async def edit_message_txn(
+    cursor: Any,
+    room_id: int,
+    message_id: int,
+    author_id: int,
+    body: str,
+    written_names: tuple[str, ...],
+    event_id: int,
+) -> tuple[RoomEvent, RoomEvent, list[int]] | None:
+    """
+    Replace a message's body (its author's alone: ``forbidden`` otherwise) and store
+    ``message_edited`` pointing at it; None when there is no such message, or it was
+    deleted. Returns the message as it is now, the edit's event, and the users the edit
+    newly mentions (each mention counts from the edit's seq).
+    """
+    await cursor.execute(
+        "SELECT user_id, deleted_at IS NOT NULL FROM room_events"
+        " WHERE id = %s AND room_id = %s AND type = 'message' FOR UPDATE",
+        (message_id, room_id),
+    )
+    row = cursor.fetchone()
+    if row is None or row[1]:
+        return None
+    if row[0] != author_id:
+        raise ApiError("forbidden", "Only its author edits a message.")
+    await cursor.execute(_MEMBERS_NAMED, {"room": room_id, "names": list(written_names)})
+    named = cursor.fetchall()
+    mentions = [username for _, username in named]
+    data = {"mentions": mentions} if mentions else {}
+    # The event keeps only what it points at: read, it shows its message as it is then.
+    event = await append_event_txn(
+        cursor, event_id, room_id, "message_edited", user_id=author_id, target_event_id=message_id
+    )
+    await cursor.execute(
+        "WITH gone AS ("
+        "   DELETE FROM message_mentions WHERE event_id = %(message)s"
+        "      AND NOT user_id = ANY(%(users)s::bigint[]) RETURNING user_id)"
+        " INSERT INTO message_mentions (event_id, room_id, seq, user_id)"
+        " SELECT %(message)s, %(room)s, %(seq)s, unnest(%(users)s::bigint[])"
+        " ON CONFLICT DO NOTHING RETURNING user_id",
+        {
+            "message": message_id,
+            "room": room_id,
+            "seq": event.seq,
+            "users": [user_id for user_id, _ in named],
+        },
+    )
+    newly = [user_id for (user_id,) in cursor.fetchall()]
+    await cursor.execute(
+        "UPDATE room_events SET body = %s, data = (data - 'mentions') || %s::jsonb,"
+        "       edited_at = now()"
+        " WHERE id = %s",
+        (body, json.dumps(data), message_id),
+    )
+    await cursor.execute(
+        f"{_EVENT_SELECT} WHERE e.id = ANY(%s) ORDER BY e.seq", ([message_id, event_id],)
+    )
+    message, edited = (_event(row) for row in cursor.fetchall())
+    return message, edited, newly

@@ -19,6 +19,7 @@ from termrooms.domain.errors import RETRY_AFTER_SECONDS, ApiError, DatabaseUnava
 from termrooms.domain.events import (
     AuthFrame,
     CommandFrame,
+    EditFrame,
     JoinFrame,
     LeaveFrame,
     PingFrame,
@@ -433,6 +434,11 @@ class GatewayProtocol(WebSocketServerProtocol):
         )
         # After the commit, and the same ack for a retried client_msg_id.
         self.send_frame(ack_frame(frame.client_msg_id, event.id, event.seq))
+
+    async def handle_edit(self, frame: EditFrame) -> None:
+        """As PATCH .../messages/{id}: the edit's event reaches the room's subscribers."""
+        await self.factory.rooms().edit_message(frame.room, self.user, frame.id, lambda: frame.body)
+        self.send_frame(reply_frame(frame.ref, True, "edited"))
 
     async def handle_read(self, frame: ReadFrame) -> None:
         await self.factory.rooms().mark_read(frame.room, self.user, frame.seq)

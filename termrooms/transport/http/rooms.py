@@ -11,7 +11,7 @@ from termrooms.domain.rules import check_fields
 from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
 from termrooms.transport.http.auth import signed_in_user
 from termrooms.transport.http.request import ApiRequest
-from termrooms.transport.http.router import JsonResponse, Router, json_body, query_int
+from termrooms.transport.http.router import JsonResponse, Router, json_body, path_id, query_int
 
 ROOM_SCHEMA = {
     "type": "object",
@@ -39,6 +39,17 @@ EVENT_SCHEMA = {
         "seq": {"type": "integer"},
         "ts": {"type": "string", "format": "date-time"},
         "user": {"type": ["string", "null"]},
+        "body": {"type": ["string", "null"], "description": "message, message_edited"},
+        "mentions": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "message, message_edited: the members named as @name",
+        },
+        "edited_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "message, message_edited: the message's last edit",
+        },
     },
 }
 MEMBER_SCHEMA = {
@@ -270,9 +281,29 @@ def register_room_routes(router: Router, server: Any) -> None:
     )
     async def delete_message(request: ApiRequest, name: str, message_id: str) -> JsonResponse:
         user = await user_of(request)
-        number = int(message_id) if message_id.isdigit() and len(message_id) < 20 else 0
-        await rooms().delete_message(name, user, number)
+        await rooms().delete_message(name, user, path_id(message_id))
         return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/rooms/<name>/messages/<message_id>",
+        "PATCH",
+        summary="Edit your message: replaces its body, stores message_edited; answers the"
+        " message as it now is.",
+        tags=("rooms",),
+        auth=True,
+        request_body={
+            "type": "object",
+            "required": ["body"],
+            "properties": {"body": {"type": "string"}},
+        },
+        responses={200: EVENT_SCHEMA, 400: None, 401: None, 403: None, 404: None, 422: None},
+    )
+    async def edit_message(request: ApiRequest, name: str, message_id: str) -> dict[str, Any]:
+        user = await user_of(request)
+        message, _, _ = await rooms().edit_message(
+            name, user, path_id(message_id), lambda: json_body(request).get("body")
+        )
+        return event_json(message)
 
     @router.route(
         "/api/rooms/<name>/moderation",
