@@ -25,8 +25,8 @@ from termrooms.cluster.redis import RedisAddress, RedisClient
 from termrooms.config import Config, signing_key_path
 from termrooms.domain.errors import DatabaseUnavailable
 from termrooms.domain.events import Removal
+from termrooms.domain.notices import UserNotice
 from termrooms.domain.snowflake import SnowflakeGenerator
-from termrooms.domain.tasks import TaskNotice
 from termrooms.domain.tokens import AccessTokens
 from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
@@ -36,6 +36,7 @@ from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import MeteredLimiter, Meters
 from termrooms.storage.database import Database, backoff_delays
+from termrooms.storage.notices import USER_NOTICES_CHANNEL
 from termrooms.storage.polls import POLLS_CLOSING_CHANNEL
 from termrooms.storage.rooms import (
     ROOM_EVENTS_CHANNEL,
@@ -47,7 +48,6 @@ from termrooms.storage.rooms import (
 )
 from termrooms.storage.sessions import SESSIONS_ENDED_CHANNEL, SessionsEnded
 from termrooms.storage.signing import SigningKeys
-from termrooms.storage.tasks import TASK_NOTICES_CHANNEL
 from termrooms.transport.gateway.factory import GatewayFactory
 from termrooms.transport.http.assets import ClientBundle, installed_bundle
 from termrooms.transport.http.auth import register_auth_routes
@@ -93,8 +93,8 @@ class TermroomsServer:
     meters: Meters | None = None
     http_limits: HttpLimits | None = None
     client_bundle: ClientBundle | None = None
-    # Per user with a drain of task notices under way: the notices it has yet to send.
-    _task_notices: dict[int, deque[TaskNotice]] = attrs.field(factory=dict, init=False)
+    # Per user with a drain of notices under way: the notices it has yet to send.
+    _user_notices: dict[int, deque[UserNotice]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         # The configured URL; start-up replaces it with the embedded server's when unset.
@@ -300,9 +300,7 @@ class TermroomsServer:
             handlers = {
                 SESSIONS_ENDED_CHANNEL: sessions_ended,
                 ROOM_REMOVALS_CHANNEL: lambda p: gateway.remove_from_room(Removal.from_payload(p)),
-                TASK_NOTICES_CHANNEL: lambda p: self.deliver_task_notice(
-                    TaskNotice.from_payload(p)
-                ),
+                USER_NOTICES_CHANNEL: lambda p: self.deliver_notice(UserNotice.from_payload(p)),
                 POLLS_CLOSING_CHANNEL: lambda p: self.get_poll_handler().closing_in(float(p)),
             }
             if self.cluster_bus is not None:
@@ -330,18 +328,19 @@ class TermroomsServer:
             self.listener = Listener(self.reactor, dsn, self.config.node_id, handlers, missed)
         return self.listener
 
-    def deliver_task_notice(self, notice: TaskNotice) -> Deferred | None:
-        """Frames for a task change, read here, if the user has a socket here. One user's
+    def deliver_notice(self, notice: UserNotice) -> Deferred | None:
+        """The frame of a notice (a task change, a notify), read here, if the user has a
+        socket here. One user's
         notices go out one at a time, in the order they came (their commit order): an
         update's read of the task may outlast its delete's notice, which needs none."""
         gateway = self.get_gateway()
         if not gateway.has_user(notice.user_id):
             return None
-        queue = self._task_notices.get(notice.user_id)
+        queue = self._user_notices.get(notice.user_id)
         if queue is not None:  # the user's drain under way takes it
             queue.append(notice)
             return None
-        queue = self._task_notices[notice.user_id] = deque([notice])
+        queue = self._user_notices[notice.user_id] = deque([notice])
 
         async def drain() -> None:
             try:
@@ -350,13 +349,13 @@ class TermroomsServer:
                     try:
                         frame = await self.get_task_handler().frame_for(current)
                     except Exception:  # noqa: BLE001 - logged; the next notice still goes
-                        _log.failure("task notice {notice} failed", notice=current)
+                        _log.failure("notice {notice} failed", notice=current)
                     else:
                         if frame is not None:
                             gateway.send_to_user(current.user_id, frame)
                     queue.popleft()
             finally:
-                del self._task_notices[notice.user_id]
+                del self._user_notices[notice.user_id]
 
         return ensureDeferred(drain())
 

@@ -229,3 +229,80 @@ async def test_an_edit_mentions_again_and_drops_who_it_no_longer_names(
     # Thousands of @words: stored, named once each, never a 500.
     many = " ".join(["@bob", "@carl", *(f"@x{i:05}" for i in range(600))])
     assert (await posted(running, ada, many[:4000]))["mentions"] == ["bob", "carl"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mention_notifies_counts_and_lists(running):
+    _, (ada, bob, carl) = await lobby_with(running, "ada", "bob", "carl")
+    await api(running, ada, "POST", "/api/rooms", {"name": "elsewhere", "visibility": "public"})
+    bob_socket = await connect(running, bob)  # subscribed to no room: notify reaches it
+    ada_socket = await connect(running, ada)
+
+    carl_socket = await connect(running, carl)
+
+    async def next_notify(socket) -> dict:
+        return (await frames_until(socket, lambda f: f["type"] == "notify"))[-1]
+
+    first = await posted(running, ada, "@bob look, and @ada too")
+    note = await next_notify(bob_socket)
+    assert note == {"type": "notify", "reason": "mention", "room": "lobby", "event": first}
+
+    # An edit notifies only whom it names anew, with the message_edited event.
+    _, edited = await edit(running, ada, first, "@bob look, @carl, and @ada too")
+    note = await next_notify(carl_socket)
+    assert (note["reason"], note["event"]["type"], note["event"]["target"]) == (
+        "mention",
+        "message_edited",
+        first["id"],
+    )
+    await edit(running, ada, first, "@bob look, @carl and @ada")  # both named already
+    # A mention of bob alone, last: had the edits notified anyone again, it would not
+    # be the next notify each socket gets.
+    marker = await posted(running, carl, "@bob @carl marker")
+    assert (await next_notify(bob_socket))["event"]["id"] == marker["id"]
+    marker_too = await posted(running, bob, "@carl marker")
+    assert (await next_notify(carl_socket))["event"]["id"] == marker_too["id"]
+    # Nobody is notified of their own words.
+    assert [f for f in await drained(ada_socket) if f["type"] == "notify"] == []
+
+    async def counts(session) -> dict[str, int]:
+        status, listed = await api(running, session, "GET", "/api/rooms")
+        assert status == 200
+        return {room["name"]: room["mentions"] for room in listed}
+
+    assert await counts(bob) == {"elsewhere": 0, "lobby": 2}
+    second = await posted(running, carl, "@bob again")
+    assert (await counts(bob))["lobby"] == 3
+    # Read up to the first: one left. Deleted: none.
+    bob_socket.send({"type": "read", "room": "lobby", "seq": marker["seq"]})
+    await drained(bob_socket)
+    assert (await counts(bob))["lobby"] == 1
+    status, page = await api(running, bob, "GET", "/api/mentions")
+    assert status == 200
+    assert [e["id"] for e in page["events"]] == [second["id"], marker["id"], first["id"]]
+    assert page["has_more"] is False and page["events"][2]["body"] == "@bob look, @carl and @ada"
+    status, older = await api(running, bob, "GET", f"/api/mentions?limit=1&before={marker['id']}")
+    assert [e["id"] for e in older["events"]] == [first["id"]] and older["has_more"] is False
+    status, newest = await api(running, bob, "GET", "/api/mentions?limit=1")
+    assert newest["has_more"] is True
+    assert (await api(running, carl, "DELETE", f"/api/rooms/lobby/messages/{second['id']}"))[
+        0
+    ] == 204
+    assert (await counts(bob))["lobby"] == 0
+    assert [e["id"] for e in (await api(running, bob, "GET", "/api/mentions"))[1]["events"]] == [
+        marker["id"],
+        first["id"],
+    ]
+    for bad in ("limit=0", "limit=101", "before=x"):
+        assert field_of(await api(running, bob, "GET", f"/api/mentions?{bad}"))[0] == 422
+    assert (await api(running, None, "GET", "/api/mentions"))[0] == 401
+    await close(bob_socket, ada_socket, carl_socket)
+
+
+@pytest_twisted.ensureDeferred
+async def test_mentions_in_a_room_one_may_no_longer_read_are_not_listed(running):
+    _, (ada, bob) = await lobby_with(running, "ada", "bob", room="vault", visibility="private")
+    await posted(running, ada, "@bob the plan", room="vault")
+    assert len((await api(running, bob, "GET", "/api/mentions"))[1]["events"]) == 1
+    assert (await moderate(running, ada, "kick", "bob", room="vault"))[0] == 200
+    assert (await api(running, bob, "GET", "/api/mentions"))[1] == {"events": [], "has_more": False}

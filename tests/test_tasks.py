@@ -17,7 +17,8 @@ from twisted.internet import defer, reactor
 from support import PASSWORD, bearer, config_for, start
 from termrooms.config import Config
 from termrooms.domain.errors import ApiError
-from termrooms.domain.tasks import TaskChanges, TaskNotice
+from termrooms.domain.notices import UserNotice
+from termrooms.domain.tasks import TaskChanges
 from termrooms.server import TermroomsServer
 from termrooms.storage.database import connect_one, run_in_transaction
 from termrooms.storage.tasks import create_task_txn
@@ -388,12 +389,12 @@ async def test_task_changes_reach_the_users_own_sockets(running):
         await close(bob_socket)
 
 
-def test_one_users_task_notices_go_out_in_commit_order():
+def test_one_users_user_notices_go_out_in_commit_order():
     """An update's notice reads the task again, its delete's needs no read: when that
     read is slow the delete's frame still goes second (else the owner's client shows the
     deleted task as present). Another user's notices do not wait; a failed read drops
     only its own frame; nothing is kept once a user's notices are out."""
-    reads: list[tuple[TaskNotice, defer.Deferred]] = []
+    reads: list[tuple[UserNotice, defer.Deferred]] = []
     sent: list[tuple[int, dict]] = []
 
     class Gateway:
@@ -404,7 +405,7 @@ def test_one_users_task_notices_go_out_in_commit_order():
             sent.append((user_id, frame))
 
     class Handler:
-        def frame_for(self, notice: TaskNotice) -> defer.Deferred:
+        def frame_for(self, notice: UserNotice) -> defer.Deferred:
             reads.append((notice, defer.Deferred()))
             return reads[-1][1]
 
@@ -418,21 +419,21 @@ def test_one_users_task_notices_go_out_in_commit_order():
                     d.callback({"kind": kind})
 
     server = TermroomsServer(Config(), reactor, gateway=Gateway(), task_handler=Handler())
-    server.deliver_task_notice(TaskNotice(1, "task", 10))
-    server.deliver_task_notice(TaskNotice(1, "task_deleted", 10))
-    server.deliver_task_notice(TaskNotice(2, "task", 20))
+    server.deliver_notice(UserNotice(1, "task", 10))
+    server.deliver_notice(UserNotice(1, "task_deleted", 10))
+    server.deliver_notice(UserNotice(2, "task", 20))
     answer("task", user_id=2)
     answer("task_deleted")  # quick, when it may begin before the update's read is done
     answer("task")
     answer("task_deleted")
     assert sent == [(2, {"kind": "task"}), (1, {"kind": "task"}), (1, {"kind": "task_deleted"})]
 
-    server.deliver_task_notice(TaskNotice(1, "task", 11))
-    server.deliver_task_notice(TaskNotice(1, "task_deleted", 11))
+    server.deliver_notice(UserNotice(1, "task", 11))
+    server.deliver_notice(UserNotice(1, "task_deleted", 11))
     answer("task", fail=True)
     answer("task_deleted")
     assert sent[3:] == [(1, {"kind": "task_deleted"})]
-    assert server._task_notices == {}
+    assert server._user_notices == {}
 
 
 async def next_of(client, frame_type: str) -> dict:

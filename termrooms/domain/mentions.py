@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["written_names"]
+__all__ = ["MENTIONS_PAGE_DEFAULT", "MENTIONS_PAGE_MAX", "written_names"]
+
+MENTIONS_PAGE_DEFAULT = 50  # GET /api/mentions
+MENTIONS_PAGE_MAX = 100
 
 # A run of username characters after an @ that no username character precedes.
 _MENTION = re.compile(r"(?<![A-Za-z0-9._-])@([A-Za-z0-9._-]+)")

@@ -92,28 +92,6 @@ class TaskChanges:
         return tuple(changed)
 
 
-@attrs.frozen
-class TaskNotice:
-    """A task change one user's sockets hear of, on every instance: ``task`` (a personal
-    task changed: ``ref`` its id), ``task_deleted`` (``ref`` the id) or ``task_assigned``
-    (``ref`` the room, ``seq`` the room event that assigned it)."""
-
-    user_id: int
-    kind: str = attrs.field(
-        validator=attrs.validators.in_(("task", "task_deleted", "task_assigned"))
-    )
-    ref: int
-    seq: int = 0
-
-    def payload(self) -> str:
-        return f"{self.user_id} {self.kind} {self.ref} {self.seq}"
-
-    @classmethod
-    def from_payload(cls, payload: str) -> TaskNotice:
-        user, kind, ref, seq = payload.split()
-        return cls(int(user), kind, int(ref), int(seq))
-
-
 def task_frame(task: Task) -> dict[str, Any]:
     """A personal task as it changed, to its owner's sockets."""
     return {"type": "task", "task": task_json(task)}

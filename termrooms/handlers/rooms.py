@@ -61,6 +61,7 @@ from termrooms.storage.moderation import (
     set_topic_txn,
     target_txn,
 )
+from termrooms.storage.notices import notify_mentioned_txn
 from termrooms.storage.rooms import (
     Draft,
     Room,
@@ -72,6 +73,7 @@ from termrooms.storage.rooms import (
     events_before_txn,
     member_count_txn,
     members_txn,
+    mentions_page_txn,
     remove_member_txn,
     room_by_name_txn,
     room_view_txn,
@@ -190,8 +192,9 @@ class RoomHandler:
                 "member_count": member_count,
                 "online_count": len(online.get(room_id, ())),
                 **({} if unread is None else {"unread": unread}),
+                "mentions": mentions,
             }
-            for room_id, name, topic, visibility, _, _, member_count, unread in rows
+            for room_id, name, topic, visibility, _, _, member_count, unread, mentions in rows
         ]
 
     async def create_room(
@@ -322,6 +325,10 @@ class RoomHandler:
         event, new = await self.writer.post(view.room.id, draft)
         if new:
             self.publish(event)
+            if any(name != user.username for name in event.data.get("mentions", ())):
+                await self.database.run_autocommit(
+                    notify_mentioned_txn, event.id, event.room_id, event.seq, user.id
+                )
         return event, new
 
     async def _limit_send(self, user: User) -> None:
@@ -476,6 +483,12 @@ class RoomHandler:
         if target is None:
             raise ApiError("not_found", f"No user called {username!r}.")
         return target
+
+    async def mentions(
+        self, user: User, before_id: int | None, limit: int
+    ) -> tuple[list[RoomEvent], bool]:
+        """The messages that mention the user (GET /api/mentions), newest first."""
+        return await self.database.run_autocommit(mentions_page_txn, user.id, before_id, limit)
 
     async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
         """For catching a subscriber up: a page of events after ``after_seq``."""

@@ -9,12 +9,12 @@ import attrs
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.events import event_json
+from termrooms.domain.notices import UserNotice
 from termrooms.domain.roles import Actor
 from termrooms.domain.rules import check_fields, username_problem
 from termrooms.domain.snowflake import SnowflakeGenerator
 from termrooms.domain.tasks import (
     Task,
-    TaskNotice,
     may_delete_task,
     may_update_task,
     parse_status_filter,
@@ -166,7 +166,7 @@ class TaskHandler:
             limit=limit,
         )
 
-    async def frame_for(self, notice: TaskNotice) -> dict[str, Any] | None:
+    async def frame_for(self, notice: UserNotice) -> dict[str, Any] | None:
         """The frame a notice stands for, read now (None when it no longer applies)."""
         if notice.kind == "task_deleted":
             return task_deleted_frame(notice.ref)

@@ -108,12 +108,14 @@ async def message_author_txn(cursor: Any, room_id: int, event_id: int) -> tuple[
 async def delete_message_txn(
     cursor: Any, room_id: int, message_id: int, actor_id: int, event_id: int
 ) -> RoomEvent:
-    """Blank the message (its seq stays) and store message_deleted pointing at it."""
+    """Blank the message (its seq stays), forget who it named, and store message_deleted
+    pointing at it."""
     await cursor.execute(
         "UPDATE room_events SET body = NULL, deleted_at = now()"
         " WHERE id = %s AND room_id = %s AND deleted_at IS NULL",
         (message_id, room_id),
     )
+    await cursor.execute("DELETE FROM message_mentions WHERE event_id = %s", (message_id,))
     return await append_event_txn(
         cursor, event_id, room_id, "message_deleted", user_id=actor_id, target_event_id=message_id
     )

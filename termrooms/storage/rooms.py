@@ -18,7 +18,9 @@ from psycopg2 import errors as pg_errors
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.events import Removal, RoomEvent
+from termrooms.domain.notices import UserNotice
 from termrooms.storage.audit import insert_audit_txn
+from termrooms.storage.notices import notify_user_txn
 
 
 @attrs.frozen
@@ -429,16 +431,20 @@ async def last_seqs_txn(cursor: Any, room_ids: list[int]) -> dict[int, int]:
 
 
 async def rooms_for_user_txn(cursor: Any, user_id: int) -> list[tuple[Any, ...]]:
-    """Public rooms and the user's private ones: (room columns..., member_count, unread)."""
+    """Public rooms and the user's private ones: (room columns..., member_count, unread,
+    mentions after the read marker)."""
     await cursor.execute(
         "SELECT r.id, r.name, r.topic, r.visibility, r.created_at, r.last_seq,"
         "       (SELECT count(*) FROM memberships c WHERE c.room_id = r.id),"
-        "       CASE WHEN m.user_id IS NULL THEN NULL ELSE r.last_seq - m.read_seq END"
+        "       CASE WHEN m.user_id IS NULL THEN NULL ELSE r.last_seq - m.read_seq END,"
+        "       CASE WHEN m.user_id IS NULL THEN 0 ELSE"
+        "         (SELECT count(*) FROM message_mentions x WHERE x.user_id = %(user)s"
+        "             AND x.room_id = r.id AND x.seq > m.read_seq) END"
         "  FROM rooms r"
-        "  LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %s"
+        "  LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(user)s"
         " WHERE r.deleted_at IS NULL AND (r.visibility = 'public' OR m.user_id IS NOT NULL)"
         " ORDER BY lower(r.name)",
-        (user_id,),
+        {"user": user_id},
     )
     return cursor.fetchall()
 
@@ -529,6 +535,9 @@ async def edit_message_txn(
         },
     )
     newly = [user_id for (user_id,) in cursor.fetchall()]
+    for user_id in newly:
+        if user_id != author_id:
+            await notify_user_txn(cursor, UserNotice(user_id, "mention", room_id, event.seq))
     await cursor.execute(
         "UPDATE room_events SET body = %s, data = (data - 'mentions') || %s::jsonb,"
         "       edited_at = now()"
@@ -540,3 +549,28 @@ async def edit_message_txn(
     )
     message, edited = (_event(row) for row in cursor.fetchall())
     return message, edited, newly
+
+
+async def mentions_page_txn(
+    cursor: Any, user_id: int, before_id: int | None, limit: int
+) -> tuple[list[RoomEvent], bool]:
+    """The messages that mention the user, newest first, from rooms they may still read
+    (public ones, their own, any for a server admin), and whether older ones exist."""
+    await cursor.execute(
+        f"SELECT {_EVENT_COLUMNS}{_EVENT_FROM}"
+        "  JOIN message_mentions x ON x.event_id = e.id AND x.user_id = %(user)s"
+        " WHERE r.deleted_at IS NULL AND e.deleted_at IS NULL"
+        "   AND (%(before)s::bigint IS NULL OR x.event_id < %(before)s)"
+        "   AND (r.visibility = 'public'"
+        "        OR EXISTS (SELECT 1 FROM memberships my"
+        "                    WHERE my.room_id = x.room_id AND my.user_id = %(user)s)"
+        "        OR EXISTS (SELECT 1 FROM users me WHERE me.id = %(user)s AND me.role = 'admin'"
+        "                    AND NOT EXISTS (SELECT 1 FROM room_bans b"
+        "                                     WHERE b.room_id = x.room_id AND b.user_id = me.id"
+        "                                       AND (b.expires_at IS NULL"
+        "                                            OR b.expires_at > now()))))"
+        " ORDER BY x.event_id DESC LIMIT %(limit)s",
+        {"user": user_id, "before": before_id, "limit": limit + 1},
+    )
+    rows = cursor.fetchall()
+    return [_event(row) for row in rows[:limit]], len(rows) > limit

@@ -11,14 +11,15 @@ from typing import Any, Callable
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.events import RoomEvent
+from termrooms.domain.notices import UserNotice
 from termrooms.domain.roles import Actor
 from termrooms.domain.rules import field_error
-from termrooms.domain.tasks import Task, TaskChanges, TaskNotice, task_json
+from termrooms.domain.tasks import Task, TaskChanges, task_json
 from termrooms.storage.audit import insert_audit_txn
 from termrooms.storage.moderation import STANDING_OF_USER, target_txn
+from termrooms.storage.notices import notify_user_txn
 from termrooms.storage.rooms import append_event_txn
 
-TASK_NOTICES_CHANNEL = "termrooms_task_notices"
 # Task's fields, in its order, from tasks t joined to the names the wire shows.
 _TASK_COLUMNS = (
     "SELECT t.id, t.room_id, r.name, t.number, t.title, t.description, t.status,"
@@ -226,7 +227,7 @@ async def _recorded(
     )
     if task.room_id is None:
         kind = "task_deleted" if action == "task.delete" else "task"
-        await notify_task_txn(cursor, TaskNotice(task.user_id, kind, task.id))
+        await notify_user_txn(cursor, UserNotice(task.user_id, kind, task.id))
         return None
     if action == "task.delete":
         data: dict[str, Any] = {"target": str(task.id)}
@@ -241,14 +242,9 @@ async def _recorded(
     )
     assigned = action == "task.create" or "assignee" in changes
     if assigned and task.assignee_id is not None and task.assignee_id != actor_id:
-        notice = TaskNotice(task.assignee_id, "task_assigned", task.room_id, event.seq)
-        await notify_task_txn(cursor, notice)
+        notice = UserNotice(task.assignee_id, "task_assigned", task.room_id, event.seq)
+        await notify_user_txn(cursor, notice)
     return event
-
-
-async def notify_task_txn(cursor: Any, notice: TaskNotice) -> None:
-    """Every instance hears of it when the transaction commits (a hint: no payload text)."""
-    await cursor.execute("SELECT pg_notify(%s, %s)", (TASK_NOTICES_CHANNEL, notice.payload()))
 
 
 # The ids of a page, newest first, from tasks alone: read in id order from an index,

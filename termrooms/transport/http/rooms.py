@@ -7,11 +7,20 @@ from functools import partial
 from typing import Any
 
 from termrooms.domain.events import event_json
+from termrooms.domain.mentions import MENTIONS_PAGE_DEFAULT, MENTIONS_PAGE_MAX
 from termrooms.domain.rules import check_fields
 from termrooms.handlers.rooms import MAX_PAGE, RoomHandler
 from termrooms.transport.http.auth import signed_in_user
 from termrooms.transport.http.request import ApiRequest
-from termrooms.transport.http.router import JsonResponse, Router, json_body, path_id, query_int
+from termrooms.transport.http.router import (
+    JsonResponse,
+    Router,
+    cursor_query,
+    json_body,
+    page_schema,
+    path_id,
+    query_int,
+)
 
 ROOM_SCHEMA = {
     "type": "object",
@@ -24,6 +33,10 @@ ROOM_SCHEMA = {
         "member_count": {"type": "integer"},
         "online_count": {"type": "integer"},
         "unread": {"type": "integer"},
+        "mentions": {
+            "type": "integer",
+            "description": "Messages that mention you after your read marker (GET /api/rooms).",
+        },
         "role": {"enum": ["owner", "moderator", "member"]},
         "created_at": {"type": "string", "format": "date-time"},
         "last_seq": {"type": "integer"},
@@ -162,6 +175,23 @@ def register_room_routes(router: Router, server: Any) -> None:
     )
     async def members(request: ApiRequest, name: str) -> list[dict[str, Any]]:
         return await rooms().members(name, await user_of(request))
+
+    @router.route(
+        "/api/mentions",
+        "GET",
+        summary="The messages that mention you, newest first, from rooms you may still read.",
+        tags=("rooms",),
+        auth=True,
+        query=cursor_query(MENTIONS_PAGE_MAX),
+        responses={200: page_schema("events", EVENT_SCHEMA), 401: None, 422: None},
+    )
+    async def mentions(request: ApiRequest) -> dict[str, Any]:
+        user = await user_of(request)
+        limit = query_int(request, "limit", 1, MENTIONS_PAGE_MAX)
+        events, has_more = await rooms().mentions(
+            user, query_int(request, "before", 1), MENTIONS_PAGE_DEFAULT if limit is None else limit
+        )
+        return {"events": [event_json(event) for event in events], "has_more": has_more}
 
     @router.route(
         "/api/rooms/<name>/messages",
