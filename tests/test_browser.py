@@ -146,7 +146,14 @@ def site(
 ) -> Iterator[Site]:
     """The daemon; ``parametrize("site", [[flags]], indirect=True)`` adds flags."""
     run_termrooms(
-        ["create-user", "root", "--admin", "--password-stdin", "--database-url", fresh_migrated_database_url],
+        [
+            "create-user",
+            "root",
+            "--admin",
+            "--password-stdin",
+            "--database-url",
+            fresh_migrated_database_url,
+        ],
         input=PASSWORD + "\n",
         check=True,
     )
@@ -331,7 +338,9 @@ def test_reload_resumes_the_room_with_its_history(site: Site) -> None:
     assert cookies["termrooms_refresh"]["httpOnly"] is True
     assert cookies["termrooms_refresh"]["sameSite"] == "Strict"
     assert "termrooms_refresh" not in alice.evaluate("document.cookie")
-    stored = alice.evaluate("JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})")
+    stored = alice.evaluate(
+        "JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})"
+    )
     assert "eyJ" not in stored  # no JWT kept in web storage
 
     say(alice, "after the reload")
@@ -470,7 +479,9 @@ def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> Non
     expect(task).to_contain_text("#1 buy <b>milk</b> @bob")
     expect(task).to_have_class(re.compile(r"\bpending\b"))
     added = "alice added task #1 buy <b>milk</b> for bob"
-    expect(alice.locator(".room-log:not([hidden]) .line.system.task_created")).to_contain_text(added)
+    expect(alice.locator(".room-log:not([hidden]) .line.system.task_created")).to_contain_text(
+        added
+    )
     expect(alice.locator("#tasks b, .room-log b")).to_have_count(0)
 
     # Bob, elsewhere in a hidden tab: the room is marked and the browser tells him once.
@@ -479,7 +490,9 @@ def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> Non
     wait_for(bob, lambda: bob.evaluate("window.shownNotifications.length") > 0)
     bob.wait_for_timeout(300)  # a second one would come now
     shown = bob.evaluate("window.shownNotifications")
-    assert [(note["title"], note["body"]) for note in shown] == [("a task for you in #lobby", added)]
+    assert [(note["title"], note["body"]) for note in shown] == [
+        ("a task for you in #lobby", added)
+    ]
     expect(alice.locator("#room-list .unread")).to_have_count(0)  # nothing for her own action
 
     set_hidden(bob, False)
@@ -519,6 +532,59 @@ def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> Non
     bob.keyboard.press("Escape")
     expect(bob.locator("#tasks")).to_be_hidden()
     expect(bob.locator("#input")).to_be_focused()
+
+
+def test_up_edits_my_last_message_in_place_and_a_mention_reaches_a_hidden_tab(site: Site) -> None:
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    bob = site.person(
+        before_load=lambda page: page.add_init_script(NOTICE_RECORDER),
+        permissions=["notifications"],
+    )
+    bob.goto(f"{site.url}?invite={site.invite()}")
+    register(bob, "bob", "", through_form=False)
+    join(alice, "lobby")
+    join(bob, "lobby")
+    say(alice, "lunch at noon?")
+    expect(lines(bob, "lunch at noon?")).to_have_count(1)
+    join(bob, "elsewhere")
+    set_hidden(bob, True)
+
+    # Up on an empty line takes alice's last message; Enter saves it, in place.
+    alice.press("#input", "ArrowUp")
+    expect(alice.locator("#input")).to_have_value("lunch at noon?")
+    expect(alice.locator("#input")).to_have_class(re.compile(r"\bediting\b"))
+    alice.fill("#input", "lunch at one, @bob?")
+    alice.press("#input", "Enter")
+    expect(alice.locator("#input")).to_have_value("")
+    edited = lines(alice, "lunch at one, @bob?")
+    expect(edited).to_have_count(1)
+    expect(alice.locator(".room-log:not([hidden]) .line .edited")).to_have_text(" (edited)")
+    expect(lines(alice, "lunch at noon?")).to_have_count(0)
+
+    # Bob, elsewhere in a hidden tab: the edit named him anew, so he hears of it once.
+    mark = bob.locator("#room-list .room", has_text="#lobby").locator(".unread.notice")
+    expect(mark).to_be_visible()
+    wait_for(bob, lambda: bob.evaluate("window.shownNotifications.length") > 0)
+    bob.wait_for_timeout(300)
+    shown = bob.evaluate("window.shownNotifications")
+    assert [note["title"] for note in shown] == ["you were mentioned in #lobby"], shown
+    set_hidden(bob, False)
+    bob.keyboard.press("Alt+ArrowUp")
+    expect(bob.locator("#room-title")).to_have_text("#lobby")
+    expect(lines(bob, "lunch at one, @bob?")).to_have_count(1)
+    expect(bob.locator(".room-log:not([hidden]) .line.mention")).to_have_count(1)
+
+    # Esc cancels an edit; an unchanged line sends nothing; a reload shows the edit.
+    alice.press("#input", "ArrowUp")
+    alice.press("#input", "Escape")
+    expect(alice.locator("#input")).to_have_value("")
+    expect(alice.locator("#input")).not_to_have_class(re.compile(r"\bediting\b"))
+    alice.press("#input", "ArrowUp")
+    alice.press("#input", "Enter")
+    alice.reload()
+    expect(lines(alice, "lunch at one, @bob?")).to_have_count(1)
+    expect(alice.locator(".room-log:not([hidden]) .line .edited")).to_have_count(1)
 
 
 def token_of(site: Site, username: str) -> str:

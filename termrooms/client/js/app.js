@@ -6,6 +6,7 @@ import { renewDelayMs } from "./backoff.js";
 import { Completer, COMMANDS } from "./completion.js";
 import { bodyNode, el } from "./dom.js";
 import { InputHistory } from "./inputhistory.js";
+import { applyEdit, editFrame, lastOwnMessage } from "./edits.js";
 import { noticeActions, noticeText } from "./notices.js";
 import { Outbox } from "./outbox.js";
 import { PollBoard } from "./pollchart.js";
@@ -65,6 +66,8 @@ export class ChatApp {
     this.completer = new Completer();
     this.typingSent = new Map();
     this.commandRefs = new Map(); // ref -> {line, switchTo}
+    this.editing = null; // {room, id, body} while the input line edits a message of mine
+    this.editRefs = new Map(); // ref of an edit frame -> its room's name
     this.nextRef = 1;
     this.switchTo = null; // the room a /join asked for, shown once joined
     this.renewTimer = null;
@@ -122,6 +125,7 @@ export class ChatApp {
       const state = this.roomFor(room.name);
       state.topic = room.topic;
       state.unread = room.unread;
+      state.notices = room.mentions ?? 0; // mentions after the read marker
     }
     this.renderRoomList();
   }
@@ -267,6 +271,8 @@ export class ChatApp {
       if (room === this.active) this.renderTyping();
     } else if (TASK_EVENTS.has(event.type)) {
       this.tasks.changed(room.name);
+    } else if (event.type === "message_edited") {
+      this.edited(room, event);
     } else if (!POLL_EVENTS.has(event.type)) {
       this.memberChange(room, event);
     }
@@ -330,6 +336,13 @@ export class ChatApp {
   }
 
   replied(frame) {
+    if (this.editRefs.has(frame.ref)) {
+      // The message_edited event shows the edit; only a refusal needs saying.
+      const room = this.rooms.get(lower(this.editRefs.get(frame.ref)));
+      this.editRefs.delete(frame.ref);
+      if (!frame.ok) this.systemLine(room ?? this.active, `could not edit: ${frame.text}`, "error");
+      return;
+    }
     const asked = this.commandRefs.get(frame.ref);
     this.commandRefs.delete(frame.ref);
     const room = (asked && this.rooms.get(lower(asked.room))) || this.active;
@@ -381,6 +394,12 @@ export class ChatApp {
       }
       return;
     }
+    if (this.editRefs.has(frame.ref)) {
+      const room = this.rooms.get(lower(this.editRefs.get(frame.ref)));
+      this.editRefs.delete(frame.ref);
+      this.systemLine(room ?? this.active, `could not edit: ${frame.detail}`, "error");
+      return;
+    }
     const asked = this.commandRefs.get(frame.ref);
     this.commandRefs.delete(frame.ref);
     if (asked?.joining) this.switchTo = null;
@@ -406,6 +425,34 @@ export class ChatApp {
     const entry = this.outbox.add(this.active.name, body);
     this.showPending(entry);
     this.sendPending(entry);
+  }
+
+  /** Up on an empty input line: edit my newest message in the room in view. */
+  startEditing(input) {
+    const message = this.active && lastOwnMessage(this.active.timeline.events.values(), this.me.username);
+    if (!message) return false;
+    this.editing = { room: this.active.name, id: message.id, body: message.body };
+    input.value = message.body;
+    input.classList.add("editing");
+    input.setAttribute("aria-description", "editing your last message: Enter saves, Esc cancels");
+    return true;
+  }
+
+  stopEditing(input) {
+    this.editing = null;
+    input.value = "";
+    input.classList.remove("editing");
+    input.removeAttribute("aria-description");
+  }
+
+  submitEdit(input) {
+    const ref = `e${this.nextRef++}`;
+    const frame = editFrame(this.editing, input.value, ref);
+    if (frame !== null) {
+      if (this.connection.send(frame)) this.editRefs.set(ref, frame.room);
+      else this.systemLine(this.active, "not connected: try the edit again once connected", "error");
+    }
+    this.stopEditing(input);
   }
 
   sendPending(entry) {
@@ -584,12 +631,29 @@ export class ChatApp {
     const sent = room.pending.querySelector(`[data-seq="${event.seq}"]`);
     if (sent) this.removePendingNode(sent);
     if (event.type === "poll_closed") this.polls.update(event.poll);
+    if (event.type === "message_edited") this.edited(room, event);
     return true;
+  }
+
+  /** A message_edited event: its message's line shows the message as it is now. */
+  edited(room, event) {
+    const message = room.timeline.findById(event.target);
+    const changed = message && applyEdit(message, event);
+    if (!changed) return;
+    Object.assign(message, changed);
+    const old = room.nodes.get(message.seq);
+    const fresh = this.eventLine(room, message);
+    room.nodes.set(message.seq, fresh);
+    old?.replaceWith(fresh);
   }
 
   eventLine(room, event) {
     const time = el("time", { dateTime: event.ts, title: event.ts, className: "ts" }, clockTime(event.ts));
     const line = el("div", { className: "line", dataset: { seq: String(event.seq), id: event.id } }, time, " ");
+    if (event.type === "message_edited") {
+      line.hidden = true; // its message's line shows the edit, in place
+      return line;
+    }
     const text = systemText(event, event.type === "task_deleted" ? this.knownTask(room, event.target) : null);
     if (text !== null) {
       line.classList.add("system", event.type);
@@ -606,6 +670,9 @@ export class ChatApp {
       line.append("* ", this.nick(author), " ", bodyNode(event.body));
     } else {
       line.append(this.nick(author, "<", ">"), " ", bodyNode(event.body));
+    }
+    if (event.body !== null && event.edited_at) {
+      line.append(el("span", { className: "edited", title: `edited ${event.edited_at}` }, " (edited)"));
     }
     if (event.user && lower(event.user) !== lower(this.me.username) && event.body && this.mentions(event.body)) {
       line.classList.add("mention");
@@ -867,10 +934,24 @@ export class ChatApp {
       if (event.key !== "Shift") this.completer.reset();
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
-        this.submit(input.value);
+        if (this.editing) this.submitEdit(input);
+        else this.submit(input.value);
         input.value = "";
         fit();
         return;
+      }
+      if (event.key === "Escape" && this.editing) {
+        event.stopPropagation(); // cancels the edit, closes no panel
+        this.stopEditing(input);
+        fit();
+        return;
+      }
+      if (event.key === "ArrowUp" && !event.altKey && input.value === "" && !this.editing) {
+        if (this.startEditing(input)) {
+          event.preventDefault();
+          fit();
+          return;
+        }
       }
       const firstLine = !input.value.slice(0, input.selectionStart).includes("\n");
       const lastLine = !input.value.slice(input.selectionEnd).includes("\n");

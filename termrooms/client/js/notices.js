@@ -1,4 +1,4 @@
-// `notify` frames (task_assigned now; dm and mention take the same path): what one does
+// `notify` frames (task_assigned, mention; dm takes the same path): what one does
 // and what its browser notification says. Pure: `node --test` checks it (tests/js/).
 
 import { systemText } from "./text.js";
@@ -17,7 +17,8 @@ export function noticeActions({ active, hidden, permission }) {
 /** The browser notification of a `notify` frame: {title, body, tag}; one tag per event. */
 export function noticeText(frame) {
   const event = frame.event;
-  const body = event.type === "message" ? `<${event.user}> ${event.body}` : systemText(event);
+  const said = event.type === "message" || event.type === "message_edited"; // an edit shows the message now
+  const body = said ? `<${event.user}> ${event.body}` : systemText(event);
   return {
     title: `${REASON_TITLES[frame.reason] ?? frame.reason} in #${frame.room}`,
     body,
