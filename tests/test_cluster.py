@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred, gatherResults
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.threads import deferToThread
 
 from cluster_support import (
@@ -306,6 +306,7 @@ async def test_task_notices_and_task_events_cross_instances(make_cluster, redis_
     a, b = cluster.start(), cluster.start()
     await tasks_cross_instances(cluster, findings, a, b)
     await polls_cross_instances(cluster, findings, a, b)
+    await mentions_cross_instances(cluster, findings, a, b)
     findings.verify()
 
 
@@ -430,6 +431,58 @@ async def tasks_cross_instances(cluster: Cluster, findings: Findings, a: Any, b:
     seqs = [e["seq"] for e in stored]
     want = {"ada": seqs[5:6], "bob": [seqs[0], seqs[3]], "carl": []} if len(seqs) == 8 else None
     findings.expect(notified == want, f"event seqs notified, by user: {notified}")
+
+
+async def mentions_cross_instances(cluster: Cluster, findings: Findings, a: Any, b: Any) -> None:
+    """
+    A message posted on node 1 that names a member notifies every socket of theirs, on
+    both nodes, once, and its author none; an edit made on node 2 notifies only whom it
+    names anew, with the message_edited event.
+    """
+    tokens = await cluster.register(["mona", "nils", "olaf"], via=[a])
+    await cluster.create_room(tokens["mona"], "forum", via=a)
+    for name in ("nils", "olaf"):
+        status, body, _ = await api(a.base_url, "POST", "/api/rooms/forum/join", tokens[name])
+        assert status == 200, body
+    mona, nils_a, nils_b, olaf = (
+        cluster.client(name, tokens[name]) for name in ("mona", "nils", "nils", "olaf")
+    )
+    for client, daemon in ((mona, b), (nils_a, a), (nils_b, b), (olaf, a)):
+        await client.connect(daemon)  # subscribed to no room: notify reaches them anyway
+
+    def notified(client: LedgerClient) -> Deferred:
+        return client.expect(lambda f: f["type"] == "notify").addTimeout(10, reactor)
+
+    heard = [notified(nils_a), notified(nils_b)]
+    status, message, _ = await api(
+        a.base_url, "POST", "/api/rooms/forum/messages", tokens["mona"],
+        {"body": "@nils and @mona: lunch?"},
+    )  # fmt: skip
+    assert status == 201, message
+    for frame in [await d for d in heard]:
+        findings.expect(
+            frame == {"type": "notify", "reason": "mention", "room": "forum", "event": message},
+            f"nils's mention notify: {frame}",
+        )
+    heard_edit = notified(olaf)
+    status, edited, _ = await api(
+        b.base_url, "PATCH", f"/api/rooms/forum/messages/{message['id']}", tokens["mona"],
+        {"body": "@nils, @olaf and @mona: lunch?"},
+    )  # fmt: skip
+    assert status == 200, edited
+    frame = await heard_edit
+    findings.expect(
+        frame["event"]["type"] == "message_edited"
+        and frame["event"]["target"] == message["id"]
+        and frame["event"]["body"] == edited["body"],
+        f"olaf's notify for the edit: {frame}",
+    )
+    await sleep(0.5)  # time enough for a duplicate on its way
+    counts = {
+        f"{c.name}@{c.daemon.base_url}": sum(1 for _, _, f in c.frames if f["type"] == "notify")
+        for c in (mona, nils_a, nils_b, olaf)
+    }
+    findings.expect(sorted(counts.values()) == [0, 1, 1, 1], f"notifies per socket: {counts}")
 
 
 async def polls_cross_instances(cluster: Cluster, findings: Findings, a: Any, b: Any) -> None:
