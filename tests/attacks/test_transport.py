@@ -48,6 +48,8 @@ class Raw:
 
     sock: socket.socket
     received: bytes = b""
+    # A writer thread and the reading thread's pongs share the socket: whole frames only.
+    _sending: threading.Lock = attrs.field(factory=threading.Lock)
 
     @classmethod
     def open(
@@ -67,7 +69,13 @@ class Raw:
         return cls(sock)
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        with self._sending:
+            self.sock.sendall(data)
+
+    def send_each(self, frames: list[bytes]) -> None:
+        """One frame at a time, so a pong the reader answers meanwhile goes between two."""
+        for each in frames:
+            self.send(each)
 
     def _fill(self) -> None:
         chunk = self.sock.recv(65536)
@@ -934,12 +942,12 @@ def test_a_client_that_never_reads_is_closed_4009_over_tcp_and_tls(
             # write of everything would wait on acks that nobody reads.
             writer.sock.settimeout(60)
             writing = threading.Thread(
-                target=writer.send,
+                target=writer.send_each,
                 args=(
-                    b"".join(
+                    [
                         frame(0x1, json.dumps(send_frame(transport, number, body)).encode())
                         for number in range(messages)
-                    ),
+                    ],
                 ),
             )
             writing.start()

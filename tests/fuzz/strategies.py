@@ -248,6 +248,11 @@ _FRAME_FIELDS: dict[str, dict[str, st.SearchStrategy]] = {
         "body": field(bodies, almost_bodies),
         "client_msg_id": field(client_msg_ids, almost_client_msg_ids),
     },
+    "edit": {
+        "room": field(room_names, almost_room_names),
+        "id": field(st.from_regex(r"\A[1-9][0-9]{0,18}\Z"), event_ids | almost_seqs),
+        "body": field(bodies, almost_bodies),
+    },
     "command": {
         "room": field(room_names, almost_room_names),
         "line": field(command_lines(), almost_lines),
