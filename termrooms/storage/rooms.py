@@ -210,29 +210,24 @@ _MEMBERS_NAMED = (
     " ORDER BY c.at"
 )
 
+
 # One statement, so one round trip and one commit, for messages to any number of rooms:
 # the UPDATE of each room's row takes the room's lock and its seqs, the INSERT stores
 # the drafts that are new, and a draft whose client_msg_id its author already stored in
 # that room gets the original back. A retry committed by another instance after this
 # statement's snapshot was taken is caught by room_events_client_msg_id_key (a
 # UniqueViolation; the same statement again finds it).
-_POST_MESSAGES = f"""
-WITH draft AS (
-    SELECT * FROM unnest(%(rooms)s::bigint[], %(ids)s::bigint[], %(authors)s::bigint[],
-                         %(bodies)s::text[], %(keys)s::text[], %(actions)s::boolean[],
-                         %(names)s::text[])
-           WITH ORDINALITY AS d (room_id, id, user_id, body, client_msg_id, action, names, n)
-), known AS (
-    SELECT d.n, e.id FROM draft d
-      JOIN room_events e ON e.room_id = d.room_id AND e.user_id = d.user_id
-                        AND e.client_msg_id = d.client_msg_id
-), fresh AS (
-    SELECT d.*, row_number() OVER (PARTITION BY d.room_id ORDER BY d.n) AS k,
-           count(*) OVER (PARTITION BY d.room_id) AS total
-      FROM draft d WHERE d.n NOT IN (SELECT n FROM known)
-), mention AS (
+def _post_messages(naming: bool) -> str:
+    """The statement that stores a batch; ``naming``: some drafts write @names, so it
+    also keeps who they mention. The statement without is the one most batches take:
+    it costs nothing for mentions. A retry's stored message comes back as its id alone
+    (post_messages_txn reads it then): planning the join that reads an event, on every
+    batch, cost more than the rare second statement."""
+    names = ", %(names)s::text[]" if naming else ""
+    mention = (
+        """, mention AS (
     -- The names written that are members' now, as their usernames are stored, in the
-    -- order first written. Only drafts with names written get here.
+    -- order first written.
     SELECT f.n, array_agg(u.id ORDER BY c.at) AS user_ids,
            jsonb_build_object('mentions', jsonb_agg(u.username ORDER BY c.at)) AS data
       FROM fresh f
@@ -241,7 +236,36 @@ WITH draft AS (
       JOIN memberships m ON m.room_id = f.room_id AND m.user_id = u.id
      WHERE f.names <> ''
      GROUP BY f.n
-), added AS (
+)"""
+        if naming
+        else ""
+    )
+    data = "coalesce(mn.data, '{}'::jsonb)" if naming else "'{}'::jsonb"
+    named = " LEFT JOIN mention mn ON mn.n = f.n" if naming else ""
+    mentioned = (
+        """, mentioned AS (
+    INSERT INTO message_mentions (event_id, room_id, seq, user_id)
+    SELECT s.id, s.room_id, s.seq, unnest(mn.user_ids)
+      FROM stored s JOIN fresh f ON f.id = s.id JOIN mention mn ON mn.n = f.n
+)"""
+        if naming
+        else ""
+    )
+    return f"""
+WITH draft AS (
+    SELECT * FROM unnest(%(rooms)s::bigint[], %(ids)s::bigint[], %(authors)s::bigint[],
+                         %(bodies)s::text[], %(keys)s::text[], %(actions)s::boolean[]{names})
+           WITH ORDINALITY AS d (room_id, id, user_id, body, client_msg_id, action,
+                                 {"names, " if naming else ""}n)
+), known AS (
+    SELECT d.n, e.id FROM draft d
+      JOIN room_events e ON e.room_id = d.room_id AND e.user_id = d.user_id
+                        AND e.client_msg_id = d.client_msg_id
+), fresh AS (
+    SELECT d.*, row_number() OVER (PARTITION BY d.room_id ORDER BY d.n) AS k,
+           count(*) OVER (PARTITION BY d.room_id) AS total
+      FROM draft d WHERE d.n NOT IN (SELECT n FROM known)
+){mention}, added AS (
     SELECT room_id, count(*) AS n FROM fresh GROUP BY room_id
 ), bumped AS (
     UPDATE rooms r SET last_seq = r.last_seq + a.n, last_event_at = clock_timestamp()
@@ -251,21 +275,21 @@ WITH draft AS (
     INSERT INTO room_events (id, room_id, seq, type, user_id, body, client_msg_id, action,
                              data)
     SELECT f.id, f.room_id, b.last_seq - f.total + f.k, 'message', f.user_id, f.body,
-           f.client_msg_id, f.action, coalesce(mn.data, '{{}}'::jsonb)
-      FROM fresh f JOIN bumped b ON b.id = f.room_id LEFT JOIN mention mn ON mn.n = f.n
+           f.client_msg_id, f.action, {data}
+      FROM fresh f JOIN bumped b ON b.id = f.room_id{named}
     RETURNING id, room_id, seq, created_at, data
-), mentioned AS (
-    INSERT INTO message_mentions (event_id, room_id, seq, user_id)
-    SELECT s.id, s.room_id, s.seq, unnest(mn.user_ids)
-      FROM stored s JOIN fresh f ON f.id = s.id JOIN mention mn ON mn.n = f.n
-)
+){mentioned}
 SELECT f.n, true, s.id, f.room_id, b.name, s.seq, 'message', s.created_at, u.username,
        NULL, NULL, f.body, f.client_msg_id, f.action, s.data, NULL, NULL
   FROM stored s JOIN fresh f ON f.id = s.id JOIN bumped b ON b.id = f.room_id
   LEFT JOIN users u ON u.id = f.user_id
 UNION ALL
-SELECT k.n, false, {_EVENT_COLUMNS}{_EVENT_FROM} JOIN known k ON k.id = e.id
+SELECT k.n, false, k.id{", NULL" * 14} FROM known k
 """
+
+
+_POST_MESSAGES = _post_messages(naming=False)
+_POST_NAMING_MESSAGES = _post_messages(naming=True)
 
 
 async def post_messages_txn(
@@ -289,8 +313,9 @@ async def post_messages_txn(
             first_of[key] = len(unique)
         position.append(len(unique))
         unique.append((room_id, draft))
+    naming = any(d.written_names for _, d in unique)
     await cursor.execute(
-        _POST_MESSAGES,
+        _POST_NAMING_MESSAGES if naming else _POST_MESSAGES,
         {
             "rooms": [room_id for room_id, _ in unique],
             "ids": [d.event_id for _, d in unique],
@@ -301,7 +326,12 @@ async def post_messages_txn(
             "names": [" ".join(d.written_names) for _, d in unique],
         },
     )
-    found = {row[0]: (_event(row[2:]), row[1]) for row in cursor.fetchall()}
+    rows = cursor.fetchall()
+    found = {n: (_event(row), True) for n, new, *row in rows if new}
+    retried = {event_id: n for n, new, event_id, *_ in rows if not new}
+    if retried:
+        await cursor.execute(f"{_EVENT_SELECT} WHERE e.id = ANY(%s)", (list(retried),))
+        found.update((retried[row[0]], (_event(row), False)) for row in cursor.fetchall())
     results = []
     seen: set[int] = set()
     for index in position:
