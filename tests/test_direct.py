@@ -386,6 +386,7 @@ async def test_msg_query_ignore_and_unignore_work_without_a_room(running):
     reply = await command(bob_socket, "/query ada", "lobby")
     assert reply["ok"] is True and name in reply["text"]
     assert (await frames_until(bob_socket, lambda f: f["type"] == "joined"))[-1]["room"] == name
+    assert f"{name} (with ada)" in (await command(bob_socket, "/rooms"))["text"]
     assert (await command(bob_socket, "/ignore ada"))["ok"] is True
     refused = await command(ada_socket, "/msg bob still?")
     assert refused["ok"] is False and "bob" in refused["text"]

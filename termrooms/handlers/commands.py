@@ -91,9 +91,10 @@ class CommandRunner:
             return CommandOutcome(True, f"no longer ignoring {command.user}")
         if name == "rooms":
             listed = await self.rooms.list_rooms(user)
-            return CommandOutcome(
-                True, "rooms: " + (", ".join(r["name"] for r in listed) or "none")
-            )
+            shown = [
+                f"{r['name']} (with {r['peer']})" if "peer" in r else r["name"] for r in listed
+            ]
+            return CommandOutcome(True, "rooms: " + (", ".join(shown) or "none"))
         if name == "nick":
             await self.database.run_interaction(set_display_name_txn, user.id, command.text)
             return CommandOutcome(True, f"you are now shown as {command.text}")
