@@ -157,8 +157,8 @@ async def raw(running, session, method: str, path: str, body=None) -> tuple[int,
     return response.code, await response.content()
 
 
-def routes(room: str, message_id: str) -> list[tuple[str, str, dict | None]]:
-    """Every route that takes a room, with a body it would accept from a member."""
+def routes(room: str, message_id: str, poll_id: str, task_id: str) -> list[tuple]:
+    """Every route about a room or what is in it, with a body it would take from a member."""
     base = f"/api/rooms/{room}"
     return [
         ("GET", base, None),
@@ -176,8 +176,14 @@ def routes(room: str, message_id: str) -> list[tuple[str, str, dict | None]]:
         ("POST", f"{base}/moderation", {"action": "kick", "username": "bob"}),
         ("GET", f"{base}/polls", None),
         ("POST", f"{base}/polls", {"question": "q?", "options": ["a", "b"]}),
+        ("GET", f"{base}/polls/{poll_id}", None),
+        ("POST", f"{base}/polls/{poll_id}/vote", {"choices": [0]}),
+        ("POST", f"{base}/polls/{poll_id}/close", None),
         ("GET", f"/api/tasks?room={room}", None),
         ("POST", "/api/tasks", {"title": "t", "room": room}),
+        ("GET", f"/api/tasks/{task_id}", None),
+        ("PATCH", f"/api/tasks/{task_id}", {"status": "completed"}),
+        ("DELETE", f"/api/tasks/{task_id}", None),
     ]
 
 
@@ -212,20 +218,28 @@ async def test_a_direct_room_is_absent_for_everyone_but_its_two_members(running)
     room = await dm_of(running, ada, "bob")
     status, message = await post(running, ada, "just us", room["name"])
     assert status == 201
+    path = f"/api/rooms/{room['name']}/polls"
+    status, poll = await api(running, ada, "POST", path, {"question": "q?", "options": ["a", "b"]})
+    assert status == 201
+    status, task = await api(
+        running, ada, "POST", "/api/tasks", {"title": "t", "room": room["name"]}
+    )
+    assert status == 201
     assert (await moderate(running, ada, "ban", "eve"))[0] == 200  # banned from the lobby
-    # An absent room's name of the same length, so that the answers compare byte for byte.
+    # An absent room's name of the same length, so that the answers compare byte for byte;
+    # a poll and a task that are not there.
     absent = "dm-" + "9" * (len(room["name"]) - 3)
+    ours = routes(room["name"], message["id"], poll["id"], task["id"])
+    nowhere = routes(absent, message["id"], "1" + poll["id"][1:], "1" + task["id"][1:])
     for who in (carl, admin, eve, None):
-        for (method, path, body), (_, absent_path, _) in zip(
-            routes(room["name"], message["id"]), routes(absent, message["id"]), strict=True
-        ):
+        for (method, path, body), (_, absent_path, _) in zip(ours, nowhere, strict=True):
             if who is None and method != "GET":
                 continue  # anonymous: 401 before anything, for both
             got = await raw(running, who, method, path, body)
             want = await raw(running, who, method, absent_path, body)
             want = (want[0], want[1].replace(absent.encode(), room["name"].encode()))
             assert got == want, (who and who["user"]["username"], method, path)
-            assert got[0] in (401, 404) or path.startswith("/api/tasks"), (method, path, got)
+            assert got[0] in (401, 404) or path.startswith("/api/tasks?"), (method, path, got)
         if who is not None:
             assert room["name"] not in await listed(running, who)
             client = await connect(running, who)
