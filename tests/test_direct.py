@@ -361,6 +361,23 @@ async def test_a_direct_message_notifies_the_peer_once_and_a_block_silences_them
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_blocked_user_notifies_of_nothing_neither_by_edit_nor_by_task(running):
+    _, (ada, bob, carl) = await lobby_with(running, "ada", "bob", "carl")
+    bob_socket = await connect(running, bob)
+    assert await block(running, bob, "ada") == 204
+    status, message = await post(running, ada, "hello", "lobby")
+    path = f"/api/rooms/lobby/messages/{message['id']}"
+    status, edited = await api(running, ada, "PATCH", path, {"body": "hello @bob"})
+    assert status == 200 and edited["mentions"] == ["bob"]
+    task = {"title": "yours", "room": "lobby", "assignee": "bob"}
+    assert (await api(running, ada, "POST", "/api/tasks", task))[0] == 201
+    assert (await listed(running, bob))["lobby"]["mentions"] == 0
+    _, marker = await post(running, carl, "@bob marker", "lobby")
+    assert (await next_notify(bob_socket))["event"]["id"] == marker["id"]
+    await close(bob_socket)
+
+
+@pytest_twisted.ensureDeferred
 async def test_block_routes_refuse_oneself_and_nobody(running):
     _, (ada,) = await lobby_with(running, "ada")
     assert field_of(await api(running, ada, "POST", "/api/blocks", {"username": "ADA"})) == (
