@@ -467,11 +467,16 @@ BAD_ROOMS = [
 ]
 
 
-@pytest.mark.parametrize("type", ["join", "leave", "command", "typing", "read", "send"])
-@pytest.mark.parametrize("room", BAD_ROOMS)
+@pytest.mark.parametrize(
+    ("type", "room"),
+    [
+        (type, room)
+        for type in ["join", "leave", "command", "typing", "read", "send"]
+        for room in BAD_ROOMS
+        if not (type == "command" and room is None)  # v1.1: a command may name no room
+    ],
+)
 def test_bad_room_names_are_refused(type, room):
-    if type == "command" and room is None:
-        pytest.skip("a command frame may name no room (v1.1)")
     frame = {"type": type, "room": room, "body": "b", "client_msg_id": "c", "line": "/x", "seq": 1}
     assert refused_fields(frame) == ["room"]
 
