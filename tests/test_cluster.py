@@ -299,7 +299,8 @@ async def test_a_second_live_instance_with_the_same_node_id_refuses_to_start(
 
 @pytest_twisted.ensureDeferred
 async def test_task_notices_and_task_events_cross_instances(make_cluster, redis_url):
-    """Tasks and polls across two instances: one pair of daemons for both (see below);
+    """Tasks, polls and direct messages across two instances: one pair of daemons for all
+    (see below);
     no rate limits, for the many voters' registrations and their votes as fast as they go."""
     cluster = make_cluster(redis_url, ["--no-rate-limits"])
     findings = Findings(cluster)
@@ -307,6 +308,7 @@ async def test_task_notices_and_task_events_cross_instances(make_cluster, redis_
     await tasks_cross_instances(cluster, findings, a, b)
     await polls_cross_instances(cluster, findings, a, b)
     await mentions_cross_instances(cluster, findings, a, b)
+    await dms_cross_instances(cluster, findings, a, b)
     findings.verify()
 
 
@@ -623,3 +625,67 @@ def make_poll_due(database_url: str, poll_id: int) -> None:
             cursor.execute("SELECT pg_notify(%s, '0')", (POLLS_CLOSING_CHANNEL,))
     finally:
         connection.close()
+
+
+async def dms_cross_instances(cluster: Cluster, findings: Findings, a: Any, b: Any) -> None:
+    """
+    A direct message posted on node 1 is a ``notify`` (``dm``) on every socket of the
+    peer, one on each node, once, and none to its author; a user the peer blocks can
+    neither open the room nor reach them with a mention in a room they share.
+    """
+    tokens = await cluster.register(["dia", "eli", "fay"], via=[a])
+    await cluster.create_room(tokens["fay"], "hub", via=a)
+    for name in ("dia", "eli"):
+        status, body, _ = await api(a.base_url, "POST", "/api/rooms/hub/join", tokens[name])
+        assert status == 200, body
+    eli_a, eli_b = cluster.client("eli", tokens["eli"]), cluster.client("eli", tokens["eli"])
+    dia = cluster.client("dia", tokens["dia"])
+    await eli_a.connect(a)
+    await eli_b.connect(b)
+    await dia.connect(b)
+
+    async def on(daemon: Any, who: str, method: str, path: str, body: Any = None) -> tuple:
+        status, answer, _ = await api(daemon.base_url, method, path, tokens[who], body)
+        return status, answer
+
+    status, room = await on(a, "dia", "POST", "/api/dms", {"username": "eli"})
+    assert status == 201, room
+    heard = [
+        c.expect(lambda f: f["type"] == "notify").addTimeout(10, reactor) for c in (eli_a, eli_b)
+    ]
+    status, message = await on(a, "dia", "POST", f"/api/rooms/{room['name']}/messages",
+                               {"body": "psst @eli"})  # fmt: skip
+    assert status == 201, message
+    for client, waiting in zip((eli_a, eli_b), heard, strict=True):
+        try:
+            notify = await waiting
+        except Exception:  # noqa: BLE001 - a timeout: the finding is recorded
+            notify = None
+        findings.expect(
+            notify == {"type": "notify", "reason": "dm", "room": room["name"], "event": message},
+            f"eli's socket on node {client.node} got {notify} for the direct message",
+        )
+
+    status, _ = await on(b, "eli", "POST", "/api/blocks", {"username": "fay"})
+    assert status == 204
+    status, refused = await on(a, "fay", "POST", "/api/dms", {"username": "eli"})
+    findings.expect(status == 403, f"fay, blocked, opened a direct room with eli: {refused}")
+    status, _ = await on(a, "fay", "POST", "/api/rooms/hub/messages", {"body": "@eli hey"})
+    assert status == 201
+    marked = [
+        c.expect(lambda f: f["type"] == "notify").addTimeout(10, reactor) for c in (eli_a, eli_b)
+    ]
+    status, marker = await on(a, "dia", "POST", "/api/rooms/hub/messages", {"body": "@eli m"})
+    assert status == 201
+    for waiting in marked:
+        try:
+            await waiting
+        except Exception:  # noqa: BLE001 - checked below
+            pass
+    await sleep(0.5)  # time enough for a duplicate on its way
+    told = {
+        f"{c.name}@{c.node}": [f["event"]["id"] for _, _, f in c.frames if f["type"] == "notify"]
+        for c in (eli_a, eli_b, dia)
+    }
+    want = {f"eli@{c.node}": [message["id"], marker["id"]] for c in (eli_a, eli_b)}
+    findings.expect(told == {**want, f"dia@{dia.node}": []}, f"notify event ids, by socket: {told}")

@@ -47,6 +47,10 @@ CONTRACT_COMMANDS = [
     "delete",
     "todo",
     "poll",
+    "msg",  # v1.1 Direct messages, in its order
+    "query",
+    "ignore",
+    "unignore",
 ]
 MAX_ID = 2**63 - 1
 TASK_NUMBER_MAX = 2**31 - 1
@@ -140,6 +144,11 @@ def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
         ("/poll vote 2", Command(name="poll", sub="vote", choices=(2,))),
         ("/poll vote 1 3 10", Command(name="poll", sub="vote", choices=(1, 3, 10))),
         ("/poll close", Command(name="poll", sub="close")),
+        ("/msg Bob.K  hi  there \n", Command(name="msg", user="Bob.K", text="hi  there")),
+        ("/msg bob line one\nline two", Command(name="msg", user="bob", text="line one\nline two")),
+        ("/query bob", Command(name="query", user="bob")),
+        ("/ignore bob", Command(name="ignore", user="bob")),
+        ("/UNIGNORE Bob", Command(name="unignore", user="Bob")),
     ],
 )
 def test_typical_lines(line, expected) -> None:
@@ -149,7 +158,8 @@ def test_typical_lines(line, expected) -> None:
 def test_every_command_has_a_typical_line_tested() -> None:
     tested = {
         "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick",
-        "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll",
+        "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll", "msg",
+        "query", "ignore", "unignore",
     }  # fmt: skip
     assert tested == set(USAGE)
     forms = {"todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
@@ -237,6 +247,16 @@ def test_every_command_has_a_typical_line_tested() -> None:
         ("/kick bob " + "r" * 513, "kick", "the reason must be at most 512"),
         ("/ban bob 1h bad\nreason", "ban", "the reason must be one line"),
         ("/kick bob a\x7fb", "kick", "control characters"),
+        ("/msg", "msg", "needs more arguments"),
+        ("/msg bob", "msg", "needs the text to send"),
+        ("/msg bob   ", "msg", "needs the text to send"),
+        ("/msg b hi", "msg", "is not a username"),
+        ("/msg bob a\x1bb", "msg", "control characters"),
+        ("/msg bob " + "x" * 4001, "msg", "1-4000 characters"),
+        ("/query", "query", "needs more arguments"),
+        ("/query bob carl", "query", "too many arguments"),
+        ("/ignore @bob", "ignore", "is not a username"),
+        ("/unignore", "unignore", "needs more arguments"),
         # /todo: an unknown subcommand gets the whole synopsis, a wrong form its own
         ("/todo list", "todo", "unknown subcommand list of /todo"),
         ("/todo 3", "todo", "unknown subcommand 3 of /todo"),
@@ -481,7 +501,7 @@ def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
     assert help_lines(lambda name: False) == []
 
 
-EVERYONE = ["help", "join", "part", "rooms", "nick"]
+EVERYONE = ["help", "join", "part", "rooms", "nick", "msg", "query", "ignore", "unignore"]
 MEMBER = [*EVERYONE, "me", "who", "delete", "todo", "poll"]
 MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
 

@@ -467,17 +467,31 @@ BAD_ROOMS = [
 ]
 
 
-@pytest.mark.parametrize("type", ["join", "leave", "command", "typing", "read", "send"])
-@pytest.mark.parametrize("room", BAD_ROOMS)
+@pytest.mark.parametrize(
+    ("type", "room"),
+    [
+        (type, room)
+        for type in ["join", "leave", "command", "typing", "read", "send"]
+        for room in BAD_ROOMS
+        if not (type == "command" and room is None)  # v1.1: a command may name no room
+    ],
+)
 def test_bad_room_names_are_refused(type, room):
     frame = {"type": type, "room": room, "body": "b", "client_msg_id": "c", "line": "/x", "seq": 1}
     assert refused_fields(frame) == ["room"]
 
 
-@pytest.mark.parametrize("type", ["join", "leave", "command", "typing", "read", "send"])
+@pytest.mark.parametrize("type", ["join", "leave", "typing", "read", "send"])
 def test_room_is_required(type):
     frame = {"type": type, "body": "b", "client_msg_id": "c", "line": "/x", "seq": 1}
     assert refused_fields(frame) == ["room"]
+
+
+@pytest.mark.parametrize("frame", [{}, {"room": None}])
+def test_a_command_frame_may_name_no_room(frame):
+    """v1.1 Direct messages: /msg, /query, /ignore, /unignore and /help work without one."""
+    parsed = parse_client_frame({"type": "command", "line": "/help", **frame})
+    assert parsed == CommandFrame(room=None, line="/help")
 
 
 HOSTILE_SEQS = [-1, MAX_SEQ + 1, 10**100, 1.0, 2.5, float("inf"), float("nan"), True, False]

@@ -160,6 +160,33 @@ async def test_idle_rooms_are_soft_deleted_like_a_delete_with_the_removal_notifi
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_direct_room_is_never_idle(fresh_migrated_database_url):
+    """A conversation is not an abandoned room (docs/protocol.md, Direct messages)."""
+    url = fresh_migrated_database_url
+    add_room(url, 7, "quiet", idle_for=timedelta(days=8))
+    sql(
+        url,
+        "INSERT INTO users (id, username, display_name, password_hash) VALUES (2, 'bob', 'bob', 'x')",
+    )
+    sql(
+        url,
+        "INSERT INTO rooms (id, name, visibility, created_by, kind, direct_low, direct_high,"
+        "                   last_event_at)"
+        " VALUES (8, 'dm-8', 'private', %s, 'direct', %s, 2, now() - interval '80 days')",
+        (ADA, ADA),
+    )
+    policy = RetentionPolicy(idle_rooms=timedelta(days=7))
+    connection = await connect_one(reactor, url)
+    try:
+        assert (await dry_run(connection, policy, utc_now())).counts["idle_rooms"] == 1
+    finally:
+        connection.close()
+    report = await one_pass(url, policy)
+    assert report.counts["idle_rooms"] == 1
+    assert sql(url, "SELECT name FROM rooms WHERE deleted_at IS NULL") == [("dm-8",)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_room_whose_old_events_went_is_idle_by_its_last_event_not_its_creation(
     fresh_migrated_database_url,
 ):

@@ -34,6 +34,7 @@ CONTRACT: dict[Action, set[str]] = {
     A.SEND: MEMBER_UP,  # members send
     A.READ: MEMBER_UP,  # ... and read
     A.DELETE_OWN_MESSAGE: MEMBER_UP,  # ... and delete their own messages
+    A.LEAVE: MEMBER_UP,  # ... and leave (POST .../leave: member)
     A.SET_TOPIC: MODERATOR_UP,  # moderators set the topic (PATCH room: moderator+)
     A.DELETE_ANY_MESSAGE: MODERATOR_UP,  # ... delete others' messages
     A.KICK: MODERATOR_UP,
@@ -68,6 +69,34 @@ def test_server_admin_acts_as_owner_everywhere(role, action) -> None:
     admin = actor(role, admin=True)
     assert effective_role(admin) is RoomRole.OWNER
     assert may(admin, action)
+
+
+# v1.1 Direct messages, written out by hand: what a member of a direct room may not do.
+DIRECT_REFUSED = {
+    A.SET_TOPIC, A.INVITE, A.DELETE_ROOM, A.LEAVE,
+    A.KICK, A.BAN, A.UNBAN, A.MUTE, A.UNMUTE, A.OP, A.DEOP,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_a_direct_room_member_may_what_any_member_may_but_leave_it(action) -> None:
+    member = actor("member", direct=True)
+    assert may(member, action) is ("member" in CONTRACT[action] and action not in DIRECT_REFUSED)
+
+
+@pytest.mark.parametrize(("role", "action"), list(itertools.product(ROOM_ROLES, Action)))
+def test_a_server_admin_is_nobody_in_a_direct_room(role, action) -> None:
+    admin = actor(role, admin=True, direct=True)
+    assert effective_role(admin) == (None if role is None else RoomRole(role))
+    assert may(admin, action) is (role in CONTRACT[action] and action not in DIRECT_REFUSED)
+    assert may_read(admin, public=False) is (role is not None)
+    assert may_join(admin, public=False, invited=False) is (role is not None)
+
+
+def test_a_blocked_member_of_a_direct_room_reads_but_does_not_send() -> None:
+    blocked = actor("member", direct=True, blocked=True)
+    assert not may(blocked, A.SEND)
+    assert may(blocked, A.READ) and may(blocked, A.DELETE_OWN_MESSAGE)
 
 
 @pytest.mark.parametrize("role", ["member", "moderator", "owner"])

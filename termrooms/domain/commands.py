@@ -16,6 +16,8 @@ keep their inner whitespace. Decided where the contract is silent:
   case; each form has its own synopsis in ``FORMS``, which a wrong form is answered with.
 * ``/todo add TEXT [@user]``: a last word that starts with ``@`` names the assignee
   (``mail a@b`` does not); TEXT follows the task title rules of ``tasks.title_problem``.
+* ``/msg USER TEXT``: TEXT follows the message body rules. ``/msg``, ``/query``,
+  ``/ignore`` and ``/unignore`` need no room (v1.1, Direct messages).
 * ``/poll new [-m] QUESTION | OPTION | OPTION [| ...]``: ``|`` separates the parts, so a
   question or option cannot hold one; the parts follow the rules of ``POST .../polls``.
   ``/poll vote N [N ...]`` takes option numbers from 1, each once.
@@ -86,6 +88,10 @@ USAGE: dict[str, str] = {
     "todo": "/todo [add TEXT [@user] | start N | done N | reopen N | assign N @user | del N"
     " | mine]",
     "poll": "/poll [new [-m] QUESTION | OPTION | OPTION [| ...] ; vote N [N ...] ; close]",
+    "msg": "/msg USER TEXT",
+    "query": "/query USER",
+    "ignore": "/ignore USER",
+    "unignore": "/unignore USER",
 }
 
 #: "NAME SUB" -> the synopsis of that subcommand's form, which answers a wrong use of it.
@@ -124,6 +130,10 @@ _SUMMARY: dict[str, str] = {
     " mine: your open tasks",
     "poll": "the newest poll's results; start a poll (-m: several choices), vote for"
     " options N of the newest open poll, or close it",
+    "msg": "send TEXT to USER in your direct room, opening it if need be",
+    "query": "open your direct room with USER",
+    "ignore": "block USER: no direct messages or notifications from them",
+    "unignore": "lift your block on USER",
 }
 
 #: The least permission under which each command can succeed (None: any signed-in user).
@@ -148,6 +158,10 @@ COMMAND_ACTION: dict[str, Action | None] = {
     "delete": Action.DELETE_OWN_MESSAGE,
     "todo": Action.READ,  # members change tasks, anyone who reads the room lists them
     "poll": Action.READ,  # members start polls and vote, anyone who reads sees results
+    "msg": None,
+    "query": None,
+    "ignore": None,
+    "unignore": None,
 }
 
 _LINE = re.compile(r"/(\S*)\s*(.*)", re.DOTALL)
@@ -178,9 +192,10 @@ class Command:
     room: str | None = None  # /join, /part (None: the room the command was sent in)
     sub: str | None = None  # the subcommand, lowercase (None: /todo alone)
     user: str | None = None  # /invite, /kick, /ban, /unban, /mute, /unmute, /op, /deop,
-    #                          /todo add and assign (without the @)
+    #                          /todo add and assign (without the @), /msg, /query,
+    #                          /ignore, /unignore
     text: str | None = None  # /me action, /topic ("" clears), /nick name, kick/ban reason,
-    #                          /todo add's title
+    #                          /todo add's title, /msg's text
     duration: timedelta | None = None  # /ban, /mute (None: until lifted)
     event_id: int | None = None  # /delete
     number: int | None = None  # /todo's N: a task's number in its room
@@ -362,6 +377,17 @@ def _mute(name: str, rest: str) -> Command:
     return Command(name=name, user=_user(name, words[0]), duration=duration)
 
 
+def _msg(name: str, rest: str) -> Command:
+    word, text = _first_word(name, rest)
+    user = _user(name, word)
+    if not text:
+        raise _fail(name, "/msg needs the text to send")
+    problem = body_problem(text)
+    if problem:
+        raise _fail(name, f"the text {problem}")
+    return Command(name=name, user=user, text=text.rstrip())
+
+
 def _delete(name: str, rest: str) -> Command:
     [word] = _words(name, rest, 1, 1)
     if not _EVENT_ID.fullmatch(word) or int(word) > MAX_ID:
@@ -492,4 +518,8 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "delete": _delete,
     "todo": _todo,
     "poll": _poll,
+    "msg": _msg,
+    "query": _one_user,
+    "ignore": _one_user,
+    "unignore": _one_user,
 }

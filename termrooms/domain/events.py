@@ -340,10 +340,11 @@ class EditFrame:
 
 @attrs.frozen
 class CommandFrame:
-    """Run a slash command line in the context of a room."""
+    """Run a slash command line in the context of a room, or of none (v1.1: /help, /msg,
+    /query, /ignore, /unignore and the others that need no room work without one)."""
 
     type: ClassVar[str] = "command"
-    room: str
+    room: str | None
     line: str
     ref: Ref = None
 
@@ -426,7 +427,7 @@ def parse_client_frame(frame: object) -> ClientFrame:
 
     get = frame.get
     problems: dict[str, str | None] = {}
-    if kind not in ("ping", "auth"):
+    if kind not in ("ping", "auth") and not (kind == "command" and get("room") is None):
         problems["room"] = _room_problem(get("room"))
     if kind == "join" and get("since") is not None:
         problems["since"] = _seq_problem(get("since"))
@@ -461,7 +462,7 @@ def parse_client_frame(frame: object) -> ClientFrame:
         body = frame["body"].rstrip()
         return EditFrame(room=frame["room"], id=int(frame["id"]), body=body, ref=ref)
     if kind == "command":
-        return CommandFrame(room=frame["room"], line=frame["line"], ref=ref)
+        return CommandFrame(room=get("room"), line=frame["line"], ref=ref)
     if kind == "typing":
         return TypingFrame(room=frame["room"], ref=ref)
     if kind == "read":

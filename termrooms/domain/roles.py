@@ -16,6 +16,12 @@ Decided where the contract is silent, and pinned by tests/test_roles.py:
   public room); ``may_read`` and ``may_join`` put visibility and bans together.
 * A ban outweighs every role, a server admin's included: ``may`` is False for everything.
 
+Direct rooms (protocol-v1.1.md, Direct messages) amend this: a server admin is nobody
+there (the room is its two members' alone), the two members may do what any member may
+but leave it, and nobody changes its topic, invites, moderates or deletes it
+(``DIRECT_FORBIDDEN``); a member the other blocks may not send. Every check goes
+through ``may``/``effective_role``, so every route and frame inherits the rule.
+
 Pure logic: no Twisted, no database.
 """
 
@@ -29,6 +35,7 @@ __all__ = [
     "HIERARCHICAL_ACTIONS",
     "PERMITTED",
     "Action",
+    "DIRECT_FORBIDDEN",
     "Actor",
     "RoomRole",
     "effective_role",
@@ -85,9 +92,10 @@ class Action(enum.Enum):
     DELETE_ROOM = "delete_room"
     MANAGE_TASKS = "manage_tasks"  # update and delete room tasks others created
     CLOSE_POLLS = "close_polls"  # close polls others created
+    LEAVE = "leave"  # end one's membership (POST .../leave, /part)
 
 
-_MEMBER_ACTIONS = frozenset({Action.SEND, Action.READ, Action.DELETE_OWN_MESSAGE})
+_MEMBER_ACTIONS = frozenset({Action.SEND, Action.READ, Action.DELETE_OWN_MESSAGE, Action.LEAVE})
 _MODERATOR_ACTIONS = _MEMBER_ACTIONS | {
     Action.SET_TOPIC,
     Action.DELETE_ANY_MESSAGE,
@@ -113,6 +121,15 @@ HIERARCHICAL_ACTIONS: frozenset[Action] = frozenset(
     {Action.KICK, Action.BAN, Action.UNBAN, Action.MUTE, Action.UNMUTE, Action.OP, Action.DEOP}
 )
 
+#: What nobody does in a direct room, whatever their role: its two members stay its
+#: members, and it has no topic, invitations, moderation or deletion.
+DIRECT_FORBIDDEN: frozenset[Action] = HIERARCHICAL_ACTIONS | {
+    Action.SET_TOPIC,
+    Action.INVITE,
+    Action.DELETE_ROOM,
+    Action.LEAVE,
+}
+
 
 def _to_room_role(value: str | None) -> RoomRole | None:
     """Accept the column's plain string; a misspelt role fails here, not as a silent no."""
@@ -127,18 +144,25 @@ class Actor:
     server_admin: bool
     muted: bool = False
     banned: bool = False
+    direct: bool = False  # the room is a direct room
+    blocked: bool = False  # in a direct room: the other member blocks the actor
 
 
 def effective_role(actor: Actor) -> RoomRole | None:
-    """The role the actor acts with: a server admin acts as owner everywhere."""
-    return RoomRole.OWNER if actor.server_admin else actor.room_role
+    """The role the actor acts with: a server admin acts as owner everywhere but in a
+    direct room, which is its members' alone."""
+    if actor.server_admin and not actor.direct:
+        return RoomRole.OWNER
+    return actor.room_role
 
 
 def may(actor: Actor, action: Action) -> bool:
     """Whether the actor's role allows ``action`` in this room at all (targets aside)."""
     if actor.banned:
         return False
-    if actor.muted and action is Action.SEND:
+    if (actor.muted or actor.blocked) and action is Action.SEND:
+        return False
+    if actor.direct and action in DIRECT_FORBIDDEN:
         return False
     role = effective_role(actor)
     return role is not None and action in PERMITTED[role]

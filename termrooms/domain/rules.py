@@ -31,6 +31,19 @@ def username_problem(username: object) -> str | None:
     return None
 
 
+#: Direct rooms are named ``dm-<room id>`` by the server; nobody names a room so.
+DIRECT_ROOM_PREFIX = "dm-"
+
+
+def new_room_name_problem(name: object) -> str | None:
+    """Why ``name`` is no good for a room about to be created, or None when it is."""
+    if not isinstance(name, str) or not ROOM_NAME.match(name):
+        return "must be 1-32 characters of A-Z a-z 0-9 - _"
+    if name.lower().startswith(DIRECT_ROOM_PREFIX):
+        return f"must not start with {DIRECT_ROOM_PREFIX!r}, which direct rooms carry"
+    return None
+
+
 #: Deleted accounts are renamed ``deleted-<id>`` (their messages keep that author).
 DELETED_USERNAME_PREFIX = "deleted-"
 

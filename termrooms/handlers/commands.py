@@ -58,7 +58,8 @@ class CommandRunner:
     polls: PollHandler
     meters: Meters = attrs.Factory(Meters)
 
-    async def run(self, room_name: str, user: User, line: str) -> CommandOutcome:
+    async def run(self, room_name: str | None, user: User, line: str) -> CommandOutcome:
+        """Run a line in the context of a room, or of none (a command frame without one)."""
         try:
             command = parse_command(line)
         except CommandError as e:
@@ -69,16 +70,45 @@ class CommandRunner:
         except ApiError as e:
             return CommandOutcome(False, e.detail)
 
-    async def _run(self, command: Any, room_name: str, user: User) -> CommandOutcome:
+    async def _run(self, command: Any, room_name: str | None, user: User) -> CommandOutcome:
         name = command.name
         if name == "help":
-            return CommandOutcome(True, "\n".join(help_lines(await self._usable(room_name, user))))
+            usable = needs_no_room if room_name is None else await self._usable(room_name, user)
+            return CommandOutcome(True, "\n".join(help_lines(usable)))
         if name == "join":
             return await self._join(command.room, user)
+        if name in ("msg", "query"):
+            view, _ = await self.rooms.open_direct(user, command.user)
+            if name == "query":
+                return CommandOutcome(True, f"opened {view.room.name}", subscribe=view.room.name)
+            await self.rooms.post(view.room.name, user, command.text, None)
+            return CommandOutcome(True, f"sent to {command.user}", subscribe=view.room.name)
+        if name == "ignore":
+            await self.rooms.block(user, command.user)
+            return CommandOutcome(True, f"ignoring {command.user}")
+        if name == "unignore":
+            await self.rooms.unblock(user, command.user)
+            return CommandOutcome(True, f"no longer ignoring {command.user}")
+        if name == "rooms":
+            listed = await self.rooms.list_rooms(user)
+            shown = [
+                f"{r['name']} (with {r['peer']})" if "peer" in r else r["name"] for r in listed
+            ]
+            return CommandOutcome(True, "rooms: " + (", ".join(shown) or "none"))
+        if name == "nick":
+            await self.database.run_interaction(set_display_name_txn, user.id, command.text)
+            return CommandOutcome(True, f"you are now shown as {command.text}")
+        target = command.room or room_name
+        if target is None:  # a command frame without a room
+            return CommandOutcome(False, f"/{name} works in a room: send it with one")
+        return await self._in_room(command, target, user)
+
+    async def _in_room(self, command: Any, room_name: str, user: User) -> CommandOutcome:
+        """The commands that act in a room: ``room_name`` (for /part, the one it names)."""
+        name = command.name
         if name == "part":
-            target = command.room or room_name
-            await self.rooms.leave(target, user)
-            return CommandOutcome(True, f"left {target}", unsubscribe=target)
+            await self.rooms.leave(room_name, user)
+            return CommandOutcome(True, f"left {room_name}", unsubscribe=room_name)
         if name == "me":
             await self.rooms.post(room_name, user, command.text, None, action=True)
             return CommandOutcome(True, "")
@@ -89,14 +119,6 @@ class CommandRunner:
             room_id = (await self.rooms.member_view(room_name, user)).room.id
             online = (await self.rooms.online_in([room_id])).get(room_id, [])
             return CommandOutcome(True, "online: " + (", ".join(online) or "nobody"))
-        if name == "rooms":
-            listed = await self.rooms.list_rooms(user)
-            return CommandOutcome(
-                True, "rooms: " + (", ".join(r["name"] for r in listed) or "none")
-            )
-        if name == "nick":
-            await self.database.run_interaction(set_display_name_txn, user.id, command.text)
-            return CommandOutcome(True, f"you are now shown as {command.text}")
         if name == "invite":
             await self.rooms.invite(room_name, user, command.user, None)
             return CommandOutcome(True, f"invited {command.user} to {room_name}")

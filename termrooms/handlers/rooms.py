@@ -4,7 +4,8 @@ HTTP routes and the WebSocket gateway both call these, so a bot posting over HTT
 browser sending a frame get the same rules and the same events.
 
 A private room is invisible to anyone who is not a member: every call answers
-``not_found`` exactly as for a room that does not exist.
+``not_found`` exactly as for a room that does not exist. A direct room is a private room
+of two members that a server admin does not see either (domain/roles.py).
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ from termrooms.domain.rules import (
     TOPIC_MAX,
     check_fields,
     field_error,
+    new_room_name_problem,
     single_line_problem,
     username_problem,
 )
 from termrooms.domain.snowflake import SnowflakeGenerator
 from termrooms.domain.wire import encode_json, iso_time
 from termrooms.handlers.writer import RoomWriter
+from termrooms.storage.blocks import block_txn, blocked_names_txn, unblock_txn
 from termrooms.storage.database import Database
 from termrooms.storage.moderation import (
     Target,
@@ -61,7 +64,7 @@ from termrooms.storage.moderation import (
     set_topic_txn,
     target_txn,
 )
-from termrooms.storage.notices import notify_mentioned_txn
+from termrooms.storage.notices import notify_message_txn
 from termrooms.storage.rooms import (
     Draft,
     Room,
@@ -74,6 +77,7 @@ from termrooms.storage.rooms import (
     member_count_txn,
     members_txn,
     mentions_page_txn,
+    open_direct_txn,
     remove_member_txn,
     room_by_name_txn,
     room_view_txn,
@@ -111,6 +115,8 @@ def actor_of(view: RoomView, user: User) -> Actor:
         server_admin=user.role == "admin",
         muted=bool(standing and standing.muted),
         banned=bool(standing and standing.banned),
+        direct=view.room.kind == "direct",
+        blocked=bool(standing and standing.blocked),
     )
 
 
@@ -174,6 +180,8 @@ class RoomHandler:
             raise ApiError("forbidden", f"Join {view.room.name} first.")
         if action is Action.SEND and actor.muted:
             raise ApiError("muted", f"You are muted in {view.room.name}.")
+        if action is Action.SEND and actor.blocked:
+            raise ApiError("forbidden", f"{_peer(view)} does not take direct messages from you.")
         if not may(actor, action):
             raise ApiError("forbidden", f"Your role in {view.room.name} does not allow that.")
         return view
@@ -187,6 +195,8 @@ class RoomHandler:
             {
                 "id": str(room_id),
                 "name": name,
+                "kind": kind,
+                **({"peer": peer} if kind == "direct" else {}),
                 "topic": topic,
                 "visibility": visibility,
                 "member_count": member_count,
@@ -194,16 +204,26 @@ class RoomHandler:
                 **({} if unread is None else {"unread": unread}),
                 "mentions": mentions,
             }
-            for room_id, name, topic, visibility, _, _, member_count, unread, mentions in rows
+            for (
+                room_id,
+                name,
+                topic,
+                visibility,
+                _,
+                _,
+                member_count,
+                unread,
+                mentions,
+                kind,
+                peer,
+            ) in rows
         ]
 
     async def create_room(
         self, user: User, name: Any, topic: Any, visibility: Any, request_id: str | None
     ) -> Room:
         check_fields(
-            name=None
-            if isinstance(name, str) and ROOM_NAME.match(name)
-            else "must be 1-32 characters of A-Z a-z 0-9 - _",
+            name=new_room_name_problem(name),
             topic=None
             if topic is None
             else single_line_problem(topic, TOPIC_MAX)
@@ -233,6 +253,8 @@ class RoomHandler:
         shown = {
             "id": str(room.id),
             "name": room.name,
+            "kind": room.kind,
+            **({"peer": _peer(view)} if room.kind == "direct" else {}),
             "topic": room.topic,
             "visibility": room.visibility,
             "member_count": count,
@@ -266,7 +288,7 @@ class RoomHandler:
         return await self.view(name, user)
 
     async def leave(self, name: Any, user: User) -> None:
-        view = await self.member_view(name, user)
+        view = await self.member_view(name, user, Action.LEAVE)
         left = await self.database.run_interaction(
             remove_member_txn, view.room.id, user.id, self.snowflakes.next_id()
         )
@@ -325,9 +347,10 @@ class RoomHandler:
         event, new = await self.writer.post(view.room.id, draft)
         if new:
             self.publish(event)
-            if any(name != user.username for name in event.data.get("mentions", ())):
+            mentions = event.data.get("mentions", ())
+            if view.room.kind == "direct" or any(name != user.username for name in mentions):
                 await self.database.run_autocommit(
-                    notify_mentioned_txn, event.id, event.room_id, event.seq, user.id
+                    notify_message_txn, event.id, event.room_id, event.seq, user.id
                 )
         return event, new
 
@@ -350,10 +373,10 @@ class RoomHandler:
     # ------------------------------------------------------------------ changing rooms
 
     async def set_topic(self, name: Any, user: User, topic: Any) -> RoomEvent:
+        view = await self.member_view(name, user, Action.SET_TOPIC)  # 404 and 403 first
         if not isinstance(topic, str):
             check_fields(topic="must be text")
         check_fields(topic=single_line_problem(topic, TOPIC_MAX))
-        view = await self.member_view(name, user, Action.SET_TOPIC)
         event = await self.database.run_interaction(
             set_topic_txn, view.room.id, topic, user.id, self.snowflakes.next_id()
         )
@@ -477,12 +500,32 @@ class RoomHandler:
         return event
 
     async def _target(self, view: RoomView, username: Any) -> Target:
-        if not isinstance(username, str) or username_problem(username):
-            check_fields(username="must be a username")
-        target = await self.database.run_interaction(target_txn, view.room.id, username)
+        target = await self.database.run_interaction(target_txn, view.room.id, _username(username))
         if target is None:
             raise ApiError("not_found", f"No user called {username!r}.")
         return target
+
+    # ------------------------------------------------------------------ direct rooms
+
+    async def open_direct(self, user: User, username: Any) -> tuple[RoomView, bool]:
+        """The direct room with ``username`` (POST /api/dms, /msg, /query), and whether
+        this call created it."""
+        ids = (self.snowflakes.next_id(), self.snowflakes.next_id())
+        room, joined = await self.database.run_interaction(
+            open_direct_txn, self.snowflakes.next_id(), ids, user.id, _username(username)
+        )
+        for event in joined:
+            self.publish(event)
+        return await self.view(room.name, user), bool(joined)
+
+    async def block(self, user: User, username: Any) -> None:
+        await self.database.run_interaction(block_txn, user.id, _username(username))
+
+    async def unblock(self, user: User, username: Any) -> None:
+        await self.database.run_interaction(unblock_txn, user.id, _username(username))
+
+    async def blocks(self, user: User) -> list[str]:
+        return await self.database.run_autocommit(blocked_names_txn, user.id)
 
     async def mentions(
         self, user: User, before_id: int | None, limit: int
@@ -497,6 +540,18 @@ class RoomHandler:
     def publish(self, event: RoomEvent) -> None:
         """Hand a committed event to its room's subscribers."""
         self.bus.publish(event.room_id, event.seq, encode_event(event))
+
+
+def _peer(view: RoomView) -> str | None:
+    """A direct room's other member, as the viewer sees them."""
+    return view.standing.peer if view.standing is not None else None
+
+
+def _username(username: Any) -> str:
+    """A username given to act on, or a 422 on ``username``."""
+    if not isinstance(username, str) or username_problem(username):
+        check_fields(username="must be a username")
+    return username
 
 
 def _hierarchical_action(action: Any) -> Action:

@@ -54,7 +54,9 @@ _PLAIN = {
     ),
 }
 _COUNT_SPECIAL = {
-    "idle_rooms": "SELECT count(*) FROM rooms WHERE deleted_at IS NULL AND last_event_at < %s",
+    # A direct room is a conversation, not an abandoned room: never idle (docs/protocol.md).
+    "idle_rooms": "SELECT count(*) FROM rooms WHERE deleted_at IS NULL AND kind = 'room'"
+    " AND last_event_at < %s",
     "refresh_tokens": "SELECT count(*) FROM refresh_tokens WHERE expires_at < %s",
     # Sessions whose every token goes in this pass.
     "sessions": "SELECT count(*) FROM refresh_token_families f"
@@ -103,7 +105,7 @@ async def _delete_idle_rooms_txn(cursor: Any, cutoff: datetime, limit: int) -> i
     """Soft-delete idle rooms as an owner's DELETE does: audit row, members removed."""
     # The row lock re-checks last_event_at against an event committed meanwhile.
     await cursor.execute(
-        "SELECT id FROM rooms WHERE deleted_at IS NULL AND last_event_at < %s"
+        "SELECT id FROM rooms WHERE deleted_at IS NULL AND kind = 'room' AND last_event_at < %s"
         " ORDER BY last_event_at LIMIT %s FOR UPDATE SKIP LOCKED",
         (cutoff, limit),
     )

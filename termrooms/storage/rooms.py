@@ -19,7 +19,9 @@ from psycopg2 import errors as pg_errors
 from termrooms.domain.errors import ApiError
 from termrooms.domain.events import Removal, RoomEvent
 from termrooms.domain.notices import UserNotice
+from termrooms.domain.rules import DIRECT_ROOM_PREFIX
 from termrooms.storage.audit import insert_audit_txn
+from termrooms.storage.blocks import BLOCKS, other_user_id_txn
 from termrooms.storage.notices import notify_user_txn
 
 
@@ -31,11 +33,13 @@ class Room:
     visibility: str
     created_at: datetime
     last_seq: int
+    kind: str  # "room", or "direct": two members' own (sql/0006_direct_rooms.sql)
 
 
 @attrs.frozen
 class Standing:
-    """A user's place in a room: role (None when not a member), bans, mutes, invitations."""
+    """A user's place in a room: role (None when not a member), bans, mutes, invitations;
+    in a direct room, the other member and whether they block this user."""
 
     role: str | None
     banned: bool
@@ -43,9 +47,11 @@ class Standing:
     muted: bool
     invited: bool
     read_seq: int
+    peer: str | None = None
+    blocked: bool = False
 
 
-_ROOM_FIELDS = ("id", "name", "topic", "visibility", "created_at", "last_seq")  # Room's
+_ROOM_FIELDS = ("id", "name", "topic", "visibility", "created_at", "last_seq", "kind")  # Room's
 _ROOM_COLUMNS = ", ".join(_ROOM_FIELDS)
 # RoomEvent's fields, in its order.
 # A message_edited event shows its message as it is now: body (null once deleted),
@@ -84,7 +90,7 @@ async def room_by_name_txn(cursor: Any, name: str) -> Room | None:
 
 
 def _standing(row: tuple[Any, ...]) -> Standing:
-    role, read_seq, banned, muted, muted_until, invited = row
+    role, read_seq, banned, muted, muted_until, invited, peer, blocked = row
     return Standing(
         role=role,
         banned=banned,
@@ -92,7 +98,21 @@ def _standing(row: tuple[Any, ...]) -> Standing:
         muted=muted,
         invited=invited,
         read_seq=read_seq or 0,
+        peer=peer,
+        blocked=blocked,
     )
+
+
+# Of rooms r, for %(user)s: the other member of a direct room (NULL for other rooms),
+# and whether they block %(user)s.
+_PEER = (
+    "(SELECT p.username FROM users p WHERE p.id = CASE WHEN r.direct_low = %(user)s"
+    "        THEN r.direct_high ELSE r.direct_low END)"
+)
+_BLOCKED_BY_PEER = (
+    "EXISTS (SELECT 1 FROM user_blocks k WHERE k.blocked_id = %(user)s"
+    "        AND k.blocker_id IN (r.direct_low, r.direct_high))"
+)
 
 
 async def room_view_txn(
@@ -108,7 +128,8 @@ async def room_view_txn(
         "                AND (b.expires_at IS NULL OR b.expires_at > now())),"
         "        x.user_id IS NOT NULL, x.expires_at,"
         "        EXISTS (SELECT 1 FROM room_invitations i WHERE i.room_id = r.id"
-        "                AND i.user_id = %(user)s)"
+        "                AND i.user_id = %(user)s),"
+        f"       {_PEER}, {_BLOCKED_BY_PEER}"
         "   FROM rooms r"
         "   LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(user)s"
         "   LEFT JOIN room_mutes x ON x.room_id = r.id AND x.user_id = %(user)s"
@@ -227,8 +248,11 @@ def _post_messages(naming: bool) -> str:
     mention = (
         """, mention AS (
     -- The names written that are members' now, as their usernames are stored, in the
-    -- order first written.
-    SELECT f.n, array_agg(u.id ORDER BY c.at) AS user_ids,
+    -- order first written. A member who blocks the author is named, but it does not
+    -- count (no row).
+    SELECT f.n, array_agg(u.id ORDER BY c.at) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM user_blocks k WHERE k.blocker_id = u.id
+                  AND k.blocked_id = f.user_id)) AS user_ids,
            jsonb_build_object('mentions', jsonb_agg(u.username ORDER BY c.at)) AS data
       FROM fresh f
      CROSS JOIN LATERAL unnest(string_to_array(f.names, ' ')) WITH ORDINALITY AS c (name, at)
@@ -406,6 +430,47 @@ async def create_room_txn(
     return attrs.evolve(room, last_seq=joined.seq), joined
 
 
+async def open_direct_txn(
+    cursor: Any, room_id: int, event_ids: tuple[int, int], user_id: int, username: str
+) -> tuple[Room, list[RoomEvent]]:
+    """
+    The direct room of the user and ``username``, created with both as members (and
+    their member_joined events, returned) when the pair has none yet. The pair's unique
+    index decides a race: a second opener's INSERT waits for the first's commit, does
+    nothing, and reads the room the first made. The peer's account is held, so it cannot
+    be deleted half way; a peer who blocks the user refuses (``forbidden``). No audit
+    row: who talks to whom is theirs, not the server's admins' business.
+    """
+    peer_id = await other_user_id_txn(cursor, user_id, username, lock=True)
+    await cursor.execute(f"SELECT {BLOCKS}", {"blocker": peer_id, "blocked": user_id})
+    if cursor.fetchone()[0]:
+        raise ApiError("forbidden", f"{username} does not take direct messages from you.")
+    pair = {"low": min(user_id, peer_id), "high": max(user_id, peer_id)}
+    await cursor.execute(
+        "INSERT INTO rooms (id, name, visibility, created_by, kind, direct_low, direct_high)"
+        " VALUES (%(id)s, %(name)s, 'private', %(user)s, 'direct', %(low)s, %(high)s)"
+        f" ON CONFLICT (direct_low, direct_high) DO NOTHING RETURNING {_ROOM_COLUMNS}",
+        {"id": room_id, "name": f"{DIRECT_ROOM_PREFIX}{room_id}", "user": user_id, **pair},
+    )
+    row = cursor.fetchone()
+    if row is None:
+        await cursor.execute(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms"
+            " WHERE direct_low = %(low)s AND direct_high = %(high)s",
+            pair,
+        )
+        return Room(*cursor.fetchone()), []
+    await cursor.execute(
+        "INSERT INTO memberships (room_id, user_id) VALUES (%s, %s), (%s, %s)",
+        (room_id, user_id, room_id, peer_id),
+    )
+    joined = [
+        await append_event_txn(cursor, event_id, room_id, "member_joined", user_id=member)
+        for event_id, member in zip(event_ids, (user_id, peer_id), strict=True)
+    ]
+    return attrs.evolve(Room(*row), last_seq=joined[-1].seq), joined
+
+
 async def add_member_txn(
     cursor: Any, room_id: int, user_id: int, event_id: int
 ) -> RoomEvent | None:
@@ -461,15 +526,16 @@ async def last_seqs_txn(cursor: Any, room_ids: list[int]) -> dict[int, int]:
 
 
 async def rooms_for_user_txn(cursor: Any, user_id: int) -> list[tuple[Any, ...]]:
-    """Public rooms and the user's private ones: (room columns..., member_count, unread,
-    mentions after the read marker)."""
+    """Public rooms and the user's private and direct ones: (room columns..., member_count,
+    unread, mentions after the read marker, kind, the direct room's other member)."""
     await cursor.execute(
         "SELECT r.id, r.name, r.topic, r.visibility, r.created_at, r.last_seq,"
         "       (SELECT count(*) FROM memberships c WHERE c.room_id = r.id),"
         "       CASE WHEN m.user_id IS NULL THEN NULL ELSE r.last_seq - m.read_seq END,"
         "       CASE WHEN m.user_id IS NULL THEN 0 ELSE"
         "         (SELECT count(*) FROM message_mentions x WHERE x.user_id = %(user)s"
-        "             AND x.room_id = r.id AND x.seq > m.read_seq) END"
+        "             AND x.room_id = r.id AND x.seq > m.read_seq) END,"
+        f"      r.kind, {_PEER}"
         "  FROM rooms r"
         "  LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(user)s"
         " WHERE r.deleted_at IS NULL AND (r.visibility = 'public' OR m.user_id IS NOT NULL)"
@@ -550,24 +616,30 @@ async def edit_message_txn(
     event = await append_event_txn(
         cursor, event_id, room_id, "message_edited", user_id=author_id, target_event_id=message_id
     )
+    # Who the message mentions now but those who block its author (as when posted).
     await cursor.execute(
-        "WITH gone AS ("
+        "WITH counted AS ("
+        "   SELECT unnest(%(users)s::bigint[]) AS user_id"
+        "   EXCEPT SELECT blocker_id FROM user_blocks WHERE blocked_id = %(author)s),"
+        " gone AS ("
         "   DELETE FROM message_mentions WHERE event_id = %(message)s"
-        "      AND NOT user_id = ANY(%(users)s::bigint[]) RETURNING user_id)"
+        "      AND user_id NOT IN (SELECT user_id FROM counted) RETURNING user_id)"
         " INSERT INTO message_mentions (event_id, room_id, seq, user_id)"
-        " SELECT %(message)s, %(room)s, %(seq)s, unnest(%(users)s::bigint[])"
+        " SELECT %(message)s, %(room)s, %(seq)s, user_id FROM counted"
         " ON CONFLICT DO NOTHING RETURNING user_id",
         {
             "message": message_id,
             "room": room_id,
             "seq": event.seq,
+            "author": author_id,
             "users": [user_id for user_id, _ in named],
         },
     )
     newly = [user_id for (user_id,) in cursor.fetchall()]
     for user_id in newly:
         if user_id != author_id:
-            await notify_user_txn(cursor, UserNotice(user_id, "mention", room_id, event.seq))
+            notice = UserNotice(user_id, "mention", room_id, event.seq)
+            await notify_user_txn(cursor, notice, author_id)
     await cursor.execute(
         "UPDATE room_events SET body = %s, data = (data - 'mentions') || %s::jsonb,"
         "       edited_at = now()"
@@ -585,7 +657,8 @@ async def mentions_page_txn(
     cursor: Any, user_id: int, before_id: int | None, limit: int
 ) -> tuple[list[RoomEvent], bool]:
     """The messages that mention the user, newest first, from rooms they may still read
-    (public ones, their own, any for a server admin), and whether older ones exist."""
+    (public ones, their own, any but a direct room for a server admin), and whether older
+    ones exist."""
     await cursor.execute(
         f"SELECT {_EVENT_COLUMNS}{_EVENT_FROM}"
         "  JOIN message_mentions x ON x.event_id = e.id AND x.user_id = %(user)s"
@@ -594,7 +667,8 @@ async def mentions_page_txn(
         "   AND (r.visibility = 'public'"
         "        OR EXISTS (SELECT 1 FROM memberships my"
         "                    WHERE my.room_id = x.room_id AND my.user_id = %(user)s)"
-        "        OR EXISTS (SELECT 1 FROM users me WHERE me.id = %(user)s AND me.role = 'admin'"
+        "        OR r.kind = 'room' AND EXISTS (SELECT 1 FROM users me"
+        "                    WHERE me.id = %(user)s AND me.role = 'admin'"
         "                    AND NOT EXISTS (SELECT 1 FROM room_bans b"
         "                                     WHERE b.room_id = x.room_id AND b.user_id = me.id"
         "                                       AND (b.expires_at IS NULL"

@@ -40,10 +40,12 @@ TaskCheck = Callable[[Task, Actor | None], None]
 async def actor_in_txn(cursor: Any, room_id: int, user_id: int) -> Actor:
     """Where the user stands in the room now, read in the caller's transaction."""
     await cursor.execute(
-        f"SELECT {STANDING_OF_USER} WHERE u.id = %(user)s", {"room": room_id, "user": user_id}
+        "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = %(room)s AND kind = 'direct'),"
+        f" {STANDING_OF_USER} WHERE u.id = %(user)s",
+        {"room": room_id, "user": user_id},
     )
-    admin, role, banned, muted = cursor.fetchone()
-    return Actor(room_role=role, server_admin=admin, muted=muted, banned=banned)
+    direct, admin, role, banned, muted = cursor.fetchone()
+    return Actor(room_role=role, server_admin=admin, muted=muted, banned=banned, direct=direct)
 
 
 async def task_txn(cursor: Any, task_id: int, *, lock: bool = False) -> Task | None:
@@ -243,7 +245,7 @@ async def _recorded(
     assigned = action == "task.create" or "assignee" in changes
     if assigned and task.assignee_id is not None and task.assignee_id != actor_id:
         notice = UserNotice(task.assignee_id, "task_assigned", task.room_id, event.seq)
-        await notify_user_txn(cursor, notice)
+        await notify_user_txn(cursor, notice, actor_id)
     return event
 
 

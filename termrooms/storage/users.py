@@ -10,6 +10,7 @@ from psycopg2 import errors as pg_errors
 
 from termrooms.domain.errors import ApiError
 from termrooms.storage.audit import AUDIT_COLUMNS, insert_audit_txn
+from termrooms.storage.blocks import blocked_names_txn, delete_blocks_of_txn
 from termrooms.storage.invites import redeem_invite_txn
 from termrooms.storage.polls import polls_of_user_txn
 from termrooms.storage.sessions import (
@@ -158,8 +159,9 @@ async def replace_password_hash_txn(cursor: Any, user_id: int, password_hash: st
 async def delete_user_txn(cursor: Any, user_id: int, request_id: str | None = None) -> None:
     """
     Delete an account, keeping its row as a tombstone so its messages keep an author and
-    room histories keep their seqs: the name is freed, the password and memberships go,
-    every session is revoked.
+    room histories keep their seqs: the name is freed, the password, memberships and
+    blocks (theirs and on them) go, every session is revoked. Their direct rooms stay
+    with the other member, who keeps the history and sees the tombstone's name as peer.
     """
     await cursor.execute(
         "UPDATE users SET username = 'deleted-' || id, display_name = 'deleted user',"
@@ -167,6 +169,7 @@ async def delete_user_txn(cursor: Any, user_id: int, request_id: str | None = No
         (user_id,),
     )
     await cursor.execute("DELETE FROM memberships WHERE user_id = %s", (user_id,))
+    await delete_blocks_of_txn(cursor, user_id)
     await delete_personal_tasks_txn(cursor, user_id)
     await revoke_user_sessions_txn(cursor, user_id, "account_deleted")
     await insert_audit_txn(
@@ -199,7 +202,9 @@ async def set_disabled_txn(
 
 
 async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
-    """Everything stored about a user, for GDPR access requests (raw values)."""
+    """Everything stored about a user, for GDPR access requests (raw values): their own
+    data, and nothing of others' beyond the names their rows point at (their direct
+    rooms' peers, whom they block; not who blocks them)."""
     await cursor.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
     profile = User(*cursor.fetchone())
     await cursor.execute(
@@ -209,6 +214,15 @@ async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
         (user_id,),
     )
     memberships = cursor.fetchall()
+    await cursor.execute(
+        "SELECT r.name, p.username, r.created_at"
+        "  FROM memberships m JOIN rooms r ON r.id = m.room_id"
+        "  JOIN users p ON p.id = CASE WHEN r.direct_low = m.user_id"
+        "                         THEN r.direct_high ELSE r.direct_low END"
+        " WHERE m.user_id = %s AND r.kind = 'direct' ORDER BY r.id",
+        (user_id,),
+    )
+    direct_rooms = cursor.fetchall()
     await cursor.execute(
         "SELECT e.id, r.name, e.seq, e.created_at, e.body, e.action, e.client_msg_id,"
         "       e.deleted_at"
@@ -226,6 +240,8 @@ async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
     return {
         "profile": profile,
         "memberships": memberships,
+        "direct_rooms": direct_rooms,
+        "blocks": await blocked_names_txn(cursor, user_id),
         "messages": messages,
         "tasks": await tasks_of_user_txn(cursor, user_id),
         "polls": await polls_of_user_txn(cursor, user_id),

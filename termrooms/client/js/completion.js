@@ -4,10 +4,14 @@
 /** The contract's slash commands; the server's /help says which the user may use. */
 export const COMMANDS = [
   "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick", "ban",
-  "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll",
+  "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll", "msg", "query", "ignore",
+  "unignore",
 ];
 const ROOM_COMMANDS = new Set(["/join", "/part"]);
-const USER_COMMANDS = new Set(["/invite", "/kick", "/ban", "/unban", "/mute", "/unmute", "/op", "/deop"]);
+const USER_COMMANDS = new Set([
+  "/invite", "/kick", "/ban", "/unban", "/mute", "/unmute", "/op", "/deop", "/msg", "/query",
+  "/ignore", "/unignore",
+]);
 
 /** The word the caret ends and what kind of word it is. */
 export function completionContext(text, caret) {

@@ -402,6 +402,11 @@ def export_json(data: dict[str, Any]) -> dict[str, Any]:
             }
             for room, role, joined_at, last_seen_at, read_seq in data["memberships"]
         ],
+        "direct_rooms": [
+            {"room": room, "peer": peer, "created_at": iso_time(created_at)}
+            for room, peer, created_at in data["direct_rooms"]
+        ],
+        "blocks": data["blocks"],
         "messages": [
             {
                 "id": str(event_id),

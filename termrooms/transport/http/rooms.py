@@ -24,10 +24,15 @@ from termrooms.transport.http.router import (
 
 ROOM_SCHEMA = {
     "type": "object",
-    "required": ["id", "name", "topic", "visibility", "member_count", "online_count"],
+    "required": ["id", "name", "kind", "topic", "visibility", "member_count", "online_count"],
     "properties": {
         "id": {"type": "string"},
         "name": {"type": "string"},
+        "kind": {"enum": ["room", "direct"]},
+        "peer": {
+            "type": "string",
+            "description": "direct rooms: the other member's username",
+        },
         "topic": {"type": "string"},
         "visibility": {"enum": ["public", "private"]},
         "member_count": {"type": "integer"},
@@ -78,6 +83,11 @@ MEMBER_SCHEMA = {
 }
 MAX_DURATION_S = 3650 * 86400
 SEQ_QUERY = {"type": "integer", "minimum": 0}
+_USERNAME_BODY = {
+    "type": "object",
+    "required": ["username"],
+    "properties": {"username": {"type": "string", "pattern": "^[A-Za-z0-9._-]{3,32}$"}},
+}
 
 
 def register_room_routes(router: Router, server: Any) -> None:
@@ -97,7 +107,7 @@ def register_room_routes(router: Router, server: Any) -> None:
     @router.route(
         "/api/rooms",
         "GET",
-        summary="Public rooms and the caller's private rooms, with unread counts.",
+        summary="Public rooms and the caller's private and direct rooms, with unread counts.",
         tags=("rooms",),
         auth=True,
         responses={200: {"type": "array", "items": ROOM_SCHEMA}, 401: None},
@@ -130,6 +140,65 @@ def register_room_routes(router: Router, server: Any) -> None:
         )
         view = await rooms().view(room.name, user)
         return JsonResponse(await rooms().room_json(view), 201)
+
+    @router.route(
+        "/api/dms",
+        "POST",
+        summary="Open the direct room with a user: 201 when created, 200 when it exists.",
+        tags=("direct messages",),
+        auth=True,
+        request_body=_USERNAME_BODY,
+        responses={200: ROOM_SCHEMA, 201: ROOM_SCHEMA, 400: None, 401: None, 403: None,
+                   404: None, 422: None},
+    )  # fmt: skip
+    async def open_direct(request: ApiRequest) -> JsonResponse:
+        user = await user_of(request)
+        view, created = await rooms().open_direct(user, json_body(request).get("username"))
+        return JsonResponse(await rooms().room_json(view), 201 if created else 200)
+
+    @router.route(
+        "/api/blocks",
+        "GET",
+        summary="The users the caller blocks.",
+        tags=("direct messages",),
+        auth=True,
+        responses={
+            200: {
+                "type": "object",
+                "required": ["blocks"],
+                "properties": {"blocks": {"type": "array", "items": {"type": "string"}}},
+            },
+            401: None,
+        },
+    )
+    async def blocks(request: ApiRequest) -> dict[str, Any]:
+        return {"blocks": await rooms().blocks(await user_of(request))}
+
+    @router.route(
+        "/api/blocks",
+        "POST",
+        summary="Block a user: no direct room or notify from them, their mentions do not count.",
+        tags=("direct messages",),
+        auth=True,
+        request_body=_USERNAME_BODY,
+        responses={204: None, 400: None, 401: None, 404: None, 422: None},
+    )
+    async def block(request: ApiRequest) -> JsonResponse:
+        user = await user_of(request)
+        await rooms().block(user, json_body(request).get("username"))
+        return JsonResponse(None, 204)
+
+    @router.route(
+        "/api/blocks/<username>",
+        "DELETE",
+        summary="Lift a block (none: 204 too).",
+        tags=("direct messages",),
+        auth=True,
+        responses={204: None, 401: None, 404: None, 422: None},
+    )
+    async def unblock(request: ApiRequest, username: str) -> JsonResponse:
+        await rooms().unblock(await user_of(request), username)
+        return JsonResponse(None, 204)
 
     @router.route(
         "/api/rooms/<name>",
