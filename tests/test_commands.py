@@ -47,6 +47,7 @@ CONTRACT_COMMANDS = [
     "delete",
     "todo",
     "poll",
+    "search",
 ]
 MAX_ID = 2**63 - 1
 TASK_NUMBER_MAX = 2**31 - 1
@@ -140,6 +141,8 @@ def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
         ("/poll vote 2", Command(name="poll", sub="vote", choices=(2,))),
         ("/poll vote 1 3 10", Command(name="poll", sub="vote", choices=(1, 3, 10))),
         ("/poll close", Command(name="poll", sub="close")),
+        ("/search lunch -pizza", Command(name="search", text="lunch -pizza")),
+        ('/SEARCH  "salad bar" OR soup ', Command(name="search", text='"salad bar" OR soup')),
     ],
 )
 def test_typical_lines(line, expected) -> None:
@@ -149,7 +152,7 @@ def test_typical_lines(line, expected) -> None:
 def test_every_command_has_a_typical_line_tested() -> None:
     tested = {
         "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick",
-        "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll",
+        "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll", "search",
     }  # fmt: skip
     assert tested == set(USAGE)
     forms = {"todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
@@ -292,6 +295,9 @@ def test_every_command_has_a_typical_line_tested() -> None:
         ("/poll vote " + " ".join("1234567891"), "poll vote", "name each option once"),
         ("/poll vote " + " ".join(["1"] * 11), "poll vote", "too many arguments"),
         ("/poll close now", "poll close", "takes no arguments"),
+        # /search
+        ("/search", "search", "needs something to find"),
+        ("/search  \t ", "search", "needs something to find"),
     ],
 )
 def test_usage_errors(line, command, message) -> None:
@@ -481,7 +487,7 @@ def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
     assert help_lines(lambda name: False) == []
 
 
-EVERYONE = ["help", "join", "part", "rooms", "nick"]
+EVERYONE = ["help", "join", "part", "rooms", "nick", "search"]
 MEMBER = [*EVERYONE, "me", "who", "delete", "todo", "poll"]
 MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
 

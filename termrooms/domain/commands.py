@@ -19,6 +19,7 @@ keep their inner whitespace. Decided where the contract is silent:
 * ``/poll new [-m] QUESTION | OPTION | OPTION [| ...]``: ``|`` separates the parts, so a
   question or option cannot hold one; the parts follow the rules of ``POST .../polls``.
   ``/poll vote N [N ...]`` takes option numbers from 1, each once.
+* ``/search TEXT``: TEXT is the ``q`` of ``GET /api/search``, and follows its rules.
 
 Pure logic: no Twisted, no database. Whether the user may run a command in a room is
 roles' question; ``COMMAND_ACTION`` says which ``roles.Action`` each command needs.
@@ -86,6 +87,7 @@ USAGE: dict[str, str] = {
     "todo": "/todo [add TEXT [@user] | start N | done N | reopen N | assign N @user | del N"
     " | mine]",
     "poll": "/poll [new [-m] QUESTION | OPTION | OPTION [| ...] ; vote N [N ...] ; close]",
+    "search": "/search TEXT",
 }
 
 #: "NAME SUB" -> the synopsis of that subcommand's form, which answers a wrong use of it.
@@ -124,6 +126,7 @@ _SUMMARY: dict[str, str] = {
     " mine: your open tasks",
     "poll": "the newest poll's results; start a poll (-m: several choices), vote for"
     " options N of the newest open poll, or close it",
+    "search": "the newest messages with TEXT in every room you can read",
 }
 
 #: The least permission under which each command can succeed (None: any signed-in user).
@@ -148,6 +151,7 @@ COMMAND_ACTION: dict[str, Action | None] = {
     "delete": Action.DELETE_OWN_MESSAGE,
     "todo": Action.READ,  # members change tasks, anyone who reads the room lists them
     "poll": Action.READ,  # members start polls and vote, anyone who reads sees results
+    "search": None,  # every room the caller can read, wherever it is typed
 }
 
 _LINE = re.compile(r"/(\S*)\s*(.*)", re.DOTALL)
@@ -180,7 +184,7 @@ class Command:
     user: str | None = None  # /invite, /kick, /ban, /unban, /mute, /unmute, /op, /deop,
     #                          /todo add and assign (without the @)
     text: str | None = None  # /me action, /topic ("" clears), /nick name, kick/ban reason,
-    #                          /todo add's title
+    #                          /todo add's title, /search's TEXT
     duration: timedelta | None = None  # /ban, /mute (None: until lifted)
     event_id: int | None = None  # /delete
     number: int | None = None  # /todo's N: a task's number in its room
@@ -457,6 +461,13 @@ def _poll_vote(name: str, sub: str, rest: str) -> Command:
     return Command(name=name, sub=sub, choices=choices)
 
 
+def _search(name: str, rest: str) -> Command:
+    """/search TEXT: TEXT as ``q`` of GET /api/search, whose rules answer it."""
+    if not rest:
+        raise _fail(name, "/search needs something to find")
+    return Command(name=name, text=rest)
+
+
 #: Each command with subcommands: SUB -> its parser, given NAME, SUB and the rest.
 _SUBPARSERS: dict[str, dict[str, Callable[[str, str, str], Command]]] = {
     "todo": {
@@ -492,4 +503,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "delete": _delete,
     "todo": _todo,
     "poll": _poll,
+    "search": _search,
 }

@@ -4,7 +4,7 @@
 /** The contract's slash commands; the server's /help says which the user may use. */
 export const COMMANDS = [
   "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick", "ban",
-  "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll",
+  "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll", "search",
 ];
 const ROOM_COMMANDS = new Set(["/join", "/part"]);
 const USER_COMMANDS = new Set(["/invite", "/kick", "/ban", "/unban", "/mute", "/unmute", "/op", "/deop"]);
