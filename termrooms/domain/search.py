@@ -51,6 +51,8 @@ MARK_START = "\x02"
 MARK_END = "\x03"
 # Characters of the body kept before the first match, when the body must be cut.
 _LEAD = 40
+# How far a cut moves to fall between words (text without spaces is cut where it is).
+_NEAR = 20
 
 # A websearch token: an optionally excluded "phrase" (its closing quote optional, as
 # PostgreSQL has it), or a run of anything else up to a space or a quote.
@@ -105,8 +107,8 @@ def _is_or(token: str) -> bool:
 
 def excerpt(marked: str, limit: int = SNIPPET_MAX) -> str:
     """At most ``limit`` characters of a marked body (the marks not counted), from a
-    little before its first match, cut between words where one is near; the whole body
-    when it fits. Marks always come in pairs: a match the cut would split is left out,
+    little before its first match, cut between words where a space is near; the whole
+    body when it fits. Marks always come in pairs: a match the cut would split is left out,
     unless it is the first, which is cut and kept."""
     plain, spans = _spans(marked)
     if len(plain) <= limit:
@@ -114,11 +116,12 @@ def excerpt(marked: str, limit: int = SNIPPET_MAX) -> str:
     first = spans[0][0] if spans else 0
     start = max(0, min(first - _LEAD, len(plain) - limit))
     if start > 0 and not plain[start - 1].isspace():
-        space = _first_space(plain, start, first)
+        space = _first_space(plain, start, min(first, start + _NEAR))
         if space is not None:
             start = space + 1
     end = start + limit
-    kept = []
+    kept: list[tuple[int, int]] = []
+    at_match = False
     for begin, stop in spans:
         if stop <= end:
             kept.append((begin, stop))
@@ -127,10 +130,10 @@ def excerpt(marked: str, limit: int = SNIPPET_MAX) -> str:
             break
         else:
             if begin < end:
-                end = begin  # the match would be split: end before it
+                end, at_match = begin, True  # the match would be split: end before it
             break
-    floor = kept[-1][1] if kept else start
-    if end < len(plain) and not plain[end].isspace():
+    if not at_match and end < len(plain) and not plain[end].isspace():
+        floor = max(kept[-1][1] if kept else start, end - _NEAR)
         space = _last_space(plain, floor, end)
         if space is not None:
             end = space
