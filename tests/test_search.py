@@ -164,6 +164,77 @@ async def test_pages_go_back_with_before_and_filters_narrow(running):
     assert (await search(running, ada, q="note"))[1]["has_more"] is False  # 20 by default
 
 
+# Message g (1..10,000) is in lobby when g is even, else in vault (private, ada's alone);
+# every body holds alpha, every 7th beta, every 1,000th gamma. Ids are g, below any
+# snowflake; the rooms' seqs follow their first events.
+MANY = 10_000
+SEED_MANY = """
+INSERT INTO room_events (id, room_id, seq, type, user_id, body)
+SELECT g, CASE WHEN g %% 2 = 0 THEN %(lobby)s ELSE %(vault)s END, 10 + g, 'message', %(ada)s,
+       'alpha ' || g || CASE WHEN g %% 7 = 0 THEN ' beta' ELSE '' END
+                     || CASE WHEN g %% 1000 = 0 THEN ' gamma' ELSE '' END
+  FROM generate_series(1, %(n)s) AS g
+"""
+
+
+async def every_page(running, session, limit: int, **params) -> list[int]:
+    """The ids of every result, page after page back to the oldest, checking has_more."""
+    ids: list[int] = []
+    before: dict[str, str] = {}
+    while True:
+        status, page = await search(running, session, limit=limit, **params, **before)
+        assert status == 200, page
+        assert 0 < len(page["results"]) <= limit or not ids
+        ids += [int(result["event"]["id"]) for result in page["results"]]
+        if not page["has_more"]:
+            assert len(page["results"]) <= limit
+            return ids
+        assert len(page["results"]) == limit
+        before = {"before": page["results"][-1]["event"]["id"]}
+
+
+@pytest_twisted.ensureDeferred
+async def test_ranking_and_pages_over_ten_thousand_messages(running):
+    _, (ada, bob) = await lobby_with(running, "ada", "bob")
+    await make_room(running, ada, name="vault", visibility="private")
+    [(lobby, vault, ada_id)] = sql(
+        running.server.database_url,
+        "SELECT (SELECT id FROM rooms WHERE name = 'lobby'), (SELECT id FROM rooms WHERE"
+        " name = 'vault'), (SELECT id FROM users WHERE username = 'ada')",
+    )
+    sql(
+        running.server.database_url,
+        SEED_MANY,
+        {"lobby": lobby, "vault": vault, "ada": ada_id, "n": MANY},
+    )
+    sql(running.server.database_url, "ANALYZE room_events")
+    newest_first = list(range(MANY, 0, -1))
+
+    def expected(keep, visible=lambda g: True) -> list[int]:
+        return [g for g in newest_first if keep(g) and visible(g)]
+
+    def in_lobby(g: int) -> bool:
+        return g % 2 == 0  # what bob, not in vault, may read
+
+    assert await every_page(running, bob, 50, q="ALPHA") == expected(lambda g: True, in_lobby)
+    assert await every_page(running, ada, 37, q="beta") == expected(lambda g: g % 7 == 0)
+    assert await every_page(running, bob, 7, q="gamma") == expected(
+        lambda g: g % 1000 == 0, in_lobby
+    )
+    assert await every_page(running, ada, 50, q="gamma OR beta", room="vault") == expected(
+        lambda g: g % 7 == 0 or g % 1000 == 0, lambda g: not in_lobby(g)
+    )
+    assert await every_page(running, bob, 50, q="beta -gamma", room="vault") == []
+    assert await every_page(running, ada, 50, q='"alpha 4242"') == [4242]
+    # A page from a cursor in the middle starts right after it, whoever posted last.
+    await said(running, bob, "alpha the newest")
+    status, page = await search(running, bob, q="alpha", before=5001, limit=3)
+    assert [int(r["event"]["id"]) for r in page["results"]] == [5000, 4998, 4996]
+    status, page = await search(running, bob, q="alpha", limit=2)
+    assert page["results"][0]["event"]["body"] == "alpha the newest"
+    assert int(page["results"][1]["event"]["id"]) == MANY
+
+
 @pytest_twisted.ensureDeferred
 async def test_the_visibility_rule_follows_leaving_kicks_and_bans(running):
     admin, (ada, bob, carl, dan) = await lobby_with(
@@ -276,11 +347,14 @@ async def test_bad_input_is_never_a_500(running):
     ):
         status, body = await search(running, ada, q="pizza", **params)
         assert status == 422 and body["validation_errors"][0]["field"] == field
-    for params in ({"room": "\x00"}, {"from": "a\x00b"}, {"room": "x" * 100}):
+    for params in ({"room": "\x00"}, {"from": "a\x00b"}, {"room": "x" * 100}, {"from": ""}):
         assert await search(running, ada, q="pizza", **params) == (
             200,
             {"results": [], "has_more": False},
         )
+        # Whether q has a word to find does not depend on them.
+        status, body = await search(running, ada, q="!!!", **params)
+        assert status == 422 and body["validation_errors"][0]["field"] == "q"
 
 
 @pytest_twisted.ensureDeferred
@@ -299,3 +373,15 @@ async def test_slash_search_replies_with_the_newest_five_as_text(running):
         assert "must hold a word to find" in await refused(client, "/search -standup")
     finally:
         await close(client)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_openapi_document_describes_search(running):
+    status, document, _ = await running.request("GET", "/api/openapi.json")
+    assert status == 200
+    route = document["paths"]["/api/search"]["get"]
+    assert {p["name"] for p in route["parameters"]} >= {"q", "room", "from", "before", "limit"}
+    assert {"200", "401", "422", "429"} <= set(route["responses"])
+    page = route["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(page["required"]) == {"results", "has_more"}
+    assert set(page["properties"]["results"]["items"]["required"]) == {"room", "event", "snippet"}

@@ -35,10 +35,12 @@ class SearchHandler:
         whether there are more. A ``room`` or ``from`` that names nothing the user can
         see finds nothing, exactly as a room or user that does not exist."""
         query = parse_query(q)
-        if (room is not None and not ROOM_NAME.match(room)) or (
-            author is not None and username_problem(author)
-        ):
-            return [], False  # names nothing: no statement needed to say so
+        # A name no room or user can have (NUL even, which PostgreSQL cannot take) names
+        # none: "" is such a name, and q is still checked as for any other.
+        if room is not None and not ROOM_NAME.match(room):
+            room = ""
+        if author is not None and username_problem(author):
+            author = ""
         found = await self.database.run_autocommit(
             search_txn,
             user.id,
