@@ -121,6 +121,13 @@ async def test_deleted_and_edited_messages(running):
     assert status == 204
     assert await found(running, ada, q="plans") == ["public plans"]
     assert await found(running, ada, q="secret") == []
+    # Deleted is deleted_at, whether the body is cleared or kept.
+    await said(running, ada, "kept plans")
+    sql(
+        running.server.database_url,
+        "UPDATE room_events SET deleted_at = now() WHERE body = 'kept plans'",
+    )
+    assert await found(running, ada, q="kept") == []
     # An edit rewrites the row's body; search reads the body as it is now.
     sql(
         running.server.database_url,
