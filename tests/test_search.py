@@ -388,7 +388,7 @@ async def test_the_openapi_document_describes_search(running):
     assert status == 200
     route = document["paths"]["/api/search"]["get"]
     assert {p["name"] for p in route["parameters"]} >= {"q", "room", "from", "before", "limit"}
-    assert {"200", "401", "422", "429"} <= set(route["responses"])
+    assert {"200", "400", "401", "422", "429"} <= set(route["responses"])
     page = route["responses"]["200"]["content"]["application/json"]["schema"]
     assert set(page["required"]) == {"results", "has_more"}
     assert set(page["properties"]["results"]["items"]["required"]) == {"room", "event", "snippet"}

@@ -55,7 +55,8 @@ def register_search_routes(router: Router, server: Any) -> None:
             "from": {"type": "string"},
             **cursor_query(SEARCH_PAGE_MAX),
         },
-        responses={200: page_schema("results", RESULT_SCHEMA), 401: None, 422: None},
+        # 400: a q of 4,000 characters can make a URL longer than the HTTP layer takes.
+        responses={200: page_schema("results", RESULT_SCHEMA), 400: None, 401: None, 422: None},
     )
     async def search_messages(request: ApiRequest) -> dict[str, Any]:
         user = await signed_in_user(server, request)
