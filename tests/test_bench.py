@@ -84,4 +84,4 @@ def test_every_search_reads_messages_through_an_index(postgres_admin_url):
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     rows = [line for line in run.stdout.splitlines() if line.endswith(INDEX_LIST)]
-    assert len(rows) == 7, run.stdout
+    assert len(rows) == 9, run.stdout

@@ -13,7 +13,7 @@ from termrooms.domain.search import (
     parse_query,
 )
 from termrooms.storage.database import Database
-from termrooms.storage.search import search_txn
+from termrooms.storage.search import find_txn
 from termrooms.storage.users import User
 
 
@@ -36,13 +36,13 @@ class SearchHandler:
         see finds nothing, exactly as a room or user that does not exist."""
         query = parse_query(q)
         # A name no room or user can have (NUL even, which PostgreSQL cannot take) names
-        # none: "" is such a name, and q is still checked as for any other.
+        # none: "" is such a name.
         if room is not None and not ROOM_NAME.match(room):
             room = ""
         if author is not None and username_problem(author):
             author = ""
         found = await self.database.run_autocommit(
-            search_txn,
+            find_txn,
             user.id,
             query,
             room=room,
