@@ -1,5 +1,5 @@
 """Search between the route (and ``/search``) and storage: the checks of a request, then
-one statement that decides what the caller may find (storage.search.READABLE_ROOM)."""
+the statement that decides what the caller may find (storage.search.READABLE_ROOM)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """
 Full-text search of messages (sql/0005_search.sql): one statement that checks ``q`` has
-a word to find, applies the visibility rule, finds, pages and marks the snippets.
+a word to find, applies the visibility rule, finds, pages and marks the snippets; before
+it, when the search names a room or an author, one that turns the names into what the
+planner can use (filters_txn).
 """
 
 from __future__ import annotations
