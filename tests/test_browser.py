@@ -587,6 +587,78 @@ def test_up_edits_my_last_message_in_place_and_a_mention_reaches_a_hidden_tab(si
     expect(alice.locator(".room-log:not([hidden]) .line .edited")).to_have_count(1)
 
 
+def test_two_people_write_directly_and_the_direct_room_shows_its_peer(site: Site) -> None:
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    bob = site.person(
+        before_load=lambda page: page.add_init_script(NOTICE_RECORDER),
+        permissions=["notifications"],
+    )
+    bob.goto(f"{site.url}?invite={site.invite()}")
+    register(bob, "bob", "", through_form=False)
+    join(alice, "lobby")
+    join(bob, "lobby")
+    set_hidden(bob, True)
+
+    # /msg opens the direct room, switches to it and posts; it is called by the peer.
+    say(alice, "/msg bob psst, <b>bob</b>")
+    expect(alice.locator("#room-title")).to_have_text("@bob")
+    expect(lines(alice, "psst, <b>bob</b>")).to_have_count(1)
+    direct = alice.locator("#direct-list .room")
+    expect(direct).to_have_count(1)
+    expect(direct.locator(".room-name")).to_have_text("@bob")
+    expect(direct).to_have_class(re.compile(r"\bonline\b"))
+    expect(alice.locator("#room-list .room-name")).to_have_text(["#lobby"])
+
+    # Bob has not this room yet: the dm notice adds it under the rooms, marked.
+    entry = bob.locator("#direct-list .room")
+    expect(entry.locator(".room-name")).to_have_text("@alice")
+    expect(entry.locator(".unread.notice")).to_have_attribute("title", re.compile("1 for you$"))
+    expect(entry).to_have_class(re.compile(r"\bonline\b"))
+    assert (
+        bob.locator("#direct-heading").bounding_box()["y"]
+        > bob.locator("#room-list").bounding_box()["y"]
+    )
+    wait_for(bob, lambda: bob.evaluate("window.shownNotifications.length") > 0)
+    shown = bob.evaluate("window.shownNotifications")
+    assert [(note["title"], note["body"]) for note in shown] == [
+        ("a direct message from alice", "<alice> psst, <b>bob</b>")
+    ]
+    set_hidden(bob, False)
+    expect(bob.locator("#room-title")).to_have_text("#lobby")
+    screenshot(bob, "direct-room-list")
+
+    # Alt+Down steps from the rooms into the direct rooms; he answers there.
+    bob.press("#input", "Alt+ArrowDown")
+    expect(bob.locator("#room-title")).to_have_text("@alice")
+    expect(bob.locator("#prompt")).to_have_text("[@alice]>")
+    expect(entry.locator(".unread")).to_have_count(0)
+    expect(lines(bob, "psst, <b>bob</b>")).to_have_count(1)
+    expect(bob.locator(".room-log b")).to_have_count(0)
+    say(bob, "hi alice")
+    expect(lines(alice, "hi alice")).to_have_count(1)
+
+    # /query switches to the direct room from elsewhere, by mouse back, and posts nothing.
+    alice.locator("#room-list .room", has_text="#lobby").click()
+    expect(alice.locator("#room-title")).to_have_text("#lobby")
+    say(alice, "/query bob")
+    expect(alice.locator("#room-title")).to_have_text("@bob")
+    bob.locator("#room-list .room", has_text="#lobby").click()
+    expect(bob.locator("#room-title")).to_have_text("#lobby")
+    bob.locator("#direct-list .room").click()
+    expect(bob.locator("#room-title")).to_have_text("@alice")
+    assert site.stored("hi alice") == 1 and site.stored("psst, <b>bob</b>") == 1
+
+    # A reload lists it by its peer again; bob leaves, and his dot goes out.
+    alice.reload()
+    expect(alice.locator("#room-title")).to_have_text("@bob")
+    expect(direct.locator(".room-name")).to_have_text("@bob")
+    expect(lines(alice, "hi alice")).to_have_count(1)
+    bob.context.close()
+    site.contexts.remove(bob.context)
+    expect(direct).to_have_class(re.compile(r"\boffline\b"))
+
+
 def token_of(site: Site, username: str) -> str:
     """An access token for ``username``, as a bot signs in beside its browser."""
     answer = api(site, "POST", "/api/auth/login", {"username": username, "password": PASSWORD})

@@ -10,6 +10,7 @@ import { applyEdit, editFrame, lastOwnMessage } from "./edits.js";
 import { noticeActions, noticeText } from "./notices.js";
 import { Outbox } from "./outbox.js";
 import { PollBoard } from "./pollchart.js";
+import { groupRooms, isDirect, listOrder, roomLabel } from "./roomlist.js";
 import { TaskPanel } from "./taskpanel.js";
 import { Timeline } from "./timeline.js";
 import { clockTime, nickColour, roleSigil, sortMembers, systemText } from "./text.js";
@@ -31,6 +32,7 @@ class Room {
   constructor(name) {
     this.name = name;
     this.topic = "";
+    this.peer = null; // a direct room's other member, once the room list names them
     this.unread = 0;
     this.notices = 0; // `notify` frames (a task assigned...) since the room was last in view
     this.timeline = new Timeline();
@@ -69,7 +71,7 @@ export class ChatApp {
     this.editing = null; // {room, id, body} while the input line edits a message of mine
     this.editRefs = new Map(); // ref of an edit frame -> its room's name
     this.nextRef = 1;
-    this.switchTo = null; // the room a /join asked for, shown once joined
+    this.switchTo = null; // "#room" a /join or "@user" a /msg asked for, lowercased: shown once joined
     this.renewTimer = null;
     this.statusTimer = null;
     this.connection = new Connection({
@@ -121,13 +123,44 @@ export class ChatApp {
     const listed = await this.session.rooms();
     this.knownRooms = listed.map((room) => room.name);
     for (const room of listed) {
-      if (room.unread === undefined) continue; // not a member: discoverable, not followed
-      const state = this.roomFor(room.name);
-      state.topic = room.topic;
-      state.unread = room.unread;
-      state.notices = room.mentions ?? 0; // mentions after the read marker
+      if (room.unread !== undefined) this.follow(room); // else not a member: discoverable, not followed
     }
     this.renderRoomList();
+  }
+
+  /** A room of GET /api/rooms the user is a member of, with its counts. */
+  follow(listed) {
+    const state = this.roomFor(listed.name);
+    state.topic = listed.topic;
+    state.peer = listed.peer ?? null;
+    state.unread = listed.unread;
+    state.notices = listed.mentions ?? 0; // mentions after the read marker
+    return state;
+  }
+
+  /**
+   * The direct rooms of GET /api/rooms again: one someone else opened (their first
+   * message's `notify`) is followed and joined; one a /msg opened learns its peer.
+   */
+  async learnDirectRooms() {
+    let listed;
+    try {
+      listed = await this.session.rooms();
+    } catch (error) {
+      this.systemLine(this.active, `could not list rooms: ${error.detail}`, "error");
+      return;
+    }
+    for (const room of listed) {
+      if (room.unread === undefined || !isDirect(room.name)) continue;
+      const known = this.rooms.get(lower(room.name));
+      if (known) known.peer = room.peer;
+      else {
+        this.follow(room);
+        this.connection.send({ type: "join", room: room.name });
+      }
+    }
+    this.renderRoomList();
+    this.renderHeader();
   }
 
   stop() {
@@ -139,6 +172,7 @@ export class ChatApp {
     $("chat").hidden = true;
     $("log").replaceChildren();
     $("room-list").replaceChildren();
+    $("direct-list").replaceChildren();
     $("member-list").replaceChildren();
     $("task-list").replaceChildren();
   }
@@ -239,7 +273,8 @@ export class ChatApp {
     room.subscribed = true;
     if (room.members) for (const member of room.members.values()) member.online = room.online.has(lower(member.username));
     this.renderRoomList();
-    if (this.switchTo === lower(frame.room) || this.active === null) {
+    if (isDirect(room.name) && room.peer === null) await this.learnDirectRooms(); // opened by a /msg
+    if (this.wanted(room) || this.active === null) {
       this.switchTo = null;
       this.activate(room);
     } else if (room === this.active) {
@@ -303,7 +338,8 @@ export class ChatApp {
   }
 
   /** A notice for this user: mark its room, and tell a hidden tab through the browser. */
-  notified(frame) {
+  async notified(frame) {
+    if (frame.reason === "dm" && !this.rooms.has(lower(frame.room))) await this.learnDirectRooms(); // a first message
     const room = this.rooms.get(lower(frame.room));
     const permission = window.Notification?.permission ?? "denied";
     const { mark, notify } = noticeActions({ active: room !== undefined && room === this.active, hidden: document.hidden, permission });
@@ -375,6 +411,7 @@ export class ChatApp {
     const member = room.members?.get(key);
     if (member) member.online = frame.status === "online";
     if (room === this.active) this.renderMembers();
+    if (room.peer !== null && key === lower(room.peer)) this.renderRoomList(); // its dot
   }
 
   refused(frame) {
@@ -465,10 +502,10 @@ export class ChatApp {
     const room = this.active?.name ?? (verb === "join" && argument ? argument : "_");
     const ref = `c${this.nextRef++}`;
     const asked = { room };
-    if (verb === "join" && argument) {
-      asked.joining = true;
-      this.switchTo = lower(argument);
-      const known = this.rooms.get(lower(argument));
+    if (["join", "msg", "query"].includes(verb) && argument) {
+      asked.joining = true; // a /msg or /query joins the direct room too
+      this.switchTo = lower(`${verb === "join" ? "#" : "@"}${argument}`);
+      const known = [...this.rooms.values()].find((candidate) => this.wanted(candidate));
       if (known) this.activate(known);
     }
     if (verb === "part") asked.parting = argument || this.active?.name;
@@ -533,8 +570,13 @@ export class ChatApp {
     this.closePanels("tasks"); // it shows this room's tasks now
   }
 
+  /** The room a /join or /msg is waiting for: by its name, or a direct room by its peer. */
+  wanted(room) {
+    return this.switchTo !== null && (this.switchTo === lower(`#${room.name}`) || this.switchTo === lower(roomLabel(room)));
+  }
+
   switchRoom(step) {
-    const names = [...this.rooms.values()];
+    const names = listOrder([...this.rooms.values()]);
     if (!names.length) return;
     const index = names.indexOf(this.active);
     this.activate(names[(index + step + names.length) % names.length]);
@@ -752,25 +794,36 @@ export class ChatApp {
     this.scrollToEnd();
   }
 
+  /** Rooms, then direct rooms under their own heading, each by its peer with an online dot. */
   renderRoomList() {
-    const list = $("room-list");
-    list.replaceChildren(
-      ...[...this.rooms.values()].map((room) => {
-        const button = el(
-          "button",
-          { type: "button", className: "room", "aria-current": room === this.active ? "true" : null },
-          el("span", { className: "room-name" }, `#${room.name}`),
-          this.unreadMark(room),
-        );
-        button.addEventListener("click", () => {
-          this.activate(room);
-          $("input").focus();
-        });
-        return el("li", {}, button);
-      }),
-    );
+    const { rooms, direct } = groupRooms([...this.rooms.values()]);
+    $("room-list").replaceChildren(...rooms.map((room) => this.roomEntry(room)));
+    $("direct-list").replaceChildren(...direct.map((room) => this.roomEntry(room)));
+    $("direct-heading").hidden = direct.length === 0;
     const unread = [...this.rooms.values()].reduce((sum, room) => sum + room.unread, 0);
     document.title = unread ? `(${unread}) termrooms` : "termrooms";
+  }
+
+  roomEntry(room) {
+    const online = room.peer !== null && room.online.has(lower(room.peer));
+    const button = el(
+      "button",
+      { type: "button", className: "room", "aria-current": room === this.active ? "true" : null },
+      el("span", { className: "room-name" }, roomLabel(room)),
+      this.unreadMark(room),
+    );
+    if (isDirect(room.name)) {
+      button.classList.add(online ? "online" : "offline");
+      button.prepend(
+        el("span", { className: "dot", "aria-hidden": "true" }, online ? "●" : "○"),
+        el("span", { className: "sr-only" }, online ? "online: " : "offline: "),
+      );
+    }
+    button.addEventListener("click", () => {
+      this.activate(room);
+      $("input").focus();
+    });
+    return el("li", {}, button);
   }
 
   /** The count of unread messages; marked "notice", or "!" alone, when a notice came too. */
@@ -785,9 +838,9 @@ export class ChatApp {
   }
 
   renderHeader() {
-    $("room-title").textContent = this.active ? `#${this.active.name}` : "termrooms";
+    $("room-title").textContent = this.active ? roomLabel(this.active) : "termrooms";
     $("topic").textContent = this.active?.topic ?? "";
-    $("prompt").textContent = this.active ? `[${this.active.name}]>` : ">";
+    $("prompt").textContent = this.active ? `[${this.active.peer ? roomLabel(this.active) : this.active.name}]>` : ">";
   }
 
   renderMembers() {
