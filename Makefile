@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-hostile install install-test test-services deploy-tools bench bench-quick bench-logins bench-cluster bench-tasks clean
+.PHONY: run test test-hostile install install-test test-services deploy-tools bench bench-quick bench-logins bench-cluster bench-tasks bench-search clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,10 +91,12 @@ test-hostile: install-test test-services
 # with npm by the command), S1-S5 and S7, one table per scenario, JSON in bench/results/.
 # bench-quick is CI's: seconds per scenario, it fails on any lost, duplicated or
 # out-of-order delivery and never on a speed. BENCH_ARGS for more, e.g. "--soak 30" (S6)
-# or "--only S3 --profile /tmp/profile" (py-spy on termrooms).
+# or "--only S3 --profile /tmp/profile" (py-spy on termrooms). Then the search line:
+# GET /api/search over 1M messages (bench-search; BENCH_SEARCH_ARGS for it).
 bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet '.[bench]'
 	cd bench && ../$(BIN)/python compare.py --database-url $(BENCH_DATABASE_URL) $(BENCH_ARGS)
+	$(BIN)/python bench/search.py --database-url $(BENCH_DATABASE_URL) $(BENCH_SEARCH_ARGS)
 
 bench-quick: install
 	cd bench && ../$(BIN)/python compare.py --quick --output ../test-output/bench \
@@ -120,6 +122,13 @@ bench-cluster: install
 # BENCH_ARGS="--tasks 1000000 --explain".
 bench-tasks: install
 	$(BIN)/python bench/tasks.py --database-url $(BENCH_DATABASE_URL) $(BENCH_ARGS)
+
+# GET /api/search over 1M messages with the visibility rule: requests/s, p50/p95, the
+# indexes each search reads (a sequential scan of room_events fails it), and what the
+# search index costs each stored message; BENCH_SEARCH_ARGS for more, e.g.
+# BENCH_SEARCH_ARGS="--messages 100000 --explain".
+bench-search: install
+	$(BIN)/python bench/search.py --database-url $(BENCH_DATABASE_URL) $(BENCH_SEARCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -129,8 +129,11 @@ async def explain(database_url: str, user_id: int, page: Page) -> str:
     return explaining.plans[0]
 
 
-async def load(base_url: str, token: str, query: str, duration: float, concurrency: int) -> dict:
-    """CONCURRENCY requests in flight for ``duration`` seconds: rate and latencies."""
+async def load(
+    base_url: str, token: str, path: str, duration: float, concurrency: int, key: str = "tasks"
+) -> dict:
+    """CONCURRENCY GETs of ``path`` in flight for ``duration`` seconds: rate, latencies
+    and the sizes of the pages' ``key`` lists."""
     headers = {"Authorization": f"Bearer {token}"}
     latencies: list[float] = []
     failures = 0
@@ -141,11 +144,11 @@ async def load(base_url: str, token: str, query: str, duration: float, concurren
         nonlocal failures
         while time.monotonic() < deadline:
             started = time.monotonic()
-            response = await treq.get(base_url + "/api/tasks" + query, headers=headers)
+            response = await treq.get(base_url + path, headers=headers)
             body = await response.json()
             if response.code == 200:
                 latencies.append(time.monotonic() - started)
-                sizes.add(len(body["tasks"]))
+                sizes.add(len(body[key]))
             else:
                 failures += 1
 
@@ -202,7 +205,8 @@ async def run(reactor: Any, base_url: str, database_url: str, args: argparse.Nam
     rows = []
     for page in pages:
         plan = await explain(database_url, users[0], page)
-        result = await load(base_url, tokens[0], page.query, args.duration, args.concurrency)
+        path = "/api/tasks" + page.query
+        result = await load(base_url, tokens[0], path, args.duration, args.concurrency)
         rows.append({"page": page, "plan": plan, "scans": tasks_scans(plan), **result})
     return {"seed_seconds": seconds, "rows": rows}
 

@@ -33,6 +33,7 @@ from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.handlers.polls import PollHandler
 from termrooms.handlers.rooms import RoomHandler, encode_event
+from termrooms.handlers.search import SearchHandler
 from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import MeteredLimiter, Meters
 from termrooms.storage.database import Database, backoff_delays
@@ -57,6 +58,7 @@ from termrooms.transport.http.limits import UNLIMITED_PATHS, HttpLimits
 from termrooms.transport.http.polls import register_poll_routes
 from termrooms.transport.http.rooms import register_room_routes
 from termrooms.transport.http.router import Router, Utf8PathResource
+from termrooms.transport.http.search import register_search_routes
 from termrooms.transport.http.tasks import register_task_routes
 from termrooms.web import TermroomsSite
 
@@ -89,6 +91,7 @@ class TermroomsServer:
     room_handler: RoomHandler | None = None
     task_handler: TaskHandler | None = None
     poll_handler: PollHandler | None = None
+    search_handler: SearchHandler | None = None
     command_runner: CommandRunner | None = None
     meters: Meters | None = None
     http_limits: HttpLimits | None = None
@@ -276,6 +279,11 @@ class TermroomsServer:
             )
         return self.poll_handler
 
+    def get_search_handler(self) -> SearchHandler:
+        if self.search_handler is None:
+            self.search_handler = SearchHandler(self.get_database())
+        return self.search_handler
+
     def get_command_runner(self) -> CommandRunner:
         if self.command_runner is None:
             self.command_runner = CommandRunner(
@@ -283,6 +291,7 @@ class TermroomsServer:
                 self.get_database(),
                 self.get_task_handler(),
                 self.get_poll_handler(),
+                self.get_search_handler(),
                 self.get_meters(),
             )
         return self.command_runner
@@ -379,6 +388,7 @@ class TermroomsServer:
             register_room_routes(self.router, self)
             register_task_routes(self.router, self)
             register_poll_routes(self.router, self)
+            register_search_routes(self.router, self)
             register_client_routes(self.router, self.get_client_bundle())
             self.router.guard_with(
                 self.get_http_limits().before_route, {429: None}, UNLIMITED_PATHS

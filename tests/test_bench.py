@@ -2,7 +2,8 @@
 The quick variant of bench/compare.py, as CI runs it: every scenario against termrooms
 and both Node.js peers for a few seconds. It fails on any lost, duplicated or
 out-of-order delivery, unanswered send, or socket closed under load; never on a speed.
-bench/tasks.py's small variant fails on a task page read without an index.
+bench/tasks.py's small variant fails on a task page read without an index, and
+bench/search.py's on a search that scans room_events or finds what the caller may not read.
 """
 
 from __future__ import annotations
@@ -65,3 +66,22 @@ def test_task_pages_read_tasks_through_an_index(postgres_admin_url):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     rows = re.findall(r"^(?:my tasks|room), .* tasks_\w+$", run.stdout, re.M)
     assert len(rows) == 4, run.stdout
+
+
+INDEX_LIST = ("_idx", "_key", "_pkey")  # how a row of the table ends: the indexes read
+
+
+def test_every_search_reads_messages_through_an_index(postgres_admin_url):
+    """bench/search.py, small: every GET /api/search it times reads room_events through
+    an index, and nothing is found in the private room the caller is not in."""
+    run = subprocess.run(
+        [sys.executable, "search.py", "--messages", "20000", "--duration", "0.3"]
+        + ["--concurrency", "2", "--posts", "0", "--database-url", postgres_admin_url],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    rows = [line for line in run.stdout.splitlines() if line.endswith(INDEX_LIST)]
+    assert len(rows) == 9, run.stdout

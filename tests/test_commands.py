@@ -51,6 +51,7 @@ CONTRACT_COMMANDS = [
     "query",
     "ignore",
     "unignore",
+    "search",
 ]
 MAX_ID = 2**63 - 1
 TASK_NUMBER_MAX = 2**31 - 1
@@ -149,6 +150,8 @@ def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
         ("/query bob", Command(name="query", user="bob")),
         ("/ignore bob", Command(name="ignore", user="bob")),
         ("/UNIGNORE Bob", Command(name="unignore", user="Bob")),
+        ("/search lunch -pizza", Command(name="search", text="lunch -pizza")),
+        ('/SEARCH  "salad bar" OR soup ', Command(name="search", text='"salad bar" OR soup')),
     ],
 )
 def test_typical_lines(line, expected) -> None:
@@ -159,7 +162,7 @@ def test_every_command_has_a_typical_line_tested() -> None:
     tested = {
         "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick",
         "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll", "msg",
-        "query", "ignore", "unignore",
+        "query", "ignore", "unignore", "search",
     }  # fmt: skip
     assert tested == set(USAGE)
     forms = {"todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
@@ -312,6 +315,9 @@ def test_every_command_has_a_typical_line_tested() -> None:
         ("/poll vote " + " ".join("1234567891"), "poll vote", "name each option once"),
         ("/poll vote " + " ".join(["1"] * 11), "poll vote", "too many arguments"),
         ("/poll close now", "poll close", "takes no arguments"),
+        # /search
+        ("/search", "search", "needs something to find"),
+        ("/search  \t ", "search", "needs something to find"),
     ],
 )
 def test_usage_errors(line, command, message) -> None:
@@ -501,7 +507,7 @@ def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
     assert help_lines(lambda name: False) == []
 
 
-EVERYONE = ["help", "join", "part", "rooms", "nick", "msg", "query", "ignore", "unignore"]
+EVERYONE = ["help", "join", "part", "rooms", "nick", "msg", "query", "ignore", "unignore", "search"]
 MEMBER = [*EVERYONE, "me", "who", "delete", "todo", "poll"]
 MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
 

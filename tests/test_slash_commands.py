@@ -126,7 +126,7 @@ async def test_help_outside_any_room_lists_the_commands_that_need_none(running):
         return [line.split()[0] for line in text.splitlines()]
 
     everywhere = ["/help", "/join", "/part", "/rooms", "/nick"]
-    everywhere += ["/msg", "/query", "/ignore", "/unignore"]  # v1.1 Direct messages
+    everywhere += ["/msg", "/query", "/ignore", "/unignore", "/search"]  # v1.1
     assert commands_in(await ok(c, "/help", room="nowhere")) == everywhere
     # A private room carl may not see is no room to him either, and says nothing of it.
     assert commands_in(await ok(c, "/help", room="secret")) == everywhere

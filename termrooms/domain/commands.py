@@ -21,6 +21,7 @@ keep their inner whitespace. Decided where the contract is silent:
 * ``/poll new [-m] QUESTION | OPTION | OPTION [| ...]``: ``|`` separates the parts, so a
   question or option cannot hold one; the parts follow the rules of ``POST .../polls``.
   ``/poll vote N [N ...]`` takes option numbers from 1, each once.
+* ``/search TEXT``: TEXT is the ``q`` of ``GET /api/search``, and follows its rules.
 
 Pure logic: no Twisted, no database. Whether the user may run a command in a room is
 roles' question; ``COMMAND_ACTION`` says which ``roles.Action`` each command needs.
@@ -92,6 +93,7 @@ USAGE: dict[str, str] = {
     "query": "/query USER",
     "ignore": "/ignore USER",
     "unignore": "/unignore USER",
+    "search": "/search TEXT",
 }
 
 #: "NAME SUB" -> the synopsis of that subcommand's form, which answers a wrong use of it.
@@ -134,6 +136,7 @@ _SUMMARY: dict[str, str] = {
     "query": "open your direct room with USER",
     "ignore": "block USER: no direct messages or notifications from them",
     "unignore": "lift your block on USER",
+    "search": "the newest messages with TEXT in every room you can read",
 }
 
 #: The least permission under which each command can succeed (None: any signed-in user).
@@ -162,6 +165,7 @@ COMMAND_ACTION: dict[str, Action | None] = {
     "query": None,
     "ignore": None,
     "unignore": None,
+    "search": None,  # every room the caller can read, wherever it is typed
 }
 
 _LINE = re.compile(r"/(\S*)\s*(.*)", re.DOTALL)
@@ -195,7 +199,7 @@ class Command:
     #                          /todo add and assign (without the @), /msg, /query,
     #                          /ignore, /unignore
     text: str | None = None  # /me action, /topic ("" clears), /nick name, kick/ban reason,
-    #                          /todo add's title, /msg's text
+    #                          /todo add's title, /msg's text, /search's TEXT
     duration: timedelta | None = None  # /ban, /mute (None: until lifted)
     event_id: int | None = None  # /delete
     number: int | None = None  # /todo's N: a task's number in its room
@@ -483,6 +487,13 @@ def _poll_vote(name: str, sub: str, rest: str) -> Command:
     return Command(name=name, sub=sub, choices=choices)
 
 
+def _search(name: str, rest: str) -> Command:
+    """/search TEXT: TEXT as ``q`` of GET /api/search, whose rules answer it."""
+    if not rest:
+        raise _fail(name, "/search needs something to find")
+    return Command(name=name, text=rest)
+
+
 #: Each command with subcommands: SUB -> its parser, given NAME, SUB and the rest.
 _SUBPARSERS: dict[str, dict[str, Callable[[str, str, str], Command]]] = {
     "todo": {
@@ -522,4 +533,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "query": _one_user,
     "ignore": _one_user,
     "unignore": _one_user,
+    "search": _search,
 }

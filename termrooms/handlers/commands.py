@@ -1,7 +1,7 @@
 """
 Running slash commands: parsed by the pure ``termrooms.domain.commands``, carried out by the
-same RoomHandler, TaskHandler and PollHandler methods the REST routes call, so a command and its route
-always agree (permissions, stored events, audit rows, notifications).
+same RoomHandler, TaskHandler, PollHandler and SearchHandler methods the REST routes call,
+so a command and its route always agree (permissions, stored events, audit rows, notifications).
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from termrooms.domain.commands import (
 from termrooms.domain.errors import ApiError
 from termrooms.domain.polls import Poll
 from termrooms.domain.rules import ROOM_NAME
+from termrooms.domain.search import COMMAND_RESULTS, SearchResult, unmarked
 from termrooms.domain.tasks import OPEN_STATUSES, TASK_PAGE_DEFAULT, Task
+from termrooms.domain.wire import iso_time
 from termrooms.handlers.polls import PollHandler
 from termrooms.handlers.rooms import RoomHandler, actor_of
+from termrooms.handlers.search import SearchHandler
 from termrooms.handlers.tasks import TaskHandler
 from termrooms.operations.metrics import Meters
 from termrooms.storage.database import Database
@@ -56,6 +59,7 @@ class CommandRunner:
     database: Database
     tasks: TaskHandler
     polls: PollHandler
+    search: SearchHandler
     meters: Meters = attrs.Factory(Meters)
 
     async def run(self, room_name: str | None, user: User, line: str) -> CommandOutcome:
@@ -134,6 +138,8 @@ class CommandRunner:
             return await self._todo(command, room_name, user)
         if name == "poll":
             return await self._poll(command, room_name, user)
+        if name == "search":
+            return await self._search(command.text, user)
         return CommandOutcome(False, f"/{name} is not available here")
 
     async def _usable(self, room_name: str, user: User) -> Callable[[str], bool]:
@@ -218,6 +224,18 @@ class CommandRunner:
             return CommandOutcome(True, "voted in " + _results(voted))
         return CommandOutcome(True, _results(newest))
 
+    async def _search(self, text: str, user: User) -> CommandOutcome:
+        """/search: the newest results of GET /api/search?q=TEXT, a line each."""
+        results, has_more = await self.search.search(
+            user, text, room=None, author=None, before_id=None, limit=COMMAND_RESULTS
+        )
+        if not results:
+            return CommandOutcome(True, "no messages found")
+        lines = [_result_line(result) for result in results]
+        if has_more:
+            lines.append(f"(older results not shown: the newest {COMMAND_RESULTS})")
+        return CommandOutcome(True, "\n".join(lines))
+
     async def _open_tasks(self, user: User, room_id: int | None) -> str:
         """The open tasks of a room (``room_id`` from room_id_for) or, without one, mine:
         a line each, oldest first, as GET /api/tasks?status= pages them."""
@@ -262,6 +280,13 @@ def _task_line(task: Task, *, mine: bool) -> str:
     if mine:
         line = f"{task.room or 'personal'} {line}"
     return line
+
+
+def _result_line(result: SearchResult) -> str:
+    """``ROOM TS USER: SNIPPET``, the snippet on one line and without its marks."""
+    event = result.event
+    shown = " ".join(unmarked(result.snippet).split())
+    return f"{event.room_name} {iso_time(event.created_at)} {event.user}: {shown}"
 
 
 def _results(poll: Poll) -> str:

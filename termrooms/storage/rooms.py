@@ -56,7 +56,7 @@ _ROOM_COLUMNS = ", ".join(_ROOM_FIELDS)
 # RoomEvent's fields, in its order.
 # A message_edited event shows its message as it is now: body (null once deleted),
 # mentions and edited_at, so every copy of a message agrees with the newest.
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "e.id, e.room_id, r.name, e.seq, e.type, e.created_at, u.username, t.username,"
     " e.target_event_id,"
     " CASE WHEN e.type = 'message_edited' THEN m.body ELSE e.body END,"
@@ -65,17 +65,19 @@ _EVENT_COLUMNS = (
     " CASE WHEN e.type = 'message_edited' THEN m.deleted_at ELSE e.deleted_at END,"
     " CASE WHEN e.type = 'message_edited' THEN m.edited_at ELSE e.edited_at END"
 )
-_EVENT_FROM = (
-    " FROM room_events e"
+# What EVENT_COLUMNS reads beside room_events e, for queries that pick e their own way.
+EVENT_JOINS = (
     " JOIN rooms r ON r.id = e.room_id"
     " LEFT JOIN users u ON u.id = e.user_id"
     " LEFT JOIN users t ON t.id = e.target_user_id"
     " LEFT JOIN room_events m ON e.type = 'message_edited' AND m.id = e.target_event_id"
 )
-_EVENT_SELECT = f"SELECT {_EVENT_COLUMNS}{_EVENT_FROM}"
+_EVENT_FROM = f" FROM room_events e{EVENT_JOINS}"
+_EVENT_SELECT = f"SELECT {EVENT_COLUMNS}{_EVENT_FROM}"
 
 
-def _event(row: tuple[Any, ...]) -> RoomEvent:
+def event_of_row(row: tuple[Any, ...]) -> RoomEvent:
+    """A RoomEvent from the EVENT_COLUMNS of a row."""
     return RoomEvent(*row)
 
 
@@ -351,11 +353,11 @@ async def post_messages_txn(
         },
     )
     rows = cursor.fetchall()
-    found = {n: (_event(row), True) for n, new, *row in rows if new}
+    found = {n: (event_of_row(row), True) for n, new, *row in rows if new}
     retried = {event_id: n for n, new, event_id, *_ in rows if not new}
     if retried:
         await cursor.execute(f"{_EVENT_SELECT} WHERE e.id = ANY(%s)", (list(retried),))
-        found.update((retried[row[0]], (_event(row), False)) for row in cursor.fetchall())
+        found.update((retried[row[0]], (event_of_row(row), False)) for row in cursor.fetchall())
     results = []
     seen: set[int] = set()
     for index in position:
@@ -373,7 +375,7 @@ async def events_after_txn(
         f"{_EVENT_SELECT} WHERE e.room_id = %s AND e.seq > %s ORDER BY e.seq LIMIT %s",
         (room_id, after_seq, limit),
     )
-    return [_event(row) for row in cursor.fetchall()]
+    return [event_of_row(row) for row in cursor.fetchall()]
 
 
 async def events_before_txn(
@@ -385,7 +387,7 @@ async def events_before_txn(
         " ORDER BY e.seq DESC LIMIT %s",
         (room_id, before_seq, before_seq, limit),
     )
-    return [_event(row) for row in reversed(cursor.fetchall())]
+    return [event_of_row(row) for row in reversed(cursor.fetchall())]
 
 
 async def oldest_seq_txn(cursor: Any, room_id: int) -> int | None:
@@ -649,7 +651,7 @@ async def edit_message_txn(
     await cursor.execute(
         f"{_EVENT_SELECT} WHERE e.id = ANY(%s) ORDER BY e.seq", ([message_id, event_id],)
     )
-    message, edited = (_event(row) for row in cursor.fetchall())
+    message, edited = (event_of_row(row) for row in cursor.fetchall())
     return message, edited, newly
 
 
@@ -660,7 +662,7 @@ async def mentions_page_txn(
     (public ones, their own, any but a direct room for a server admin), and whether older
     ones exist."""
     await cursor.execute(
-        f"SELECT {_EVENT_COLUMNS}{_EVENT_FROM}"
+        f"SELECT {EVENT_COLUMNS}{_EVENT_FROM}"
         "  JOIN message_mentions x ON x.event_id = e.id AND x.user_id = %(user)s"
         " WHERE r.deleted_at IS NULL AND e.deleted_at IS NULL"
         "   AND (%(before)s::bigint IS NULL OR x.event_id < %(before)s)"
@@ -677,4 +679,4 @@ async def mentions_page_txn(
         {"user": user_id, "before": before_id, "limit": limit + 1},
     )
     rows = cursor.fetchall()
-    return [_event(row) for row in rows[:limit]], len(rows) > limit
+    return [event_of_row(row) for row in rows[:limit]], len(rows) > limit
