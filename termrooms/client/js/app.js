@@ -11,9 +11,10 @@ import { noticeActions, noticeText } from "./notices.js";
 import { Outbox } from "./outbox.js";
 import { PollBoard } from "./pollchart.js";
 import { groupRooms, isDirect, listOrder, roomLabel } from "./roomlist.js";
+import { snippetParts } from "./snippet.js";
 import { TaskPanel } from "./taskpanel.js";
 import { Timeline } from "./timeline.js";
-import { clockTime, nickColour, roleSigil, sortMembers, systemText } from "./text.js";
+import { clockTime, dayTime, nickColour, roleSigil, sortMembers, systemText } from "./text.js";
 
 const PAGE = 50;
 const TYPING_SEND_EVERY_MS = 2000; // the server passes one on per 2 s anyway
@@ -23,7 +24,8 @@ const ROOM_KEY = "termrooms.room";
 const REMOVING_EVENTS = new Set(["member_left", "member_kicked", "member_banned"]);
 const TASK_EVENTS = new Set(["task_created", "task_updated", "task_deleted"]);
 const POLL_EVENTS = new Set(["poll_created", "poll_closed"]);
-const PANELS = ["rooms", "members", "tasks"];
+const FOUND_SHOWN_MS = 2500; // how long a message jumped to from search stays marked
+const PANELS = ["rooms", "members", "tasks", "search"];
 
 const $ = (id) => document.getElementById(id);
 const lower = (name) => String(name).toLowerCase();
@@ -72,6 +74,8 @@ export class ChatApp {
     this.editRefs = new Map(); // ref of an edit frame -> its room's name
     this.nextRef = 1;
     this.switchTo = null; // "#room" a /join or "@user" a /msg asked for, lowercased: shown once joined
+    this.searched = null; // {q, before}: the search whose results are listed, and where its next page starts
+    this.revealing = null; // {room, event}: a search result in a room being joined, shown once loaded
     this.renewTimer = null;
     this.statusTimer = null;
     this.connection = new Connection({
@@ -175,6 +179,8 @@ export class ChatApp {
     $("direct-list").replaceChildren();
     $("member-list").replaceChildren();
     $("task-list").replaceChildren();
+    $("search-results").replaceChildren();
+    $("search-input").value = ""; // the next person to sign in here does not see it
   }
 
   signedOut(error) {
@@ -285,6 +291,11 @@ export class ChatApp {
       await this.loadOlder(room, frame.last_seq + 1); // what came before the live stream
     } else if (frame.last_seq === 0) {
       room.hasMore = false;
+    }
+    if (this.revealing?.room === lower(room.name)) {
+      const { event } = this.revealing;
+      this.revealing = null;
+      await this.reveal(room, event);
     }
   }
 
@@ -658,6 +669,76 @@ export class ChatApp {
     }
   }
 
+  // ------------------------------------------------------------------ search
+
+  /** The search box's query, or with `older` the next page of the one listed. */
+  async search(older = false) {
+    const q = older ? this.searched.q : $("search-input").value.trim();
+    if (!q) return;
+    const asked = { q, before: older ? this.searched.before : undefined };
+    this.searched = asked;
+    const list = $("search-results");
+    if (!older) list.replaceChildren();
+    $("search-more").hidden = true;
+    $("search-status").textContent = "searching…";
+    try {
+      const page = await this.session.search(q, { before: asked.before });
+      if (this.searched !== asked) return; // a newer search is under way
+      list.append(...page.results.map((result) => el("li", {}, this.searchResult(result))));
+      asked.before = page.results.at(-1)?.event.id;
+      $("search-more").hidden = !page.has_more;
+      $("search-status").textContent = list.children.length ? "" : "no messages found";
+    } catch (error) {
+      if (this.searched === asked) $("search-status").textContent = error.detail;
+    }
+  }
+
+  /** A result: where and when, who, and the snippet with its matches marked, as text. */
+  searchResult({ room, event, snippet }) {
+    const followed = this.rooms.get(lower(room));
+    const button = el(
+      "button",
+      { type: "button", className: "search-result" },
+      el("span", { className: "where" }, followed ? roomLabel(followed) : `#${room}`),
+      " ",
+      el("time", { className: "ts", dateTime: event.ts, title: event.ts }, dayTime(event.ts)),
+      " ",
+      this.nick(event.user ?? "deleted user", "<", ">"),
+      " ",
+      el("span", { className: "snippet" }, ...snippetParts(snippet).map((part) => (part.match ? el("mark", {}, part.text) : part.text))),
+    );
+    button.addEventListener("click", () => this.jumpTo(room, event));
+    return button;
+  }
+
+  /** A result chosen: its room in view (joined first when not followed), its message shown. */
+  async jumpTo(name, event) {
+    this.closePanels();
+    $("input").focus();
+    const room = this.rooms.get(lower(name));
+    if (!room) {
+      this.revealing = { room: lower(name), event };
+      this.command(`/join ${name}`);
+      return;
+    }
+    this.activate(room);
+    await this.reveal(room, event);
+  }
+
+  /** Older pages until the event is held (or none are left), then it is scrolled to and marked. */
+  async reveal(room, event) {
+    let oldest;
+    while (!room.timeline.has(event.seq) && room.hasMore && room.timeline.first !== oldest && room.timeline.first > event.seq) {
+      oldest = room.timeline.first;
+      await this.loadOlder(room);
+    }
+    const line = room.nodes.get(event.seq);
+    if (!line || room !== this.active) return;
+    line.scrollIntoView({ block: "center" });
+    line.classList.add("found");
+    setTimeout(() => line.classList.remove("found"), FOUND_SHOWN_MS);
+  }
+
   // ------------------------------------------------------------------ rendering
 
   /** Put an event into its room's timeline and log; false when it was already there. */
@@ -916,7 +997,7 @@ export class ChatApp {
       chat.classList.add(`show-${id}`);
       $(`${id}-toggle`).setAttribute("aria-expanded", "true");
       if (id === "tasks") this.tasks.opened();
-      else $(id).querySelector("button, li")?.focus?.();
+      else $(id).querySelector("input, button, li")?.focus?.();
     } else if ($(id).contains(document.activeElement)) {
       $("input").focus(); // the keys leave with the panel
     }
@@ -1047,6 +1128,9 @@ export class ChatApp {
       } else if (event.altKey && lower(event.key) === "v") {
         event.preventDefault();
         this.pollKey();
+      } else if (event.altKey && lower(event.key) === "s") {
+        event.preventDefault();
+        this.togglePanel("search");
       } else if (event.key === "Escape") {
         this.closePanels();
         input.focus();
@@ -1066,6 +1150,8 @@ export class ChatApp {
       ["rooms-toggle", () => this.togglePanel("rooms")],
       ["members-toggle", () => this.togglePanel("members")],
       ["tasks-toggle", () => this.togglePanel("tasks")],
+      ["search-toggle", () => this.togglePanel("search")],
+      ["search-more", () => this.search(true)],
       ["alerts-toggle", () => this.allowNotifications()],
       ["retry-now", () => this.connection.retryNow()],
       ["signout", () => this.signOut()],
@@ -1073,6 +1159,19 @@ export class ChatApp {
       $(id).addEventListener("click", action, { signal });
     }
     $("composer").addEventListener("submit", (event) => event.preventDefault(), { signal });
+    $("search-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.search();
+    }, { signal });
+    $("search").addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+      const stops = [$("search-input"), ...$("search-results").querySelectorAll("button")];
+      const next = stops[stops.indexOf(document.activeElement) + (event.key === "ArrowDown" ? 1 : -1)];
+      if (next && stops.includes(document.activeElement)) {
+        event.preventDefault();
+        next.focus();
+      }
+    }, { signal });
     this.tasks.bind(signal);
     this.polls.bind(signal);
   }
