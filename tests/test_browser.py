@@ -685,7 +685,9 @@ def test_search_lists_marked_snippets_pages_back_and_jumps_to_the_message(site: 
     box.press("Enter")
     results = alice.locator("#search-results .search-result")
     expect(results).to_have_count(1)
-    expect(results.first).to_have_text(re.compile(r"^#lobby \d\d:\d\d <root> the <b>secret</b> lunch plan$"))
+    expect(results.first).to_have_text(
+        re.compile(r"^#lobby \d\d:\d\d <root> the <b>secret</b> lunch plan$")
+    )
     expect(results.first.locator("mark")).to_have_text(["secret"])
     expect(alice.locator("#search b, #search script")).to_have_count(0)
     screenshot(alice, "search")
