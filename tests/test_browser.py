@@ -587,6 +587,157 @@ def test_up_edits_my_last_message_in_place_and_a_mention_reaches_a_hidden_tab(si
     expect(alice.locator(".room-log:not([hidden]) .line .edited")).to_have_count(1)
 
 
+def test_two_people_write_directly_and_the_direct_room_shows_its_peer(site: Site) -> None:
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    bob = site.person(
+        before_load=lambda page: page.add_init_script(NOTICE_RECORDER),
+        permissions=["notifications"],
+    )
+    bob.goto(f"{site.url}?invite={site.invite()}")
+    register(bob, "bob", "", through_form=False)
+    join(alice, "lobby")
+    join(bob, "lobby")
+    set_hidden(bob, True)
+
+    # /msg opens the direct room, switches to it and posts; it is called by the peer.
+    say(alice, "/msg bob psst, <b>bob</b>")
+    expect(alice.locator("#room-title")).to_have_text("@bob")
+    expect(lines(alice, "psst, <b>bob</b>")).to_have_count(1)
+    direct = alice.locator("#direct-list .room")
+    expect(direct).to_have_count(1)
+    expect(direct.locator(".room-name")).to_have_text("@bob")
+    expect(direct).to_have_class(re.compile(r"\bonline\b"))
+    expect(alice.locator("#room-list .room-name")).to_have_text(["#lobby"])
+
+    # Bob has not this room yet: the dm notice adds it under the rooms, marked.
+    entry = bob.locator("#direct-list .room")
+    expect(entry.locator(".room-name")).to_have_text("@alice")
+    expect(entry.locator(".unread.notice")).to_have_attribute("title", re.compile("1 for you$"))
+    expect(entry).to_have_class(re.compile(r"\bonline\b"))
+    assert (
+        bob.locator("#direct-heading").bounding_box()["y"]
+        > bob.locator("#room-list").bounding_box()["y"]
+    )
+    wait_for(bob, lambda: bob.evaluate("window.shownNotifications.length") > 0)
+    shown = bob.evaluate("window.shownNotifications")
+    assert [(note["title"], note["body"]) for note in shown] == [
+        ("a direct message from alice", "<alice> psst, <b>bob</b>")
+    ]
+    set_hidden(bob, False)
+    expect(bob.locator("#room-title")).to_have_text("#lobby")
+    screenshot(bob, "direct-room-list")
+
+    # Alt+Down steps from the rooms into the direct rooms; he answers there.
+    bob.press("#input", "Alt+ArrowDown")
+    expect(bob.locator("#room-title")).to_have_text("@alice")
+    expect(bob.locator("#prompt")).to_have_text("[@alice]>")
+    expect(entry.locator(".unread")).to_have_count(0)
+    expect(lines(bob, "psst, <b>bob</b>")).to_have_count(1)
+    expect(bob.locator(".room-log b")).to_have_count(0)
+    say(bob, "hi alice")
+    expect(lines(alice, "hi alice")).to_have_count(1)
+
+    # /query switches to the direct room from elsewhere, by mouse back, and posts nothing.
+    alice.locator("#room-list .room", has_text="#lobby").click()
+    expect(alice.locator("#room-title")).to_have_text("#lobby")
+    say(alice, "/query bob")
+    expect(alice.locator("#room-title")).to_have_text("@bob")
+    bob.locator("#room-list .room", has_text="#lobby").click()
+    expect(bob.locator("#room-title")).to_have_text("#lobby")
+    bob.locator("#direct-list .room").click()
+    expect(bob.locator("#room-title")).to_have_text("@alice")
+    assert site.stored("hi alice") == 1 and site.stored("psst, <b>bob</b>") == 1
+
+    # A reload lists it by its peer again; bob leaves, and his dot goes out.
+    alice.reload()
+    expect(alice.locator("#room-title")).to_have_text("@bob")
+    expect(direct.locator(".room-name")).to_have_text("@bob")
+    expect(lines(alice, "hi alice")).to_have_count(1)
+    bob.context.close()
+    site.contexts.remove(bob.context)
+    expect(direct).to_have_class(re.compile(r"\boffline\b"))
+
+
+@pytest.mark.parametrize("site", [["--send-rate-limit", "200/0.01s"]], indirect=True)
+def test_search_lists_marked_snippets_pages_back_and_jumps_to_the_message(site: Site) -> None:
+    root = token_of(site, "root")
+    post = lambda room, body: api(  # noqa: E731
+        site, "POST", f"/api/rooms/{room}/messages", {"body": body}, root
+    )
+    for room in ("lobby", "archive"):
+        api(site, "POST", "/api/rooms", {"name": room, "visibility": "public"}, root)
+    post("lobby", "the <b>secret</b> lunch plan")
+    for number in range(1, 61):  # the plan is not on the page the room shows first
+        post("lobby", f"filler {number}")
+    post("archive", "an archived lunch")
+    alice = site.person()
+    register(alice, "alice", site.invite())
+    join(alice, "lobby")
+    expect(lines(alice, "filler 60")).to_have_count(1)
+    expect(lines(alice, "the <b>secret</b> lunch plan")).to_have_count(0)
+
+    # Alt+S opens the box; the results say where, when, who, and mark the match as text.
+    alice.keyboard.press("Alt+s")
+    box = alice.locator("#search-input")
+    expect(box).to_be_focused()
+    box.fill("secret")
+    box.press("Enter")
+    results = alice.locator("#search-results .search-result")
+    expect(results).to_have_count(1)
+    expect(results.first).to_have_text(
+        re.compile(r"^#lobby \d\d:\d\d <root> the <b>secret</b> lunch plan$")
+    )
+    expect(results.first.locator("mark")).to_have_text(["secret"])
+    expect(alice.locator("#search b, #search script")).to_have_count(0)
+    screenshot(alice, "search")
+
+    # By keyboard: Down to the result, Enter jumps; older history loads to show it.
+    box.press("ArrowDown")
+    expect(results.first).to_be_focused()
+    alice.keyboard.press("Enter")
+    expect(alice.locator("#search")).to_be_hidden()
+    target = alice.locator(".room-log:not([hidden]) .line.found")
+    expect(target.locator(".body")).to_have_text("the <b>secret</b> lunch plan")
+    expect(target).to_be_in_viewport()
+    expect(alice.locator(".room-log b")).to_have_count(0)
+    expect(target).to_have_count(0, timeout=6000)  # marked for a moment only
+
+    # Pages back with has_more and before: 60 fillers are three pages of 20.
+    alice.keyboard.press("Alt+s")
+    box.fill("filler")
+    box.press("Enter")
+    expect(results).to_have_count(20)
+    expect(results.first.locator(".snippet")).to_have_text("filler 60")
+    more = alice.locator("#search-more")
+    more.click()
+    expect(results).to_have_count(40)
+    more.click()
+    expect(results).to_have_count(60)
+    expect(results.last.locator(".snippet")).to_have_text("filler 1")
+    expect(more).to_be_hidden()
+
+    # A public room she is not in: the click joins it and shows the message there.
+    box.fill("lunch")
+    box.press("Enter")
+    expect(results).to_have_count(2)
+    results.filter(has_text="#archive").click()
+    expect(alice.locator("#room-title")).to_have_text("#archive")
+    expect(alice.locator(".room-log:not([hidden]) .line.found .body")).to_have_text(
+        "an archived lunch"
+    )
+
+    # Nothing to find is said in the box; /search in the input answers as text.
+    alice.keyboard.press("Alt+s")
+    box.fill("nothingmatcheshere")
+    box.press("Enter")
+    expect(alice.locator("#search-status")).to_have_text("no messages found")
+    alice.keyboard.press("Escape")
+    expect(alice.locator("#input")).to_be_focused()
+    say(alice, "/search secret")
+    expect(alice.locator(".line.local.reply").last).to_contain_text("root: the <b>secret</b> lunch")
+
+
 def token_of(site: Site, username: str) -> str:
     """An access token for ``username``, as a bot signs in beside its browser."""
     answer = api(site, "POST", "/api/auth/login", {"username": username, "password": PASSWORD})

@@ -156,6 +156,13 @@ export class Session {
     return this.request("PATCH", `/api/tasks/${encodeURIComponent(id)}`, changes);
   }
 
+  /** GET /api/search: {results: [{room, event, snippet}], has_more}, newest first. */
+  search(q, { before } = {}) {
+    const query = new URLSearchParams({ q, limit: "20" });
+    if (before !== undefined) query.set("before", String(before));
+    return this.request("GET", `/api/search?${query}`);
+  }
+
   /** One poll with its results and the caller's choices (`mine`). */
   poll(room, id) {
     return this.request("GET", `/api/rooms/${encodeURIComponent(room)}/polls/${encodeURIComponent(id)}`);

@@ -10,9 +10,11 @@ import { applyEdit, editFrame, lastOwnMessage } from "./edits.js";
 import { noticeActions, noticeText } from "./notices.js";
 import { Outbox } from "./outbox.js";
 import { PollBoard } from "./pollchart.js";
+import { groupRooms, isDirect, listOrder, roomLabel } from "./roomlist.js";
+import { snippetParts } from "./snippet.js";
 import { TaskPanel } from "./taskpanel.js";
 import { Timeline } from "./timeline.js";
-import { clockTime, nickColour, roleSigil, sortMembers, systemText } from "./text.js";
+import { clockTime, dayTime, nickColour, roleSigil, sortMembers, systemText } from "./text.js";
 
 const PAGE = 50;
 const TYPING_SEND_EVERY_MS = 2000; // the server passes one on per 2 s anyway
@@ -22,7 +24,8 @@ const ROOM_KEY = "termrooms.room";
 const REMOVING_EVENTS = new Set(["member_left", "member_kicked", "member_banned"]);
 const TASK_EVENTS = new Set(["task_created", "task_updated", "task_deleted"]);
 const POLL_EVENTS = new Set(["poll_created", "poll_closed"]);
-const PANELS = ["rooms", "members", "tasks"];
+const FOUND_SHOWN_MS = 2500; // how long a message jumped to from search stays marked
+const PANELS = ["rooms", "members", "tasks", "search"];
 
 const $ = (id) => document.getElementById(id);
 const lower = (name) => String(name).toLowerCase();
@@ -31,6 +34,7 @@ class Room {
   constructor(name) {
     this.name = name;
     this.topic = "";
+    this.peer = null; // a direct room's other member, once the room list names them
     this.unread = 0;
     this.notices = 0; // `notify` frames (a task assigned...) since the room was last in view
     this.timeline = new Timeline();
@@ -69,7 +73,9 @@ export class ChatApp {
     this.editing = null; // {room, id, body} while the input line edits a message of mine
     this.editRefs = new Map(); // ref of an edit frame -> its room's name
     this.nextRef = 1;
-    this.switchTo = null; // the room a /join asked for, shown once joined
+    this.switchTo = null; // "#room" a /join or "@user" a /msg asked for, lowercased: shown once joined
+    this.searched = null; // {q, before}: the search whose results are listed, and where its next page starts
+    this.revealing = null; // {room, event}: a search result in a room being joined, shown once loaded
     this.renewTimer = null;
     this.statusTimer = null;
     this.connection = new Connection({
@@ -121,13 +127,44 @@ export class ChatApp {
     const listed = await this.session.rooms();
     this.knownRooms = listed.map((room) => room.name);
     for (const room of listed) {
-      if (room.unread === undefined) continue; // not a member: discoverable, not followed
-      const state = this.roomFor(room.name);
-      state.topic = room.topic;
-      state.unread = room.unread;
-      state.notices = room.mentions ?? 0; // mentions after the read marker
+      if (room.unread !== undefined) this.follow(room); // else not a member: discoverable, not followed
     }
     this.renderRoomList();
+  }
+
+  /** A room of GET /api/rooms the user is a member of, with its counts. */
+  follow(listed) {
+    const state = this.roomFor(listed.name);
+    state.topic = listed.topic;
+    state.peer = listed.peer ?? null;
+    state.unread = listed.unread;
+    state.notices = listed.mentions ?? 0; // mentions after the read marker
+    return state;
+  }
+
+  /**
+   * The direct rooms of GET /api/rooms again: one someone else opened (their first
+   * message's `notify`) is followed and joined; one a /msg opened learns its peer.
+   */
+  async learnDirectRooms() {
+    let listed;
+    try {
+      listed = await this.session.rooms();
+    } catch (error) {
+      this.systemLine(this.active, `could not list rooms: ${error.detail}`, "error");
+      return;
+    }
+    for (const room of listed) {
+      if (room.unread === undefined || !isDirect(room.name)) continue;
+      const known = this.rooms.get(lower(room.name));
+      if (known) known.peer = room.peer;
+      else {
+        this.follow(room);
+        this.connection.send({ type: "join", room: room.name });
+      }
+    }
+    this.renderRoomList();
+    this.renderHeader();
   }
 
   stop() {
@@ -139,8 +176,11 @@ export class ChatApp {
     $("chat").hidden = true;
     $("log").replaceChildren();
     $("room-list").replaceChildren();
+    $("direct-list").replaceChildren();
     $("member-list").replaceChildren();
     $("task-list").replaceChildren();
+    $("search-results").replaceChildren();
+    $("search-input").value = ""; // the next person to sign in here does not see it
   }
 
   signedOut(error) {
@@ -239,7 +279,8 @@ export class ChatApp {
     room.subscribed = true;
     if (room.members) for (const member of room.members.values()) member.online = room.online.has(lower(member.username));
     this.renderRoomList();
-    if (this.switchTo === lower(frame.room) || this.active === null) {
+    if (isDirect(room.name) && room.peer === null) await this.learnDirectRooms(); // opened by a /msg
+    if (this.wanted(room) || this.active === null) {
       this.switchTo = null;
       this.activate(room);
     } else if (room === this.active) {
@@ -250,6 +291,11 @@ export class ChatApp {
       await this.loadOlder(room, frame.last_seq + 1); // what came before the live stream
     } else if (frame.last_seq === 0) {
       room.hasMore = false;
+    }
+    if (this.revealing?.room === lower(room.name)) {
+      const { event } = this.revealing;
+      this.revealing = null;
+      await this.reveal(room, event);
     }
   }
 
@@ -303,7 +349,8 @@ export class ChatApp {
   }
 
   /** A notice for this user: mark its room, and tell a hidden tab through the browser. */
-  notified(frame) {
+  async notified(frame) {
+    if (frame.reason === "dm" && !this.rooms.has(lower(frame.room))) await this.learnDirectRooms(); // a first message
     const room = this.rooms.get(lower(frame.room));
     const permission = window.Notification?.permission ?? "denied";
     const { mark, notify } = noticeActions({ active: room !== undefined && room === this.active, hidden: document.hidden, permission });
@@ -375,6 +422,7 @@ export class ChatApp {
     const member = room.members?.get(key);
     if (member) member.online = frame.status === "online";
     if (room === this.active) this.renderMembers();
+    if (room.peer !== null && key === lower(room.peer)) this.renderRoomList(); // its dot
   }
 
   refused(frame) {
@@ -465,10 +513,10 @@ export class ChatApp {
     const room = this.active?.name ?? (verb === "join" && argument ? argument : "_");
     const ref = `c${this.nextRef++}`;
     const asked = { room };
-    if (verb === "join" && argument) {
-      asked.joining = true;
-      this.switchTo = lower(argument);
-      const known = this.rooms.get(lower(argument));
+    if (["join", "msg", "query"].includes(verb) && argument) {
+      asked.joining = true; // a /msg or /query joins the direct room too
+      this.switchTo = lower(`${verb === "join" ? "#" : "@"}${argument}`);
+      const known = [...this.rooms.values()].find((candidate) => this.wanted(candidate));
       if (known) this.activate(known);
     }
     if (verb === "part") asked.parting = argument || this.active?.name;
@@ -533,8 +581,13 @@ export class ChatApp {
     this.closePanels("tasks"); // it shows this room's tasks now
   }
 
+  /** The room a /join or /msg is waiting for: by its name, or a direct room by its peer. */
+  wanted(room) {
+    return this.switchTo !== null && (this.switchTo === lower(`#${room.name}`) || this.switchTo === lower(roomLabel(room)));
+  }
+
   switchRoom(step) {
-    const names = [...this.rooms.values()];
+    const names = listOrder([...this.rooms.values()]);
     if (!names.length) return;
     const index = names.indexOf(this.active);
     this.activate(names[(index + step + names.length) % names.length]);
@@ -614,6 +667,76 @@ export class ChatApp {
     } finally {
       room.loadingOlder = false;
     }
+  }
+
+  // ------------------------------------------------------------------ search
+
+  /** The search box's query, or with `older` the next page of the one listed. */
+  async search(older = false) {
+    const q = older ? this.searched.q : $("search-input").value.trim();
+    if (!q) return;
+    const asked = { q, before: older ? this.searched.before : undefined };
+    this.searched = asked;
+    const list = $("search-results");
+    if (!older) list.replaceChildren();
+    $("search-more").hidden = true;
+    $("search-status").textContent = "searching…";
+    try {
+      const page = await this.session.search(q, { before: asked.before });
+      if (this.searched !== asked) return; // a newer search is under way
+      list.append(...page.results.map((result) => el("li", {}, this.searchResult(result))));
+      asked.before = page.results.at(-1)?.event.id;
+      $("search-more").hidden = !page.has_more;
+      $("search-status").textContent = list.children.length ? "" : "no messages found";
+    } catch (error) {
+      if (this.searched === asked) $("search-status").textContent = error.detail;
+    }
+  }
+
+  /** A result: where and when, who, and the snippet with its matches marked, as text. */
+  searchResult({ room, event, snippet }) {
+    const followed = this.rooms.get(lower(room));
+    const button = el(
+      "button",
+      { type: "button", className: "search-result" },
+      el("span", { className: "where" }, followed ? roomLabel(followed) : `#${room}`),
+      " ",
+      el("time", { className: "ts", dateTime: event.ts, title: event.ts }, dayTime(event.ts)),
+      " ",
+      this.nick(event.user ?? "deleted user", "<", ">"),
+      " ",
+      el("span", { className: "snippet" }, ...snippetParts(snippet).map((part) => (part.match ? el("mark", {}, part.text) : part.text))),
+    );
+    button.addEventListener("click", () => this.jumpTo(room, event));
+    return button;
+  }
+
+  /** A result chosen: its room in view (joined first when not followed), its message shown. */
+  async jumpTo(name, event) {
+    this.closePanels();
+    $("input").focus();
+    const room = this.rooms.get(lower(name));
+    if (!room) {
+      this.revealing = { room: lower(name), event };
+      this.command(`/join ${name}`);
+      return;
+    }
+    this.activate(room);
+    await this.reveal(room, event);
+  }
+
+  /** Older pages until the event is held (or none are left), then it is scrolled to and marked. */
+  async reveal(room, event) {
+    let oldest;
+    while (!room.timeline.has(event.seq) && room.hasMore && room.timeline.first !== oldest && room.timeline.first > event.seq) {
+      oldest = room.timeline.first;
+      await this.loadOlder(room);
+    }
+    const line = room.nodes.get(event.seq);
+    if (!line || room !== this.active) return;
+    line.scrollIntoView({ block: "center" });
+    line.classList.add("found");
+    setTimeout(() => line.classList.remove("found"), FOUND_SHOWN_MS);
   }
 
   // ------------------------------------------------------------------ rendering
@@ -752,25 +875,36 @@ export class ChatApp {
     this.scrollToEnd();
   }
 
+  /** Rooms, then direct rooms under their own heading, each by its peer with an online dot. */
   renderRoomList() {
-    const list = $("room-list");
-    list.replaceChildren(
-      ...[...this.rooms.values()].map((room) => {
-        const button = el(
-          "button",
-          { type: "button", className: "room", "aria-current": room === this.active ? "true" : null },
-          el("span", { className: "room-name" }, `#${room.name}`),
-          this.unreadMark(room),
-        );
-        button.addEventListener("click", () => {
-          this.activate(room);
-          $("input").focus();
-        });
-        return el("li", {}, button);
-      }),
-    );
+    const { rooms, direct } = groupRooms([...this.rooms.values()]);
+    $("room-list").replaceChildren(...rooms.map((room) => this.roomEntry(room)));
+    $("direct-list").replaceChildren(...direct.map((room) => this.roomEntry(room)));
+    $("direct-heading").hidden = direct.length === 0;
     const unread = [...this.rooms.values()].reduce((sum, room) => sum + room.unread, 0);
     document.title = unread ? `(${unread}) termrooms` : "termrooms";
+  }
+
+  roomEntry(room) {
+    const online = room.peer !== null && room.online.has(lower(room.peer));
+    const button = el(
+      "button",
+      { type: "button", className: "room", "aria-current": room === this.active ? "true" : null },
+      el("span", { className: "room-name" }, roomLabel(room)),
+      this.unreadMark(room),
+    );
+    if (isDirect(room.name)) {
+      button.classList.add(online ? "online" : "offline");
+      button.prepend(
+        el("span", { className: "dot", "aria-hidden": "true" }, online ? "●" : "○"),
+        el("span", { className: "sr-only" }, online ? "online: " : "offline: "),
+      );
+    }
+    button.addEventListener("click", () => {
+      this.activate(room);
+      $("input").focus();
+    });
+    return el("li", {}, button);
   }
 
   /** The count of unread messages; marked "notice", or "!" alone, when a notice came too. */
@@ -785,9 +919,9 @@ export class ChatApp {
   }
 
   renderHeader() {
-    $("room-title").textContent = this.active ? `#${this.active.name}` : "termrooms";
+    $("room-title").textContent = this.active ? roomLabel(this.active) : "termrooms";
     $("topic").textContent = this.active?.topic ?? "";
-    $("prompt").textContent = this.active ? `[${this.active.name}]>` : ">";
+    $("prompt").textContent = this.active ? `[${this.active.peer ? roomLabel(this.active) : this.active.name}]>` : ">";
   }
 
   renderMembers() {
@@ -863,7 +997,7 @@ export class ChatApp {
       chat.classList.add(`show-${id}`);
       $(`${id}-toggle`).setAttribute("aria-expanded", "true");
       if (id === "tasks") this.tasks.opened();
-      else $(id).querySelector("button, li")?.focus?.();
+      else $(id).querySelector("input, button, li")?.focus?.();
     } else if ($(id).contains(document.activeElement)) {
       $("input").focus(); // the keys leave with the panel
     }
@@ -994,6 +1128,9 @@ export class ChatApp {
       } else if (event.altKey && lower(event.key) === "v") {
         event.preventDefault();
         this.pollKey();
+      } else if (event.altKey && lower(event.key) === "s") {
+        event.preventDefault();
+        this.togglePanel("search");
       } else if (event.key === "Escape") {
         this.closePanels();
         input.focus();
@@ -1013,6 +1150,8 @@ export class ChatApp {
       ["rooms-toggle", () => this.togglePanel("rooms")],
       ["members-toggle", () => this.togglePanel("members")],
       ["tasks-toggle", () => this.togglePanel("tasks")],
+      ["search-toggle", () => this.togglePanel("search")],
+      ["search-more", () => this.search(true)],
       ["alerts-toggle", () => this.allowNotifications()],
       ["retry-now", () => this.connection.retryNow()],
       ["signout", () => this.signOut()],
@@ -1020,6 +1159,19 @@ export class ChatApp {
       $(id).addEventListener("click", action, { signal });
     }
     $("composer").addEventListener("submit", (event) => event.preventDefault(), { signal });
+    $("search-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.search();
+    }, { signal });
+    $("search").addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+      const stops = [$("search-input"), ...$("search-results").querySelectorAll("button")];
+      const next = stops[stops.indexOf(document.activeElement) + (event.key === "ArrowDown" ? 1 : -1)];
+      if (next && stops.includes(document.activeElement)) {
+        event.preventDefault();
+        next.focus();
+      }
+    }, { signal });
     this.tasks.bind(signal);
     this.polls.bind(signal);
   }

@@ -1,4 +1,4 @@
-// `notify` frames (task_assigned, mention; dm takes the same path): what one does
+// `notify` frames (task_assigned, mention, dm): what one does
 // and what its browser notification says. Pure: `node --test` checks it (tests/js/).
 
 import { systemText } from "./text.js";
@@ -18,9 +18,10 @@ export function noticeActions({ active, hidden, permission }) {
 export function noticeText(frame) {
   const event = frame.event;
   const said = event.type === "message" || event.type === "message_edited"; // an edit shows the message now
+  const where = frame.reason === "dm" ? `from ${event.user}` : `in #${frame.room}`; // dm-... says nothing
   const body = said ? `<${event.user}> ${event.body}` : systemText(event);
   return {
-    title: `${REASON_TITLES[frame.reason] ?? frame.reason} in #${frame.room}`,
+    title: `${REASON_TITLES[frame.reason] ?? frame.reason} ${where}`,
     body,
     tag: `termrooms-${event.id}`, // every tab of the user hears it: the browser shows one
   };
