@@ -439,7 +439,7 @@ async def mentions_cross_instances(cluster: Cluster, findings: Findings, a: Any,
     """
     A message posted on node 1 that names a member notifies every socket of theirs, on
     both nodes, once, and its author none; an edit made on node 2 notifies only whom it
-    names anew, with the message_edited event.
+    names anew, with the message_edited event; a blocked user's mention notifies no one.
     """
     tokens = await cluster.register(["mona", "nils", "olaf"], via=[a])
     await cluster.create_room(tokens["mona"], "forum", via=a)
@@ -479,7 +479,16 @@ async def mentions_cross_instances(cluster: Cluster, findings: Findings, a: Any,
         and frame["event"]["body"] == edited["body"],
         f"olaf's notify for the edit: {frame}",
     )
-    await sleep(0.5)  # time enough for a duplicate on its way
+    # Nils blocks olaf (on node 1); olaf's mention of him, posted on node 2, tells no one.
+    status, _, _ = await api(
+        a.base_url, "POST", "/api/blocks", tokens["nils"], {"username": "olaf"}
+    )
+    assert status == 204
+    status, blocked, _ = await api(
+        b.base_url, "POST", "/api/rooms/forum/messages", tokens["olaf"], {"body": "@nils hey"}
+    )
+    assert status == 201 and blocked["mentions"] == ["nils"], blocked
+    await sleep(0.5)  # time enough for a duplicate, or the blocked mention, on its way
     counts = {
         f"{c.name}@{c.daemon.base_url}": sum(1 for _, _, f in c.frames if f["type"] == "notify")
         for c in (mona, nils_a, nils_b, olaf)
