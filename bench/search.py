@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import attrs
 import psycopg2
 import treq
-from tasks import FAST_PASSWORDS, PASSWORD, load
+from tasks import FAST_PASSWORDS, load, register_users
 
 from harness import DEFAULT_ADMIN_URL, daemon_on, measure, scratch_database
 from termrooms.domain.search import SEARCH_PAGE_DEFAULT, parse_query
@@ -258,20 +258,6 @@ def posting_cost(database_url: str, users: list[int], rooms: list[int], posts: i
     }
 
 
-async def register(base_url: str) -> tuple[list[str], list[int]]:
-    tokens, users = [], []
-    for n in range(USERS):
-        response = await treq.post(
-            base_url + "/api/auth/register",
-            json={"username": f"bench{n}", "password": PASSWORD},
-        )
-        body = await response.json()
-        assert response.code == 201, body
-        tokens.append(body["access_token"])
-        users.append(int(body["user"]["id"]))
-    return tokens, users
-
-
 async def make_rooms(base_url: str, tokens: list[str]) -> list[int]:
     """Public rooms bench0 created, private ones bench1 created; bench0 joins half of
     the private ones (invited) and none of the others."""
@@ -301,7 +287,7 @@ async def make_rooms(base_url: str, tokens: list[str]) -> list[int]:
 
 
 async def run(reactor: Any, base_url: str, database_url: str, args: argparse.Namespace) -> dict:
-    tokens, users = await register(base_url)
+    tokens, users = await register_users(base_url, USERS)
     rooms = await make_rooms(base_url, tokens)
     seeded = seed(database_url, users, rooms, args.messages)
     rows = []

@@ -166,9 +166,10 @@ async def load(
     }
 
 
-async def run(reactor: Any, base_url: str, database_url: str, args: argparse.Namespace) -> dict:
+async def register_users(base_url: str, count: int) -> tuple[list[str], list[int]]:
+    """``count`` accounts through the open registration: their tokens and ids."""
     tokens, users = [], []
-    for n in range(USERS):
+    for n in range(count):
         response = await treq.post(
             base_url + "/api/auth/register",
             json={"username": f"bench{n}", "password": PASSWORD},
@@ -177,6 +178,11 @@ async def run(reactor: Any, base_url: str, database_url: str, args: argparse.Nam
         assert response.code == 201, body
         tokens.append(body["access_token"])
         users.append(int(body["user"]["id"]))
+    return tokens, users
+
+
+async def run(reactor: Any, base_url: str, database_url: str, args: argparse.Namespace) -> dict:
+    tokens, users = await register_users(base_url, USERS)
     auth = {"Authorization": f"Bearer {tokens[0]}"}
     rooms = []
     for r in range(ROOMS):

@@ -450,7 +450,8 @@ def set_hidden(page: Page, hidden: bool) -> None:
     )
 
 
-def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> None:
+def alice_and_watched_bob(site: Site) -> tuple[Page, Page]:
+    """Alice, and bob, who allowed notifications and whose browser records them."""
     alice = site.person()
     register(alice, "alice", site.invite())
     bob = site.person(
@@ -459,6 +460,11 @@ def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> Non
     )
     bob.goto(f"{site.url}?invite={site.invite()}")
     register(bob, "bob", "", through_form=False)
+    return alice, bob
+
+
+def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> None:
+    alice, bob = alice_and_watched_bob(site)
     expect(bob.locator("#alerts-toggle")).to_be_hidden()  # allowed already: nothing to ask
     expect(alice.locator("#alerts-toggle")).to_be_visible()
     join(alice, "lobby")
@@ -535,14 +541,7 @@ def test_a_room_shares_its_tasks_and_the_assignee_is_notified(site: Site) -> Non
 
 
 def test_up_edits_my_last_message_in_place_and_a_mention_reaches_a_hidden_tab(site: Site) -> None:
-    alice = site.person()
-    register(alice, "alice", site.invite())
-    bob = site.person(
-        before_load=lambda page: page.add_init_script(NOTICE_RECORDER),
-        permissions=["notifications"],
-    )
-    bob.goto(f"{site.url}?invite={site.invite()}")
-    register(bob, "bob", "", through_form=False)
+    alice, bob = alice_and_watched_bob(site)
     join(alice, "lobby")
     join(bob, "lobby")
     say(alice, "lunch at noon?")
@@ -588,14 +587,7 @@ def test_up_edits_my_last_message_in_place_and_a_mention_reaches_a_hidden_tab(si
 
 
 def test_two_people_write_directly_and_the_direct_room_shows_its_peer(site: Site) -> None:
-    alice = site.person()
-    register(alice, "alice", site.invite())
-    bob = site.person(
-        before_load=lambda page: page.add_init_script(NOTICE_RECORDER),
-        permissions=["notifications"],
-    )
-    bob.goto(f"{site.url}?invite={site.invite()}")
-    register(bob, "bob", "", through_form=False)
+    alice, bob = alice_and_watched_bob(site)
     join(alice, "lobby")
     join(bob, "lobby")
     set_hidden(bob, True)
