@@ -574,6 +574,19 @@ def test_up_edits_my_last_message_in_place_and_a_mention_reaches_a_hidden_tab(si
     expect(lines(bob, "lunch at one, @bob?")).to_have_count(1)
     expect(bob.locator(".room-log:not([hidden]) .line.mention")).to_have_count(1)
 
+    # A search finds it by its new words, and no longer by its old ones.
+    bob.keyboard.press("Alt+s")
+    box = bob.locator("#search-input")
+    box.fill("noon")
+    box.press("Enter")
+    expect(bob.locator("#search")).to_contain_text("no messages found")
+    box.fill("lunch one")
+    box.press("Enter")
+    found = bob.locator("#search-results .search-result")
+    expect(found).to_have_count(1)
+    expect(found.first.locator("mark")).to_have_text(["lunch", "one"])
+    box.press("Escape")
+
     # Esc cancels an edit; an unchanged line sends nothing; a reload shows the edit.
     alice.press("#input", "ArrowUp")
     alice.press("#input", "Escape")
