@@ -13,7 +13,7 @@ from test_tasks import field_of
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
-from support import config_for, start
+from support import PASSWORD, bearer, config_for, start
 from test_rooms import close, connect, frames_until, user_session
 
 
@@ -50,6 +50,14 @@ async def test_a_message_mentions_the_members_it_names(running):
     assert event["edited_at"] is None
     assert messages(await history(running, bob))[-1]["mentions"] == ["carl", "bob", "ada"]
     assert (await posted(running, bob, "no one here"))["mentions"] == []
+    # A deleted account's name goes from the mentions of the messages that named it.
+    status, _, _ = await running.request(
+        "DELETE", "/api/auth/me", json={"password": PASSWORD}, headers=bearer(carl["access_token"])
+    )
+    assert status == 204
+    named = messages(await history(running, bob))[-2]
+    assert named["mentions"] == [f"deleted-{carl['user']['id']}", "bob", "ada"]
+    assert named["body"] == event["body"]  # what was written stays as written
 
 
 @pytest_twisted.ensureDeferred

@@ -420,13 +420,21 @@ async def test_export_holds_my_polls_and_votes(running):
     assert [p["id"] for p in export["polls"]["created"]] == [poll["id"]]
     assert export["polls"]["votes"] == []
 
-    # A deleted account's vote still counts, shown by the deleted user's name.
+    # A deleted account's vote still counts, shown by the deleted user's name: in the
+    # poll, and in the final results poll_closed stored before the account went.
+    await api(running, ada, "POST", f"/api/rooms/lobby/polls/{poll['id']}/close")
+    stored = [e for e in await history(running, ada) if e["type"] == "poll_closed"]
+    assert results(stored[0]["poll"]) == [(0, []), (1, ["bob"])]
     status, _, _ = await running.request(
         "DELETE", "/api/auth/me", json={"password": PASSWORD}, headers=bearer(bob["access_token"])
     )
     assert status == 204
+    gone = [(0, []), (1, [f"deleted-{bob['user']['id']}"])]
     _, kept = await api(running, ada, "GET", f"/api/rooms/lobby/polls/{poll['id']}")
-    assert results(kept) == [(0, []), (1, [f"deleted-{bob['user']['id']}"])]
+    assert results(kept) == gone
+    stored = [e for e in await history(running, ada) if e["type"] == "poll_closed"]
+    assert results(stored[0]["poll"]) == gone
+    assert stored[0]["poll"]["options"][1]["text"] == "coffee"  # nothing else changed
 
 
 @pytest_twisted.ensureDeferred

@@ -330,6 +330,14 @@ async def test_export_holds_my_tasks_and_deleting_me_deletes_my_personal_ones(ru
     status, kept = await api(running, ada, "GET", f"/api/tasks/{room_task['id']}")
     assert status == 200 and kept["created_by"] == f"deleted-{olga_id}"
     assert kept["title"] == "book the venue"
+    # So do the room's stored task events: no copy of her name is left in them.
+    events = [e for e in await history(running, ada, room="crew") if "task" in e]
+    assert events and all("olga" not in str(e["task"]) for e in events), events
+    created = [e for e in events if e["task"]["id"] == room_task["id"]]
+    assert created[0]["task"]["created_by"] == f"deleted-{olga_id}"
+    given_events = [e for e in events if e["task"]["id"] == given["id"]]
+    assert given_events[0]["task"]["assignee"] == f"deleted-{olga_id}"
+    assert given_events[0]["task"]["title"] == "send invites"  # nothing else changed
 
 
 @pytest_twisted.ensureDeferred

@@ -680,3 +680,44 @@ async def mentions_page_txn(
     )
     rows = cursor.fetchall()
     return [event_of_row(row) for row in rows[:limit]], len(rows) > limit
+
+
+# Where a stored event's data names a user by username, as it was when stored: a
+# message's mentions, a task's creator and assignee, a poll's creator and voters.
+_RENAME_IN_EVENTS = """
+UPDATE room_events e SET data = coalesce(CASE
+  WHEN e.type = 'message' THEN jsonb_set(e.data, '{mentions}', (
+      SELECT jsonb_agg(CASE WHEN m = o.old THEN o.new ELSE m END ORDER BY i)
+        FROM jsonb_array_elements(e.data->'mentions') WITH ORDINALITY AS x (m, i)))
+  WHEN e.type IN ('task_created', 'task_updated') THEN jsonb_set(jsonb_set(e.data,
+      '{task,created_by}', CASE WHEN e.data->'task'->'created_by' = o.old THEN o.new
+                                ELSE e.data->'task'->'created_by' END),
+      '{task,assignee}', CASE WHEN e.data->'task'->'assignee' = o.old THEN o.new
+                              ELSE e.data->'task'->'assignee' END)
+  ELSE jsonb_set(jsonb_set(e.data,
+      '{poll,created_by}', CASE WHEN e.data->'poll'->'created_by' = o.old THEN o.new
+                                ELSE e.data->'poll'->'created_by' END),
+      '{poll,options}', (
+      SELECT jsonb_agg(CASE WHEN jsonb_typeof(opt->'voters') = 'array' THEN
+               jsonb_set(opt, '{voters}', coalesce((
+                 SELECT jsonb_agg(CASE WHEN v = o.old THEN o.new ELSE v END ORDER BY j)
+                   FROM jsonb_array_elements(opt->'voters') WITH ORDINALITY AS y (v, j)),
+                 '[]'::jsonb))
+             ELSE opt END ORDER BY k)
+        FROM jsonb_array_elements(e.data->'poll'->'options') WITH ORDINALITY AS z (opt, k)))
+  END, e.data)
+  FROM (SELECT to_jsonb(%(old)s::text) AS old, to_jsonb(%(new)s::text) AS new,
+               jsonb_build_object('n', %(old)s::text) AS named) o
+ WHERE e.type IN ('message', 'task_created', 'task_updated', 'poll_created', 'poll_closed')
+   AND jsonb_path_exists(e.data, '$ ? (exists(@.mentions[*] ? (@ == $n))'
+                                 ' || @.task.created_by == $n || @.task.assignee == $n'
+                                 ' || @.poll.created_by == $n'
+                                 ' || exists(@.poll.options[*].voters[*] ? (@ == $n)))',
+                         o.named)
+"""
+
+
+async def rename_in_events_txn(cursor: Any, old: str, new: str) -> None:
+    """Every stored event that names ``old`` (see _RENAME_IN_EVENTS) names ``new``
+    instead: a deleted account's name goes from the copies in events too."""
+    await cursor.execute(_RENAME_IN_EVENTS, {"old": old, "new": new})

@@ -13,6 +13,7 @@ from termrooms.storage.audit import AUDIT_COLUMNS, insert_audit_txn
 from termrooms.storage.blocks import blocked_names_txn, delete_blocks_of_txn
 from termrooms.storage.invites import redeem_invite_txn
 from termrooms.storage.polls import polls_of_user_txn
+from termrooms.storage.rooms import rename_in_events_txn
 from termrooms.storage.sessions import (
     revoke_user_sessions_txn,
     session_is_live_txn,
@@ -159,15 +160,23 @@ async def replace_password_hash_txn(cursor: Any, user_id: int, password_hash: st
 async def delete_user_txn(cursor: Any, user_id: int, request_id: str | None = None) -> None:
     """
     Delete an account, keeping its row as a tombstone so its messages keep an author and
-    room histories keep their seqs: the name is freed, the password, memberships and
+    room histories keep their seqs: the name is freed (in the events that copied it too:
+    mentions, tasks, polls), the password, memberships and
     blocks (theirs and on them) go, every session is revoked. Their direct rooms stay
     with the other member, who keeps the history and sees the tombstone's name as peer.
     """
     await cursor.execute(
-        "UPDATE users SET username = 'deleted-' || id, display_name = 'deleted user',"
-        " password_hash = NULL, deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
+        "SELECT username FROM users WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
         (user_id,),
     )
+    row = cursor.fetchone()
+    if row is not None:
+        await cursor.execute(
+            "UPDATE users SET username = 'deleted-' || id, display_name = 'deleted user',"
+            " password_hash = NULL, deleted_at = now() WHERE id = %s RETURNING username",
+            (user_id,),
+        )
+        await rename_in_events_txn(cursor, row[0], cursor.fetchone()[0])
     await cursor.execute("DELETE FROM memberships WHERE user_id = %s", (user_id,))
     await delete_blocks_of_txn(cursor, user_id)
     await delete_personal_tasks_txn(cursor, user_id)
