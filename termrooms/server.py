@@ -25,7 +25,7 @@ from termrooms.cluster.redis import RedisAddress, RedisClient
 from termrooms.config import Config, signing_key_path
 from termrooms.domain.errors import DatabaseUnavailable
 from termrooms.domain.events import Removal
-from termrooms.domain.notices import UserNotice
+from termrooms.domain.notices import NOTIFY_REASONS, UserNotice
 from termrooms.domain.snowflake import SnowflakeGenerator
 from termrooms.domain.tokens import AccessTokens
 from termrooms.handlers.auth import AuthHandler
@@ -339,9 +339,9 @@ class TermroomsServer:
 
     def deliver_notice(self, notice: UserNotice) -> Deferred | None:
         """The frame of a notice (a task change, a notify), read here, if the user has a
-        socket here. One user's
-        notices go out one at a time, in the order they came (their commit order): an
-        update's read of the task may outlast its delete's notice, which needs none."""
+        socket here. One user's notices go out one at a time, in the order they came (their
+        commit order): an update's read of the task may outlast its delete's notice, which
+        needs none."""
         gateway = self.get_gateway()
         if not gateway.has_user(notice.user_id):
             return None
@@ -356,7 +356,10 @@ class TermroomsServer:
                 while queue:
                     current = queue[0]
                     try:
-                        frame = await self.get_task_handler().frame_for(current)
+                        if current.kind in NOTIFY_REASONS:
+                            frame = await self.get_room_handler().notify_frame(current)
+                        else:
+                            frame = await self.get_task_handler().frame_for(current)
                     except Exception:  # noqa: BLE001 - logged; the next notice still goes
                         _log.failure("notice {notice} failed", notice=current)
                     else:

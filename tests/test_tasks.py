@@ -397,7 +397,7 @@ async def test_task_changes_reach_the_users_own_sockets(running):
         await close(bob_socket)
 
 
-def test_one_users_user_notices_go_out_in_commit_order():
+def test_one_users_notices_go_out_in_commit_order():
     """An update's notice reads the task again, its delete's needs no read: when that
     read is slow the delete's frame still goes second (else the owner's client shows the
     deleted task as present). Another user's notices do not wait; a failed read drops

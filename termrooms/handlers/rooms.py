@@ -26,6 +26,7 @@ from termrooms.domain.events import (
     event_json,
 )
 from termrooms.domain.mentions import written_names
+from termrooms.domain.notices import UserNotice
 from termrooms.domain.ratelimit import RateLimit
 from termrooms.domain.roles import (
     HIERARCHICAL_ACTIONS,
@@ -532,6 +533,20 @@ class RoomHandler:
     ) -> tuple[list[RoomEvent], bool]:
         """The messages that mention the user (GET /api/mentions), newest first."""
         return await self.database.run_autocommit(mentions_page_txn, user.id, before_id, limit)
+
+    async def notify_frame(self, notice: UserNotice) -> dict[str, Any] | None:
+        """The ``notify`` frame of a notice (a mention, a DM, an assignment): the room
+        event it points at, read now (None once retention took it)."""
+        events = await self.events_after(notice.ref, notice.seq - 1, 1)
+        if not events or events[0].seq != notice.seq:
+            return None
+        event = events[0]
+        return {
+            "type": "notify",
+            "reason": notice.kind,
+            "room": event.room_name,
+            "event": event_json(event),
+        }
 
     async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
         """For catching a subscriber up: a page of events after ``after_seq``."""

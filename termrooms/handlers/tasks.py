@@ -8,7 +8,6 @@ from typing import Any, Callable, Mapping
 import attrs
 
 from termrooms.domain.errors import ApiError
-from termrooms.domain.events import event_json
 from termrooms.domain.notices import UserNotice
 from termrooms.domain.roles import Actor
 from termrooms.domain.rules import check_fields, username_problem
@@ -167,20 +166,14 @@ class TaskHandler:
         )
 
     async def frame_for(self, notice: UserNotice) -> dict[str, Any] | None:
-        """The frame a notice stands for, read now (None when it no longer applies)."""
+        """The ``task`` frame a personal task's notice stands for, read now (None when it
+        no longer applies)."""
         if notice.kind == "task_deleted":
             return task_deleted_frame(notice.ref)
-        if notice.kind == "task":
-            task = await self.database.run_autocommit(task_txn, notice.ref)
-            if task is None or task.user_id != notice.user_id:
-                return None  # deleted since: its own notice follows
-            return task_frame(task)
-        events = await self.rooms.events_after(notice.ref, notice.seq - 1, 1)
-        if not events or events[0].seq != notice.seq:
-            return None  # retention took the event already
-        event = events[0]
-        shown = event_json(event)
-        return {"type": "notify", "reason": notice.kind, "room": event.room_name, "event": shown}
+        task = await self.database.run_autocommit(task_txn, notice.ref)
+        if task is None or task.user_id != notice.user_id:
+            return None  # deleted since: its own notice follows
+        return task_frame(task)
 
     async def _visible(self, user: User, task_id: Any) -> tuple[Task, Actor | None]:
         """The task, if this user may see it, and where they stand in its room."""
