@@ -11,11 +11,18 @@ from typing import Any
 from termrooms.domain.errors import ApiError
 from termrooms.domain.rules import field_error
 
-# Whether %(blocker)s blocks %(blocked)s, for a WHERE clause.
-BLOCKS = (
-    "EXISTS (SELECT 1 FROM user_blocks k"
-    "         WHERE k.blocker_id = %(blocker)s AND k.blocked_id = %(blocked)s)"
-)
+
+def blocks(blocker: str, blocked: str) -> str:
+    """Whether the user ``blocker`` blocks the user ``blocked`` (SQL expressions of their
+    ids), for a WHERE clause: the one way every statement asks."""
+    return (
+        f"EXISTS (SELECT 1 FROM user_blocks k"
+        f" WHERE k.blocker_id = {blocker} AND k.blocked_id = {blocked})"
+    )
+
+
+# Whether %(blocker)s blocks %(blocked)s.
+BLOCKS = blocks("%(blocker)s", "%(blocked)s")
 
 
 async def other_user_id_txn(cursor: Any, user_id: int, username: str, *, lock: bool = False) -> int:

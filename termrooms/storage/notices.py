@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from termrooms.domain.notices import UserNotice
-from termrooms.storage.blocks import BLOCKS
+from termrooms.storage.blocks import BLOCKS, blocks
 
 USER_NOTICES_CHANNEL = "termrooms_user_notices"
 
@@ -44,8 +44,7 @@ async def notify_message_txn(
         "          SELECT x.user_id, 'mention', 1 FROM message_mentions x"
         "           WHERE x.event_id = %(event)s) c"
         "         WHERE c.user_id <> %(sender)s"
-        "           AND NOT EXISTS (SELECT 1 FROM user_blocks k WHERE k.blocker_id = c.user_id"
-        "                            AND k.blocked_id = %(sender)s)"
+        f"          AND NOT {blocks('c.user_id', '%(sender)s')}"
         "         ORDER BY c.user_id, c.rank) t",
         {
             "channel": USER_NOTICES_CHANNEL,

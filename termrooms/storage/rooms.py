@@ -21,7 +21,7 @@ from termrooms.domain.events import Removal, RoomEvent
 from termrooms.domain.notices import UserNotice
 from termrooms.domain.rules import DIRECT_ROOM_PREFIX
 from termrooms.storage.audit import insert_audit_txn
-from termrooms.storage.blocks import BLOCKS, other_user_id_txn
+from termrooms.storage.blocks import BLOCKS, blocks, other_user_id_txn
 from termrooms.storage.notices import notify_user_txn
 
 
@@ -248,13 +248,12 @@ def _post_messages(naming: bool) -> str:
     batch, cost more than the rare second statement."""
     names = ", %(names)s::text[]" if naming else ""
     mention = (
-        """, mention AS (
+        f""", mention AS (
     -- The names written that are members' now, as their usernames are stored, in the
     -- order first written. A member who blocks the author is named, but it does not
     -- count (no row).
-    SELECT f.n, array_agg(u.id ORDER BY c.at) FILTER (WHERE NOT EXISTS (
-               SELECT 1 FROM user_blocks k WHERE k.blocker_id = u.id
-                  AND k.blocked_id = f.user_id)) AS user_ids,
+    SELECT f.n, array_agg(u.id ORDER BY c.at)
+               FILTER (WHERE NOT {blocks("u.id", "f.user_id")}) AS user_ids,
            jsonb_build_object('mentions', jsonb_agg(u.username ORDER BY c.at)) AS data
       FROM fresh f
      CROSS JOIN LATERAL unnest(string_to_array(f.names, ' ')) WITH ORDINALITY AS c (name, at)
@@ -621,8 +620,8 @@ async def edit_message_txn(
     # Who the message mentions now but those who block its author (as when posted).
     await cursor.execute(
         "WITH counted AS ("
-        "   SELECT unnest(%(users)s::bigint[]) AS user_id"
-        "   EXCEPT SELECT blocker_id FROM user_blocks WHERE blocked_id = %(author)s),"
+        "   SELECT n.user_id FROM unnest(%(users)s::bigint[]) AS n (user_id)"
+        f"   WHERE NOT {blocks('n.user_id', '%(author)s')}),"
         " gone AS ("
         "   DELETE FROM message_mentions WHERE event_id = %(message)s"
         "      AND user_id NOT IN (SELECT user_id FROM counted) RETURNING user_id)"
