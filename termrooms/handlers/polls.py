@@ -22,10 +22,10 @@ from termrooms.domain.polls import (
     poll_not_found,
     poll_update_frame,
 )
-from termrooms.domain.roles import Action, Actor, effective_role
+from termrooms.domain.roles import Action, Actor
 from termrooms.domain.snowflake import SnowflakeGenerator
 from termrooms.domain.wire import encode_json
-from termrooms.handlers.rooms import RoomHandler, RoomView, actor_of
+from termrooms.handlers.rooms import RoomHandler, RoomView, actor_of, refuse_unless_member
 from termrooms.storage.database import Database
 from termrooms.storage.polls import (
     PollCheck,
@@ -68,7 +68,7 @@ class PollHandler:
         new = parse_new_poll(body)
 
         def check(actor: Actor) -> None:
-            _refuse_unless_member(actor, view.room.name)
+            refuse_unless_member(actor, view.room.name)
             if actor.muted:
                 raise ApiError("muted", f"You are muted in {view.room.name}.")
 
@@ -119,7 +119,7 @@ class PollHandler:
         a body's 400 or 422 never tells anyone that a hidden poll exists."""
         view = await self.rooms.view(room, user)
         await self._read(view, poll_id, user)
-        _refuse_unless_member(actor_of(view, user), view.room.name)
+        refuse_unless_member(actor_of(view, user), view.room.name)
         body = read_body()
         voted = await self.database.run_interaction(
             vote_txn,
@@ -127,7 +127,7 @@ class PollHandler:
             poll_id,
             user.id,
             lambda poll: parse_choices(body, poll),
-            lambda poll, actor: _refuse_unless_member(actor, poll.room),
+            lambda poll, actor: refuse_unless_member(actor, poll.room),
         )
         if voted is None:
             raise poll_not_found()
@@ -212,19 +212,11 @@ class PollHandler:
         return poll
 
 
-def _refuse_unless_member(actor: Actor, room: str) -> None:
-    """As RoomHandler.member_view refuses, for the standing read in a transaction."""
-    if actor.banned:
-        raise ApiError("banned", f"You are banned from {room}.")
-    if effective_role(actor) is None:
-        raise ApiError("forbidden", f"Join {room} first.")
-
-
 def _refuse_close_unless(user: User) -> PollCheck:
     """The rule for closing, run before and again in the transaction that closes."""
 
     def check(poll: Poll, actor: Actor) -> None:
-        _refuse_unless_member(actor, poll.room)
+        refuse_unless_member(actor, poll.room)
         if not may_close_poll(actor, is_creator=poll.user_id == user.id):
             raise ApiError("forbidden", "Only its creator and moderators close this poll.")
 

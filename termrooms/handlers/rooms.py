@@ -175,10 +175,7 @@ class RoomHandler:
         """As view(), for what only members may do; ``action`` must be the user's to take."""
         view = await self.view(name, user)
         actor = actor_of(view, user)
-        if actor.banned:  # a ban also ends the membership: say which it is
-            raise ApiError("banned", f"You are banned from {view.room.name}.")
-        if effective_role(actor) is None:
-            raise ApiError("forbidden", f"Join {view.room.name} first.")
+        refuse_unless_member(actor, view.room.name)
         if action is Action.SEND and actor.muted:
             raise ApiError("muted", f"You are muted in {view.room.name}.")
         if action is Action.SEND and actor.blocked:
@@ -555,6 +552,15 @@ class RoomHandler:
     def publish(self, event: RoomEvent) -> None:
         """Hand a committed event to its room's subscribers."""
         self.bus.publish(event.room_id, event.seq, encode_event(event))
+
+
+def refuse_unless_member(actor: Actor, room: str) -> None:
+    """``banned`` or ``forbidden`` unless the actor is a member of the room (a server
+    admin counts as one), wherever their standing was read."""
+    if actor.banned:  # a ban also ends the membership: say which it is
+        raise ApiError("banned", f"You are banned from {room}.")
+    if effective_role(actor) is None:
+        raise ApiError("forbidden", f"Join {room} first.")
 
 
 def _peer(view: RoomView) -> str | None:
