@@ -764,9 +764,14 @@ export class ChatApp {
     const changed = message && applyEdit(message, event);
     if (!changed) return;
     Object.assign(message, changed);
-    const old = room.nodes.get(message.seq);
-    const fresh = this.eventLine(room, message);
-    room.nodes.set(message.seq, fresh);
+    this.redraw(room, message);
+  }
+
+  /** A stored event's line drawn again where it stands, after the event changed. */
+  redraw(room, event) {
+    const old = room.nodes.get(event.seq);
+    const fresh = this.eventLine(room, event);
+    room.nodes.set(event.seq, fresh);
     old?.replaceWith(fresh);
   }
 
@@ -827,10 +832,7 @@ export class ChatApp {
     const event = room.timeline.findById(targetId);
     if (!event || event.body === null) return;
     event.body = null;
-    const old = room.nodes.get(event.seq);
-    const fresh = this.eventLine(room, event);
-    room.nodes.set(event.seq, fresh);
-    old?.replaceWith(fresh);
+    this.redraw(room, event);
   }
 
   showPending(entry) {
