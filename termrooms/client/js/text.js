@@ -2,6 +2,7 @@
 // Nothing here touches the DOM, so `node --test` checks it (tests/js/).
 
 import { pollEventText } from "./polls.js";
+import { retroEventText } from "./retros.js";
 import { taskEventText } from "./tasks.js";
 
 export const NICK_COLOURS = 12;
@@ -122,6 +123,10 @@ export function systemText(event, deletedTask = null) {
     case "poll_created":
     case "poll_closed":
       return pollEventText(event);
+    case "retro_started":
+    case "retro_phase_changed":
+    case "retro_closed":
+      return retroEventText(event);
     default:
       return `${event.type} by ${who}`;
   }
