@@ -954,3 +954,207 @@ def test_the_access_token_is_renewed_and_a_revoked_session_signs_out(site: Site)
         check=True,
     )
     expect(page.locator("#signin")).to_be_visible(timeout=10_000)
+
+
+def retro_column(page: Page, name: str) -> Any:
+    return page.locator(f'#retro-board .retro-column[aria-label="{name}"]')
+
+
+def retro_stack(page: Page, title: str) -> Any:
+    return page.locator("#retro-board .retro-stack").filter(
+        has=page.locator(".retro-stack-title", has_text=re.compile(f"^{re.escape(title)}$"))
+    )
+
+
+def retro_line(page: Page, kind: str) -> Any:
+    return page.locator(f".room-log:not([hidden]) .line.system.{kind}")
+
+
+def test_three_people_run_a_retro_on_the_board_by_keyboard_and_mouse(site: Site) -> None:
+    ada = site.person()
+    register(ada, "ada", site.invite())
+    join(ada, "team")  # the first in: the room's owner, who may start a retro
+    bob = site.person()
+    register(bob, "bob", site.invite())
+    join(bob, "team")
+    cy = site.person(
+        viewport={"width": 390, "height": 780}
+    )  # on a phone: the board covers the stream
+    register(cy, "cy", site.invite())
+    join(cy, "team")
+    people = (ada, bob, cy)
+
+    # Ada starts it from the board; it opens by itself for the others.
+    ada.keyboard.press("Alt+b")
+    expect(ada.locator("#retro-empty")).to_be_visible()
+    ada.fill("#retro-start-title", "Sprint 12")
+    ada.press("#retro-start-title", "Enter")
+    for page in people:
+        expect(page.locator("#retro")).to_be_visible()
+        expect(page.locator("#retro-title")).to_have_text("Sprint 12")
+        expect(page.locator("#retro-phases .current")).to_have_text("collect")
+        expect(retro_line(page, "retro_started")).to_contain_text(
+            "ada started the retro “Sprint 12”"
+        )
+    expect(ada.locator("#retro-next")).to_have_text("group ▸")
+    expect(bob.locator("#retro-next")).to_be_hidden()  # only the facilitator moves phases
+
+    # Cards: by keyboard (a, type, Enter) and by mouse; others' stay face down.
+    ada.locator("#retro").focus()
+    ada.keyboard.press("a")
+    expect(retro_column(ada, "went well").locator("input")).to_be_focused()
+    ada.keyboard.type("pairing")
+    ada.keyboard.press("Enter")
+    expect(retro_column(ada, "went well").locator(".retro-card.mine")).to_have_text(
+        re.compile("^pairing")
+    )
+    for page, cards in (
+        (bob, [("went well", "pair programming"), ("to improve", "flaky CI")]),
+        (cy, [("to improve", "slow CI"), ("ideas", "demo day")]),
+    ):
+        for column, text in cards:
+            field = retro_column(page, column).locator("input")
+            field.click()
+            field.fill(text)
+            field.press("Enter")
+            expect(retro_column(page, column).locator(".retro-card.mine")).to_contain_text([text])
+    expect(ada.locator("#retro-board .retro-card.face-down")).to_have_count(4)
+    expect(retro_column(ada, "to improve").locator(".retro-card.face-down")).to_have_count(2)
+    expect(ada.locator("#retro-board")).not_to_contain_text("flaky CI")
+    expect(cy.locator("#retro-board .retro-card.face-down")).to_have_count(3)
+
+    ada.click("#retro-next")
+    for page in people:
+        expect(page.locator("#retro-phases .current")).to_have_text("group")
+        expect(page.locator("#retro-board .retro-card.face-down")).to_have_count(0)
+        expect(retro_line(page, "retro_phase_changed").last).to_contain_text(
+            "ada moved the retro to group"
+        )
+
+    # Cy merges her card into bob's by keyboard (m, pick, Enter) and names the stack (t).
+    cy.keyboard.press("Alt+b")  # the open board takes the keys
+    expect(cy.locator("#retro-board [data-nav]:focus")).to_have_text(re.compile("^pairing"))
+    for key in ("l", "j", "m", "k", "Enter"):
+        cy.keyboard.press(key)
+    improve = retro_column(ada, "to improve")
+    expect(improve.locator(".retro-stack")).to_have_count(1)
+    expect(improve.locator(".retro-card-text")).to_have_text(["flaky CI", "slow CI"])
+    cy.keyboard.press("t")
+    cy.keyboard.type("CI")
+    cy.keyboard.press("Enter")
+    expect(retro_stack(ada, "CI")).to_have_count(1)
+    # Bob merges by mouse: "merge" on his card, then a click on the card it joins.
+    well = retro_column(bob, "went well")
+    well.locator(".retro-card", has_text="pair programming").locator("button").click()
+    well.locator(".retro-card", has_text="pairing").first.click()
+    expect(retro_column(cy, "went well").locator(".retro-stack")).to_have_count(1)
+
+    ada.click("#retro-next")
+    for page in people:
+        expect(page.locator("#retro-phases .current")).to_have_text("vote")
+        expect(page.locator("#retro-votes-left")).to_contain_text("3 of 3 votes left")
+
+    # Bob votes by keyboard: three on CI (+ + v), one back (-).
+    bob.keyboard.press("Alt+b")
+    bob.keyboard.press("l")
+    expect(bob.locator("#retro-board [data-nav]:focus")).to_contain_text("CI")
+    for key in ("+", "+", "v"):
+        bob.keyboard.press(key)
+    expect(retro_stack(bob, "CI").locator(".retro-dots")).to_have_text("●●●")
+    expect(bob.locator("#retro-votes-left")).to_contain_text("0 of 3 votes left")
+    bob.keyboard.press("-")
+    expect(retro_stack(bob, "CI").locator(".retro-dots")).to_have_text("●●")
+    expect(bob.locator("#retro-votes-left")).to_contain_text("1 of 3 votes left")
+    # Cy and ada by mouse; nobody sees totals, or anyone else's dots, while voting.
+    retro_stack(cy, "CI").get_by_role("button", name="vote for CI (+)").click()
+    expect(cy.locator("#retro-votes-left")).to_contain_text("2 of 3 votes left")
+    retro_stack(cy, "demo day").locator("button.retro-vote").first.click()
+    expect(cy.locator("#retro-votes-left")).to_contain_text("1 of 3 votes left")
+    for _ in range(2):
+        retro_stack(ada, "pairing").locator("button.retro-vote").first.click()
+    expect(retro_stack(ada, "pairing").locator(".retro-dots")).to_have_text("●●")
+    expect(ada.locator("#retro-board .retro-votes")).to_have_count(0)
+    expect(retro_stack(ada, "CI").locator(".retro-dots")).to_have_count(0)
+
+    # Bob reloads mid-way: the board opens again as it was, his own votes and all.
+    bob.reload()
+    expect(bob.locator("#retro")).to_be_visible()
+    expect(bob.locator("#retro-phases .current")).to_have_text("vote")
+    expect(retro_stack(bob, "CI").locator(".retro-dots")).to_have_text("●●")
+    expect(bob.locator("#retro-votes-left")).to_contain_text("1 of 3 votes left")
+    expect(retro_column(bob, "to improve").locator(".retro-card-text")).to_have_text(
+        ["flaky CI", "slow CI"]
+    )
+
+    # Discussing: stacks ranked by votes, totals shown; ada focuses the top one (f).
+    ada.click("#retro-next")
+    ranked = ["CI", "pairing", "demo day"]
+    for page in people:
+        expect(page.locator("#retro-phases .current")).to_have_text("discuss")
+        expect(page.locator("#retro-board .retro-stack-title")).to_have_text(ranked)
+        expect(page.locator("#retro-board .retro-votes")).to_have_text(
+            ["3 votes", "2 votes", "1 vote"]
+        )
+    ada.locator("#retro").focus()
+    ada.keyboard.press("k")
+    ada.keyboard.press("k")  # up to the top stack: CI
+    ada.keyboard.press("f")
+    for page in people:
+        expect(page.locator("#retro-board .retro-stack.focused .retro-stack-title")).to_have_text(
+            "CI"
+        )
+    expect(bob.locator("#retro-board .retro-focus")).to_have_count(0)  # the facilitator's alone
+
+    # An action for cy, and everyone's happiness: the histogram, never whose score is whose.
+    bob.fill("#retro-action-title", "fix the flaky test @cy")
+    bob.press("#retro-action-title", "Enter")
+    for page in people:
+        expect(page.locator("#retro-action-list .retro-action")).to_have_text(
+            [re.compile(r"#1 fix the flaky test @cy$")]
+        )
+    expect(retro_line(ada, "task_created")).to_contain_text("bob added task #1 fix the flaky test")
+    for page, score in ((ada, 4), (bob, 5), (cy, 4)):
+        page.get_by_role("button", name=f"happiness {score} of 5").click()
+        expect(page.locator("#retro-happy-facts")).to_contain_text(f"yours: {score}")
+    for page in people:
+        expect(page.locator("#retro-histogram .retro-bar-count")).to_have_text(
+            ["1", "2", "0", "0", "0"]
+        )
+    for box in [cy.locator("#retro").bounding_box(), cy.locator("#retro-board").bounding_box()]:
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert cy.locator("#retro").evaluate("board => board.scrollWidth <= board.clientWidth")
+    ada.mouse.move(0, 0)
+    screenshot(ada, "retro-board")
+    screenshot(cy, "phone-retro")
+
+    ada.click("#retro-next")  # "close the retro ▸"
+    for page in people:
+        expect(page.locator("#retro-phases .current")).to_have_text("closed")
+        expect(retro_line(page, "retro_closed")).to_contain_text(
+            "retro closed: top “CI” 3 votes, “pairing” 2 votes, “demo day” 1 vote"
+        )
+    ada.click("#retro-summary-button")
+    expect(ada.locator("#retro-summary")).to_contain_text("Sprint 12")
+
+    retro_id = api(site, "GET", "/api/rooms/team/retros?limit=1", token=token_of(site, "bob"))
+    retro_id = retro_id["retros"][0]["id"]
+    request = urllib.request.Request(
+        f"{site.daemon.base_url}/api/rooms/team/retros/{retro_id}/summary",
+        headers={"authorization": f"Bearer {token_of(site, 'ada')}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/markdown")
+        summary = response.read().decode()
+    for said in (
+        "Sprint 12",
+        "CI",
+        "flaky CI",
+        "slow CI",
+        "pairing",
+        "pair programming",
+        "demo day",
+        "fix the flaky test",
+        "cy",
+    ):
+        assert said in summary, summary
+    assert summary.index("flaky CI") < summary.index("pair programming") < summary.index("demo day")

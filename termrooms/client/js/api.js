@@ -41,6 +41,7 @@ async function call(method, path, { body, token, headers = {} } = {}) {
     throw new ApiError(0, { detail: "The server cannot be reached." });
   }
   if (response.status === 204) return null;
+  if (response.ok && response.headers.get("content-type")?.startsWith("text/")) return response.text(); // a retro's summary
   let data = null;
   try {
     data = await response.json();
@@ -171,5 +172,36 @@ export class Session {
   /** Replaces the caller's choices (option indexes from 0; [] withdraws): the poll. */
   vote(room, id, choices) {
     return this.request("POST", `/api/rooms/${encodeURIComponent(room)}/polls/${encodeURIComponent(id)}/vote`, { choices });
+  }
+
+  // A room's retros: `retroPath` is where the board and its parts live.
+
+  retroPath(room, id, part = "") {
+    return `/api/rooms/${encodeURIComponent(room)}/retros/${encodeURIComponent(id)}${part}`;
+  }
+
+  /** {retros: [board], has_more}, newest first: `limit` 1 finds the room's latest. */
+  retros(room, limit = 1) {
+    return this.request("GET", `/api/rooms/${encodeURIComponent(room)}/retros?limit=${limit}`);
+  }
+
+  /** {title?, columns?, votes_per_participant?, anonymous?}: the new retro's board. */
+  startRetro(room, fields) {
+    return this.request("POST", `/api/rooms/${encodeURIComponent(room)}/retros`, fields);
+  }
+
+  /** The board as the caller may see it. */
+  retro(room, id) {
+    return this.request("GET", this.retroPath(room, id));
+  }
+
+  /** The retro as Markdown, showing what the caller's board shows. */
+  retroSummary(room, id) {
+    return this.request("GET", this.retroPath(room, id, "/summary"));
+  }
+
+  /** A POST, PATCH or DELETE on a part of the board (`part` starts with "/"). */
+  retroChange(method, room, id, part, body) {
+    return this.request(method, this.retroPath(room, id, part), body);
   }
 }

@@ -10,6 +10,7 @@ import { applyEdit, editFrame, lastOwnMessage } from "./edits.js";
 import { noticeActions, noticeText } from "./notices.js";
 import { Outbox } from "./outbox.js";
 import { PollBoard } from "./pollchart.js";
+import { RetroBoard } from "./retroboard.js";
 import { groupRooms, isDirect, listOrder, roomLabel } from "./roomlist.js";
 import { snippetParts } from "./snippet.js";
 import { TaskPanel } from "./taskpanel.js";
@@ -25,7 +26,8 @@ const REMOVING_EVENTS = new Set(["member_left", "member_kicked", "member_banned"
 const TASK_EVENTS = new Set(["task_created", "task_updated", "task_deleted"]);
 const POLL_EVENTS = new Set(["poll_created", "poll_closed"]);
 const FOUND_SHOWN_MS = 2500; // how long a message jumped to from search stays marked
-const PANELS = ["rooms", "members", "tasks", "search"];
+const PANELS = ["rooms", "members", "tasks", "retro", "search"];
+const SIDE_PANELS = ["tasks", "retro"]; // beside the stream: they follow the room in view
 
 const $ = (id) => document.getElementById(id);
 const lower = (name) => String(name).toLowerCase();
@@ -87,6 +89,13 @@ export class ChatApp {
     this.tasks = new TaskPanel({
       session,
       isOpen: () => $("chat").classList.contains("show-tasks"),
+      onError: (text) => this.systemLine(this.active, text, "error"),
+    });
+    this.retro = new RetroBoard({
+      session,
+      isOpen: () => $("chat").classList.contains("show-retro"),
+      open: () => this.showPanel("retro"),
+      canStart: () => this.maySteer(this.active),
       onError: (text) => this.systemLine(this.active, text, "error"),
     });
     this.polls = new PollBoard({
@@ -179,6 +188,8 @@ export class ChatApp {
     $("direct-list").replaceChildren();
     $("member-list").replaceChildren();
     $("task-list").replaceChildren();
+    $("retro-board").replaceChildren();
+    $("retro-summary").textContent = "";
     $("search-results").replaceChildren();
     $("search-input").value = ""; // the next person to sign in here does not see it
   }
@@ -242,6 +253,8 @@ export class ChatApp {
         return this.tasks.changed(null);
       case "poll_update":
         return this.polls.update(frame.poll);
+      case "retro_update":
+        return this.retro.changed(frame.room, frame.retro);
       case "history_truncated": {
         const room = this.rooms.get(lower(frame.room));
         if (room) {
@@ -269,6 +282,7 @@ export class ChatApp {
     for (const entry of this.outbox.pending()) this.sendPending(entry);
     this.tasks.reload(); // what changed while away
     this.polls.reload();
+    this.retro.reconnected();
   }
 
   async joined(frame) {
@@ -319,6 +333,8 @@ export class ChatApp {
       this.tasks.changed(room.name);
     } else if (event.type === "message_edited") {
       this.edited(room, event);
+    } else if (event.type.startsWith("retro_")) {
+      this.retro.event(room.name, event);
     } else if (!POLL_EVENTS.has(event.type)) {
       this.memberChange(room, event);
     }
@@ -578,7 +594,8 @@ export class ChatApp {
     this.scrollToEnd();
     if (room.members === null) this.loadMembers(room);
     this.tasks.showRoom(room.name);
-    this.closePanels("tasks"); // it shows this room's tasks now
+    this.retro.showRoom(room.name);
+    this.closePanels(SIDE_PANELS); // they show this room's tasks and retro now
   }
 
   /** The room a /join or /msg is waiting for: by its name, or a direct room by its peer. */
@@ -621,6 +638,7 @@ export class ChatApp {
     this.renderHeader();
     this.renderMembers();
     this.tasks.showRoom(null);
+    this.retro.showRoom(null);
   }
 
   /** The participants, once per room; kept current by member events and presence frames. */
@@ -999,6 +1017,7 @@ export class ChatApp {
       chat.classList.add(`show-${id}`);
       $(`${id}-toggle`).setAttribute("aria-expanded", "true");
       if (id === "tasks") this.tasks.opened();
+      else if (id === "retro") this.retro.opened();
       else $(id).querySelector("input, button, li")?.focus?.();
     } else if ($(id).contains(document.activeElement)) {
       $("input").focus(); // the keys leave with the panel
@@ -1008,7 +1027,7 @@ export class ChatApp {
   /** Alt+V: the newest poll of the room in view gets the keys. */
   pollKey() {
     const covering = getComputedStyle($("tasks")).position === "fixed"; // phone width: panels cover the stream
-    this.closePanels(covering ? null : "tasks");
+    this.closePanels(covering ? null : SIDE_PANELS);
     if (!this.active || !this.polls.focusNewest(this.active.events)) this.systemLine(this.active, "no poll here to vote in", "error");
   }
 
@@ -1018,9 +1037,30 @@ export class ChatApp {
     else this.togglePanel("tasks");
   }
 
+  /** Show a panel without giving it the keys (the board, when a retro begins). */
+  showPanel(id) {
+    this.closePanels("search");
+    $("chat").classList.add(`show-${id}`);
+    $(`${id}-toggle`).setAttribute("aria-expanded", "true");
+  }
+
+  /** Alt+B: open the retro board, or give its cards the keys, or close it when they have them. */
+  retroKey() {
+    const active = document.activeElement;
+    const onCards = active === $("retro") || active?.closest("#retro-board [data-nav]");
+    if ($("chat").classList.contains("show-retro") && !onCards) this.retro.focus();
+    else this.togglePanel("retro");
+  }
+
+  /** Whether I may start a retro in `room`: its owner or a moderator (unknown: let the server say). */
+  maySteer(room) {
+    const me = room?.members?.get(lower(this.me.username));
+    return me === undefined || me.role === "owner" || me.role === "moderator";
+  }
+
   closePanels(keep = null) {
     for (const id of PANELS) {
-      if (id === keep) continue;
+      if (id === keep || (Array.isArray(keep) && keep.includes(id))) continue;
       $("chat").classList.remove(`show-${id}`);
       $(`${id}-toggle`).setAttribute("aria-expanded", "false");
     }
@@ -1127,6 +1167,9 @@ export class ChatApp {
       } else if (event.altKey && lower(event.key) === "t") {
         event.preventDefault();
         this.tasksKey();
+      } else if (event.altKey && lower(event.key) === "b") {
+        event.preventDefault();
+        this.retroKey();
       } else if (event.altKey && lower(event.key) === "v") {
         event.preventDefault();
         this.pollKey();
@@ -1152,6 +1195,8 @@ export class ChatApp {
       ["rooms-toggle", () => this.togglePanel("rooms")],
       ["members-toggle", () => this.togglePanel("members")],
       ["tasks-toggle", () => this.togglePanel("tasks")],
+      ["retro-toggle", () => this.togglePanel("retro")],
+      ["retro-close", () => this.togglePanel("retro")],
       ["search-toggle", () => this.togglePanel("search")],
       ["search-more", () => this.search(true)],
       ["alerts-toggle", () => this.allowNotifications()],
@@ -1175,6 +1220,7 @@ export class ChatApp {
       }
     }, { signal });
     this.tasks.bind(signal);
+    this.retro.bind(signal);
     this.polls.bind(signal);
   }
 }
