@@ -302,6 +302,7 @@ class TermroomsServer:
                 self.get_task_handler(),
                 self.get_poll_handler(),
                 self.get_search_handler(),
+                self.get_retro_handler(),
                 self.get_meters(),
             )
         return self.command_runner

@@ -31,7 +31,7 @@ import attrs
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.roles import Action, Actor, may
-from termrooms.domain.rules import check_fields, field_error, text_problem
+from termrooms.domain.rules import check_fields, field_error, one_line, text_problem
 from termrooms.domain.tasks import Task, task_json
 from termrooms.domain.wire import iso_time
 
@@ -231,7 +231,7 @@ def summary_markdown(board: Board) -> str:
     actions carried over, happiness."""
     shown = board_json(board)
     lines = [
-        f"# {_one_line(shown['title'])}",
+        f"# {one_line(shown['title'])}",
         "",
         f"Retro in #{shown['room']}, started {shown['created_at'][:10]}, facilitated by"
         f" {shown['facilitator']}; phase: {shown['phase']}.",
@@ -244,7 +244,7 @@ def summary_markdown(board: Board) -> str:
         author = "" if entry["author"] is None else f" ({entry['author']})"
         if entry["text"] is None:
             return f"- _hidden until collecting ends_{author}"
-        return f"- {_one_line(entry['text'])}{author}"
+        return f"- {one_line(entry['text'])}{author}"
 
     if shown["groups"]:
         lines += ["", "## Topics" + (" by votes" if board.head.phase in RESULTS_PHASES else "")]
@@ -252,13 +252,13 @@ def summary_markdown(board: Board) -> str:
             members = [entries[entry_id] for entry_id in group["entries"]]
             name = group["title"] or (members[0]["text"] or "") if members else group["title"]
             votes = "" if group["votes"] is None else f", {_plural(group['votes'], 'vote')}"
-            lines += ["", f"### {number}. {_one_line(name)} ({group['column']}{votes})"]
+            lines += ["", f"### {number}. {one_line(name)} ({group['column']}{votes})"]
             lines += [entry_line(entry) for entry in members]
     loose = [entry for entry in shown["entries"] if entry["group"] is None]
     for column in shown["columns"]:
         in_column = [entry for entry in loose if entry["column"] == column]
         if in_column:
-            lines += ["", f"## {_one_line(column)}", *map(entry_line, in_column)]
+            lines += ["", f"## {one_line(column)}", *map(entry_line, in_column)]
     for heading, tasks in (("Actions", shown["actions"]), ("Carried over", shown["carried_over"])):
         if tasks:
             lines += ["", f"## {heading}"]
@@ -277,18 +277,71 @@ def summary_markdown(board: Board) -> str:
     return "\n".join(lines) + "\n"
 
 
+def status_line(shown: Mapping[str, Any]) -> str:
+    """``/retro``'s answer: the retro's phase and counts, from a board as board_json shows it."""
+    counts = [
+        _plural(len(shown["participants"]), "participant"),
+        _plural(len(shown["entries"]), "entry", "entries"),
+        _plural(len(shown["groups"]), "group"),
+        _plural(len(shown["actions"]), "action"),
+    ]
+    line = (
+        f"retro “{one_line(shown['title'])}” ({shown['phase']}, facilitated by"
+        f" {shown['facilitator']}): {', '.join(counts)}"
+    )
+    if shown["phase"] == "vote":
+        line += f"; your votes left: {shown['votes_left']}"
+    return line
+
+
+def board_lines(shown: Mapping[str, Any]) -> list[str]:
+    """``/retro show``'s answer: the board as text, groups numbered as ``/retro vote N``
+    counts them, ``>`` marking the one under discussion."""
+    lines = [status_line(shown)]
+    entries = {entry["id"]: entry for entry in shown["entries"]}
+
+    def text_of(entry: Mapping[str, Any]) -> str:
+        by = "" if entry["author"] is None else f" ({entry['author']})"
+        mine = " (yours)" if entry["mine"] and entry["author"] is None else ""
+        return ("(hidden until collecting ends)" if entry["text"] is None
+                else one_line(entry["text"])) + by + mine  # fmt: skip
+
+    for number, group in enumerate(shown["groups"], 1):
+        members = [entries[entry_id] for entry_id in group["entries"]]
+        facts = [group["column"]]
+        if group["votes"] is not None:
+            facts.append(_plural(group["votes"], "vote"))
+        if shown["my_votes"].get(group["id"]):
+            facts.append(f"yours: {shown['my_votes'][group['id']]}")
+        mark = ">" if shown["focus"] == group["id"] else " "
+        title = f"{group['title']}: " if group["title"] else ""
+        lines.append(f"{mark} {number}. {title}{text_of(members[0])} [{', '.join(facts)}]")
+        lines += [f"     + {text_of(entry)}" for entry in members[1:]]
+    for column in shown["columns"]:
+        loose = [e for e in shown["entries"] if e["group"] is None and e["column"] == column]
+        if loose:
+            lines.append(f"  {column}:")
+            lines += [f"   - {text_of(entry)}" for entry in loose]
+    for heading, tasks in (("actions", shown["actions"]), ("carried over", shown["carried_over"])):
+        if tasks:
+            lines.append(f"  {heading}: " + "; ".join(_task_line(task)[2:] for task in tasks))
+    happiness = shown["happiness"]
+    if happiness["histogram"] is not None:
+        bars = " ".join(f"{score}:{n}" for score, n in happiness["histogram"].items())
+        lines.append(f"  happiness ({happiness['count']} answers): {bars}")
+    elif happiness["count"]:
+        lines.append(f"  happiness: {_plural(happiness['count'], 'answer')} so far")
+    return lines
+
+
 def _task_line(task: dict[str, Any]) -> str:
     done = "x" if task["status"] == "completed" else " "
     assignee = "" if task["assignee"] is None else f" (@{task['assignee']})"
-    return f"- [{done}] #{task['number']} {_one_line(task['title'])}{assignee}"
+    return f"- [{done}] #{task['number']} {one_line(task['title'])}{assignee}"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def _plural(n: int, noun: str, nouns: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
 
 
 # ------------------------------------------------------------------ rules
