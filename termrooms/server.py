@@ -32,6 +32,7 @@ from termrooms.handlers.auth import AuthHandler
 from termrooms.handlers.commands import CommandRunner
 from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers
 from termrooms.handlers.polls import PollHandler
+from termrooms.handlers.retros import RetroHandler
 from termrooms.handlers.rooms import RoomHandler, encode_event
 from termrooms.handlers.search import SearchHandler
 from termrooms.handlers.tasks import TaskHandler
@@ -56,6 +57,7 @@ from termrooms.transport.http.client import register_client_routes
 from termrooms.transport.http.health import register_health_routes
 from termrooms.transport.http.limits import UNLIMITED_PATHS, HttpLimits
 from termrooms.transport.http.polls import register_poll_routes
+from termrooms.transport.http.retros import register_retro_routes
 from termrooms.transport.http.rooms import register_room_routes
 from termrooms.transport.http.router import Router, Utf8PathResource
 from termrooms.transport.http.search import register_search_routes
@@ -91,6 +93,7 @@ class TermroomsServer:
     room_handler: RoomHandler | None = None
     task_handler: TaskHandler | None = None
     poll_handler: PollHandler | None = None
+    retro_handler: RetroHandler | None = None
     search_handler: SearchHandler | None = None
     command_runner: CommandRunner | None = None
     meters: Meters | None = None
@@ -279,6 +282,13 @@ class TermroomsServer:
             )
         return self.poll_handler
 
+    def get_retro_handler(self) -> RetroHandler:
+        if self.retro_handler is None:
+            self.retro_handler = RetroHandler(
+                self.get_database(), self.get_room_handler(), self.get_snowflakes(), self.reactor
+            )
+        return self.retro_handler
+
     def get_search_handler(self) -> SearchHandler:
         if self.search_handler is None:
             self.search_handler = SearchHandler(self.get_database())
@@ -292,6 +302,7 @@ class TermroomsServer:
                 self.get_task_handler(),
                 self.get_poll_handler(),
                 self.get_search_handler(),
+                self.get_retro_handler(),
                 self.get_meters(),
             )
         return self.command_runner
@@ -391,6 +402,7 @@ class TermroomsServer:
             register_room_routes(self.router, self)
             register_task_routes(self.router, self)
             register_poll_routes(self.router, self)
+            register_retro_routes(self.router, self)
             register_search_routes(self.router, self)
             register_client_routes(self.router, self.get_client_bundle())
             self.router.guard_with(

@@ -143,6 +143,8 @@ class DatabaseStartupService(Service):
             self.server.listener.stop()
         if self.server.poll_handler is not None:
             self.server.poll_handler.stop()
+        if self.server.retro_handler is not None:
+            self.server.retro_handler.stop()
         if self.server.shared_presence is not None:
             self.server.shared_presence.stop()
         if self.server.cluster_bus is not None:

@@ -52,6 +52,7 @@ CONTRACT_COMMANDS = [
     "ignore",
     "unignore",
     "search",
+    "retro",  # v1.1 Retrospectives
 ]
 MAX_ID = 2**63 - 1
 TASK_NUMBER_MAX = 2**31 - 1
@@ -67,7 +68,9 @@ def test_every_contract_command_has_a_usage_line_and_a_permission() -> None:
 def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
     assert set(FORMS) == {
         "todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
-        "todo mine", "poll new", "poll vote", "poll close",
+        "todo mine", "poll new", "poll vote", "poll close", "retro start", "retro show",
+        "retro add", "retro next", "retro back", "retro vote", "retro unvote", "retro happy",
+        "retro action", "retro close",
     }  # fmt: skip
     for form, synopsis in FORMS.items():
         name, sub = form.split()
@@ -152,6 +155,29 @@ def test_every_form_of_a_subcommand_is_in_its_commands_synopsis() -> None:
         ("/UNIGNORE Bob", Command(name="unignore", user="Bob")),
         ("/search lunch -pizza", Command(name="search", text="lunch -pizza")),
         ('/SEARCH  "salad bar" OR soup ', Command(name="search", text='"salad bar" OR soup')),
+        ("/retro", Command(name="retro")),
+        ("/retro start", Command(name="retro", sub="start")),
+        ("/retro START  Sprint   12 ", Command(name="retro", sub="start", text="Sprint 12")),
+        ("/retro show", Command(name="retro", sub="show")),
+        (
+            "/retro add 2  Flaky  tests\n",
+            Command(name="retro", sub="add", column="2", text="Flaky  tests"),
+        ),
+        (
+            "/retro add went CI is green",
+            Command(name="retro", sub="add", column="went", text="CI is green"),
+        ),
+        ("/retro next", Command(name="retro", sub="next")),
+        ("/retro back", Command(name="retro", sub="back")),
+        ("/retro vote 3", Command(name="retro", sub="vote", number=3)),
+        ("/retro unvote 1", Command(name="retro", sub="unvote", number=1)),
+        ("/retro happy 5", Command(name="retro", sub="happy", number=5)),
+        (
+            "/retro action fix CI @ada",
+            Command(name="retro", sub="action", text="fix CI", user="ada"),
+        ),
+        ("/retro action fix CI", Command(name="retro", sub="action", text="fix CI")),
+        ("/retro close", Command(name="retro", sub="close")),
     ],
 )
 def test_typical_lines(line, expected) -> None:
@@ -162,11 +188,13 @@ def test_every_command_has_a_typical_line_tested() -> None:
     tested = {
         "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick",
         "ban", "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll", "msg",
-        "query", "ignore", "unignore", "search",
+        "query", "ignore", "unignore", "search", "retro",
     }  # fmt: skip
     assert tested == set(USAGE)
     forms = {"todo add", "todo start", "todo done", "todo reopen", "todo assign", "todo del",
-             "todo mine", "poll new", "poll vote", "poll close"}  # fmt: skip
+             "todo mine", "poll new", "poll vote", "poll close", "retro start", "retro show",
+             "retro add", "retro next", "retro back", "retro vote", "retro unvote",
+             "retro happy", "retro action", "retro close"}  # fmt: skip
     assert forms == set(FORMS)
 
 
@@ -318,6 +346,25 @@ def test_every_command_has_a_typical_line_tested() -> None:
         # /search
         ("/search", "search", "needs something to find"),
         ("/search  \t ", "search", "needs something to find"),
+        # /retro
+        ("/retro begin", "retro", "unknown subcommand begin of /retro"),
+        ("/retro start " + "t" * 101, "retro start", "title must be 1-100 characters"),
+        ("/retro show all", "retro show", "takes no arguments"),
+        ("/retro add", "retro add", "needs more arguments"),
+        ("/retro add 1", "retro add", "text must be 1-500 characters"),
+        ("/retro add 1 " + "x" * 501, "retro add", "text must be 1-500 characters"),
+        ("/retro next now", "retro next", "takes no arguments"),
+        ("/retro back 2", "retro back", "takes no arguments"),
+        ("/retro vote", "retro vote", "needs more arguments"),
+        ("/retro vote 0", "retro vote", "is not a number N"),
+        ("/retro vote 1 2", "retro vote", "too many arguments"),
+        ("/retro unvote x", "retro unvote", "is not a number N"),
+        ("/retro happy", "retro happy", "needs more arguments"),
+        ("/retro happy 6", "retro happy", "a score of 1-5"),
+        ("/retro happy 0", "retro happy", "a score of 1-5"),
+        ("/retro action", "retro action", "title must be 1-200 characters"),
+        ("/retro action fix @b", "retro action", "is not a username"),
+        ("/retro close now", "retro close", "takes no arguments"),
     ],
 )
 def test_usage_errors(line, command, message) -> None:
@@ -508,7 +555,7 @@ def test_help_lists_only_what_the_predicate_allows_in_order() -> None:
 
 
 EVERYONE = ["help", "join", "part", "rooms", "nick", "msg", "query", "ignore", "unignore", "search"]
-MEMBER = [*EVERYONE, "me", "who", "delete", "todo", "poll"]
+MEMBER = [*EVERYONE, "me", "who", "delete", "todo", "poll", "retro"]
 MODERATOR = [*MEMBER, "topic", "invite", "kick", "ban", "unban", "mute", "unmute"]
 
 
@@ -545,6 +592,7 @@ def test_module_is_pure() -> None:
         "termrooms.domain.errors",
         "termrooms.domain.events",
         "termrooms.domain.polls",
+        "termrooms.domain.retros",
         "termrooms.domain.roles",
         "termrooms.domain.rules",
         "termrooms.domain.snowflake",

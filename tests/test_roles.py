@@ -45,6 +45,7 @@ CONTRACT: dict[Action, set[str]] = {
     A.INVITE: MODERATOR_UP,  # POST members: moderator+
     A.MANAGE_TASKS: MODERATOR_UP,  # v1.1 Tasks: moderator+ change others' room tasks
     A.CLOSE_POLLS: MODERATOR_UP,  # v1.1 Polls: moderator+ close others' polls
+    A.START_RETROS: MODERATOR_UP,  # v1.1 Retrospectives: moderator+ start one
     A.OP: OWNER,  # decided: only owners change roles
     A.DEOP: OWNER,
     A.DELETE_ROOM: OWNER,  # DELETE room: owner, admin

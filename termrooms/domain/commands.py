@@ -22,6 +22,10 @@ keep their inner whitespace. Decided where the contract is silent:
   question or option cannot hold one; the parts follow the rules of ``POST .../polls``.
   ``/poll vote N [N ...]`` takes option numbers from 1, each once.
 * ``/search TEXT``: TEXT is the ``q`` of ``GET /api/search``, and follows its rules.
+* ``/retro add COLUMN TEXT``: COLUMN is one word, the column's number (from 1) or a
+  prefix of its name, which the handler resolves against the retro's columns; TEXT
+  follows the entry rules. ``/retro vote N`` and ``unvote N`` number groups from 1 as
+  ``/retro show`` lists them; ``/retro happy N`` takes a score of 1-5.
 
 Pure logic: no Twisted, no database. Whether the user may run a command in a room is
 roles' question; ``COMMAND_ACTION`` says which ``roles.Action`` each command needs.
@@ -38,6 +42,8 @@ import attrs
 from termrooms.domain.errors import ApiError
 from termrooms.domain.events import body_problem
 from termrooms.domain.polls import OPTIONS_MAX, parse_new_poll
+from termrooms.domain.retros import SCORE_MAX, SCORE_MIN, parse_entry_text
+from termrooms.domain.retros import TITLE_MAX as RETRO_TITLE_MAX
 from termrooms.domain.roles import Action, Actor, may
 from termrooms.domain.rules import (
     REASON_MAX,
@@ -94,6 +100,8 @@ USAGE: dict[str, str] = {
     "ignore": "/ignore USER",
     "unignore": "/unignore USER",
     "search": "/search TEXT",
+    "retro": "/retro [start [TITLE] | show | add COLUMN TEXT | next | back | vote N | unvote N"
+    " | happy N | action TEXT [@user] | close]",
 }
 
 #: "NAME SUB" -> the synopsis of that subcommand's form, which answers a wrong use of it.
@@ -108,6 +116,16 @@ FORMS: dict[str, str] = {
     "poll new": "/poll new [-m] QUESTION | OPTION | OPTION [| ...]",
     "poll vote": "/poll vote N [N ...]",
     "poll close": "/poll close",
+    "retro start": "/retro start [TITLE]",
+    "retro show": "/retro show",
+    "retro add": "/retro add COLUMN TEXT",
+    "retro next": "/retro next",
+    "retro back": "/retro back",
+    "retro vote": "/retro vote N",
+    "retro unvote": "/retro unvote N",
+    "retro happy": "/retro happy N",
+    "retro action": "/retro action TEXT [@user]",
+    "retro close": "/retro close",
 }
 
 _SUMMARY: dict[str, str] = {
@@ -137,6 +155,9 @@ _SUMMARY: dict[str, str] = {
     "ignore": "block USER: no direct messages or notifications from them",
     "unignore": "lift your block on USER",
     "search": "the newest messages with TEXT in every room you can read",
+    "retro": "the room's retro: its phase and counts; start one, show the board, add an"
+    " entry to COLUMN, move the phase, vote for group N or take a vote back, score your"
+    " happiness 1-5, add an action, close it",
 }
 
 #: The least permission under which each command can succeed (None: any signed-in user).
@@ -166,6 +187,7 @@ COMMAND_ACTION: dict[str, Action | None] = {
     "ignore": None,
     "unignore": None,
     "search": None,  # every room the caller can read, wherever it is typed
+    "retro": Action.READ,  # members take part, anyone who reads the room sees the board
 }
 
 _LINE = re.compile(r"/(\S*)\s*(.*)", re.DOTALL)
@@ -206,6 +228,7 @@ class Command:
     options: tuple[str, ...] = ()  # /poll new's options (its question is ``text``)
     multiple: bool = False  # /poll new -m
     choices: tuple[int, ...] = ()  # /poll vote's option numbers, from 1 as typed
+    column: str | None = None  # /retro add's COLUMN, as typed (a number or a prefix)
 
 
 def may_use(actor: Actor, name: str) -> bool:
@@ -437,7 +460,8 @@ def _sub_number(name: str, sub: str, rest: str) -> Command:
     return Command(name=name, sub=sub, number=_number(form, word))
 
 
-def _todo_add(name: str, sub: str, rest: str) -> Command:
+def _title_at_user(name: str, sub: str, rest: str) -> Command:
+    """/todo add and /retro action: a task's TITLE and an optional last word @USER."""
     form = f"{name} {sub}"
     text, user = rest, None
     match = _TEXT_AT_USER.fullmatch(rest)
@@ -494,10 +518,40 @@ def _search(name: str, rest: str) -> Command:
     return Command(name=name, text=rest)
 
 
+def _retro(name: str, rest: str) -> Command:
+    """/retro alone shows the room's retro, its phase and counts."""
+    return _subcommand(name, rest) if rest else Command(name=name)
+
+
+def _retro_start(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    if rest and len(rest) > RETRO_TITLE_MAX:
+        raise _fail(form, f"the title must be 1-{RETRO_TITLE_MAX} characters")
+    return Command(name=name, sub=sub, text=" ".join(rest.split()) or None)
+
+
+def _retro_add(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    column, text = _first_word(form, rest)
+    try:
+        entry = parse_entry_text({"text": text}, required=True)
+    except ApiError as e:
+        raise _fail(form, f"the text {e.validation_errors[0].message}") from None
+    return Command(name=name, sub=sub, column=column, text=entry)
+
+
+def _retro_happy(name: str, sub: str, rest: str) -> Command:
+    form = f"{name} {sub}"
+    [word] = _words(form, rest, 1, 1)
+    if word not in [str(score) for score in range(SCORE_MIN, SCORE_MAX + 1)]:
+        raise _fail(form, f"happiness is a score of {SCORE_MIN}-{SCORE_MAX}")
+    return Command(name=name, sub=sub, number=int(word))
+
+
 #: Each command with subcommands: SUB -> its parser, given NAME, SUB and the rest.
 _SUBPARSERS: dict[str, dict[str, Callable[[str, str, str], Command]]] = {
     "todo": {
-        "add": _todo_add,
+        "add": _title_at_user,
         "start": _sub_number,
         "done": _sub_number,
         "reopen": _sub_number,
@@ -506,6 +560,18 @@ _SUBPARSERS: dict[str, dict[str, Callable[[str, str, str], Command]]] = {
         "mine": _sub_no_arguments,
     },
     "poll": {"new": _poll_new, "vote": _poll_vote, "close": _sub_no_arguments},
+    "retro": {
+        "start": _retro_start,
+        "show": _sub_no_arguments,
+        "add": _retro_add,
+        "next": _sub_no_arguments,
+        "back": _sub_no_arguments,
+        "vote": _sub_number,
+        "unvote": _sub_number,
+        "happy": _retro_happy,
+        "action": _title_at_user,
+        "close": _sub_no_arguments,
+    },
 }
 
 
@@ -534,4 +600,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "ignore": _one_user,
     "unignore": _one_user,
     "search": _search,
+    "retro": _retro,
 }

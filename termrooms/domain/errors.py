@@ -29,6 +29,10 @@ STATUS_BY_ERROR_CODE: Mapping[str, int] = {
     "method_not_allowed": 405,
     "name_taken": 409,
     "poll_closed": 409,  # v1.1 Polls
+    "retro_open": 409,  # v1.1 Retrospectives
+    "retro_closed": 409,
+    "wrong_phase": 409,
+    "no_votes_left": 409,
     "payload_too_large": 413,
     "validation_error": 422,
     "rate_limited": 429,

@@ -92,6 +92,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "poll_created",
         "poll_closed",
         "message_edited",
+        "retro_started",
+        "retro_phase_changed",
+        "retro_closed",
     }
 )
 # Events whose `user` is the member the event is about; nothing else is added.
@@ -100,6 +103,12 @@ MEMBER_EVENT_TYPES: frozenset[str] = frozenset({"member_joined", "member_left"})
 MODERATION_EVENT_TYPES: frozenset[str] = frozenset(
     {"member_kicked", "member_banned", "member_unbanned", "member_muted", "member_unmuted"}
 )
+# What each retro event carries from its data (protocol-v1.1.md, Retrospectives).
+_RETRO_EXTRAS: Mapping[str, tuple[str, ...]] = {
+    "retro_started": ("retro", "title"),
+    "retro_phase_changed": ("retro", "phase"),
+    "retro_closed": ("retro", "top"),
+}
 # Extras a moderation event carries from its data when they are set.
 _MODERATION_EXTRAS = ("reason", "duration_s", "expires_at")
 
@@ -286,6 +295,9 @@ def event_json(event: RoomEvent) -> dict[str, Any]:
         shown["target"] = event.data.get("target")
     elif event.type in ("poll_created", "poll_closed"):
         shown["poll"] = event.data.get("poll")
+    elif event.type in _RETRO_EXTRAS:
+        for key in _RETRO_EXTRAS[event.type]:
+            shown[key] = event.data.get(key)
     elif event.type in MODERATION_EVENT_TYPES:
         shown["target"] = event.target_user
         for key in _MODERATION_EXTRAS:

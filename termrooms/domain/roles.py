@@ -92,6 +92,7 @@ class Action(enum.Enum):
     DELETE_ROOM = "delete_room"
     MANAGE_TASKS = "manage_tasks"  # update and delete room tasks others created
     CLOSE_POLLS = "close_polls"  # close polls others created
+    START_RETROS = "start_retros"  # start a retrospective, and so facilitate it
     LEAVE = "leave"  # end one's membership (POST .../leave, /part)
 
 
@@ -107,6 +108,7 @@ _MODERATOR_ACTIONS = _MEMBER_ACTIONS | {
     Action.INVITE,
     Action.MANAGE_TASKS,
     Action.CLOSE_POLLS,
+    Action.START_RETROS,
 }
 
 #: What each room role may do, before bans and mutes are taken into account.

@@ -123,6 +123,11 @@ def text_problem(value: object, shortest: int, longest: int) -> str | None:
     return None
 
 
+def one_line(text: str) -> str:
+    """Text on one line, each run of blanks and line breaks one space: a line in a list."""
+    return " ".join(text.split())
+
+
 def single_line_problem(text: str, limit: int) -> str | None:
     """Why ``text`` is no good as a topic or reason, or None: one line, no controls."""
     if len(text) > limit:

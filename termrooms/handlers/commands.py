@@ -1,6 +1,6 @@
 """
 Running slash commands: parsed by the pure ``termrooms.domain.commands``, carried out by the
-same RoomHandler, TaskHandler, PollHandler and SearchHandler methods the REST routes call,
+same RoomHandler, TaskHandler, PollHandler, RetroHandler and SearchHandler methods the REST routes call,
 so a command and its route always agree (permissions, stored events, audit rows, notifications).
 """
 
@@ -21,11 +21,13 @@ from termrooms.domain.commands import (
 )
 from termrooms.domain.errors import ApiError
 from termrooms.domain.polls import Poll
-from termrooms.domain.rules import ROOM_NAME
+from termrooms.domain.retros import CLOSED, PHASES, board_json, board_lines, status_line
+from termrooms.domain.rules import ROOM_NAME, one_line
 from termrooms.domain.search import COMMAND_RESULTS, SearchResult, unmarked
 from termrooms.domain.tasks import OPEN_STATUSES, TASK_PAGE_DEFAULT, Task
 from termrooms.domain.wire import iso_time
 from termrooms.handlers.polls import PollHandler
+from termrooms.handlers.retros import RetroHandler
 from termrooms.handlers.rooms import RoomHandler, actor_of
 from termrooms.handlers.search import SearchHandler
 from termrooms.handlers.tasks import TaskHandler
@@ -60,6 +62,7 @@ class CommandRunner:
     tasks: TaskHandler
     polls: PollHandler
     search: SearchHandler
+    retros: RetroHandler
     meters: Meters = attrs.Factory(Meters)
 
     async def run(self, room_name: str | None, user: User, line: str) -> CommandOutcome:
@@ -140,6 +143,8 @@ class CommandRunner:
             return await self._poll(command, room_name, user)
         if name == "search":
             return await self._search(command.text, user)
+        if name == "retro":
+            return await self._retro(command, room_name, user)
         return CommandOutcome(False, f"/{name} is not available here")
 
     async def _usable(self, room_name: str, user: User) -> Callable[[str], bool]:
@@ -224,6 +229,60 @@ class CommandRunner:
             return CommandOutcome(True, "voted in " + _results(voted))
         return CommandOutcome(True, _results(newest))
 
+    async def _retro(self, command: Command, room_name: str, user: User) -> CommandOutcome:
+        """/retro and its subcommands, on the room's open retro (for /retro and /retro
+        show, its newest), as the retro routes do them."""
+        sub = command.sub
+        if sub == "start":
+            body = {} if command.text is None else {"title": command.text}
+            started = await self.retros.start(user, room_name, body, None)
+            return CommandOutcome(True, "started " + status_line(board_json(started)))
+        board = await self.retros.newest(user, room_name)
+        if board is None or (sub not in (None, "show") and board.head.phase == CLOSED):
+            return CommandOutcome(False, "no open retro here: /retro start [TITLE] starts one")
+        retro_id = board.head.id
+        if sub is None:
+            return CommandOutcome(True, status_line(board_json(board)))
+        if sub == "show":
+            return CommandOutcome(True, "\n".join(board_lines(board_json(board))))
+        if sub in ("next", "back", "close"):
+            at = PHASES.index(board.head.phase)
+            phase = {"next": PHASES[min(at + 1, len(PHASES) - 1)], "back": PHASES[max(at - 1, 0)]}
+            to = phase.get(sub, CLOSED)
+            moved = await self.retros.move(user, room_name, retro_id, lambda: {"phase": to}, None)
+            return CommandOutcome(True, "moved: " + status_line(board_json(moved)))
+        if sub == "add":
+            column = _column_named(board.head.columns, command.column or "")
+            if column is None:
+                numbered = ", ".join(f"{n}. {c}" for n, c in enumerate(board.head.columns, 1))
+                return CommandOutcome(False, f"no single column {command.column!r}: {numbered}")
+            entry: dict[str, Any] = {"column": column, "text": command.text}
+            await self.retros.add_entry(user, room_name, retro_id, lambda: entry)
+            return CommandOutcome(True, f"added to {column}")
+        if sub in ("vote", "unvote"):
+            groups = board.ordered_groups()
+            if not groups or not 1 <= (command.number or 0) <= len(groups):
+                return CommandOutcome(False, f"the board has groups 1-{len(groups)}: /retro show")
+            group = groups[(command.number or 0) - 1]
+            if sub == "vote":
+                voted = await self.retros.vote(
+                    user, room_name, retro_id, lambda: {"group": str(group.id)}
+                )
+            else:
+                voted = await self.retros.unvote(user, room_name, retro_id, group.id)
+            name = one_line(voted.group_name(group))
+            return CommandOutcome(
+                True, f"{sub}d {command.number}. {name}; votes left: {voted.votes_left}"
+            )
+        if sub == "happy":
+            await self.retros.happiness(
+                user, room_name, retro_id, lambda: {"score": command.number}
+            )
+            return CommandOutcome(True, f"happiness: {command.number}/5 (nobody sees whose it is)")
+        action: dict[str, Any] = {"title": command.text, "assignee": command.user}
+        task = await self.retros.add_action(user, room_name, retro_id, lambda: action, None)
+        return CommandOutcome(True, f"added action {_numbered(task)}")
+
     async def _search(self, text: str, user: User) -> CommandOutcome:
         """/search: the newest results of GET /api/search?q=TEXT, a line each."""
         results, has_more = await self.search.search(
@@ -261,6 +320,14 @@ class CommandRunner:
                 f"(older open tasks not shown: the newest {TASK_PAGE_DEFAULT} of each status)"
             )
         return "\n".join(lines)
+
+
+def _column_named(columns: tuple[str, ...], typed: str) -> str | None:
+    """/retro add's COLUMN: its number from 1, or a prefix of one name alone (any case)."""
+    if typed.isdigit() and 1 <= int(typed) <= len(columns):
+        return columns[int(typed) - 1]
+    matches = [c for c in columns if c.casefold().startswith(typed.casefold())]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _title(task: Task) -> str:

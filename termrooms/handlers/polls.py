@@ -26,6 +26,7 @@ from termrooms.domain.roles import Action, Actor
 from termrooms.domain.snowflake import SnowflakeGenerator
 from termrooms.domain.wire import encode_json
 from termrooms.handlers.rooms import RoomHandler, RoomView, actor_of, refuse_unless_member
+from termrooms.handlers.updates import Coalescer
 from termrooms.storage.database import Database
 from termrooms.storage.polls import (
     PollCheck,
@@ -55,11 +56,13 @@ class PollHandler:
     rooms: RoomHandler
     snowflakes: SnowflakeGenerator
     clock: IReactorTime
-    # Per poll: the poll_update waiting to go, and when the last one went.
-    _pending: dict[int, IDelayedCall] = attrs.field(factory=dict, init=False)
-    _last_sent: dict[int, float] = attrs.field(factory=dict, init=False)
     # Told when a poll (made on any instance) closes by itself: in that many seconds.
     closing_in: Callable[[float], None] = lambda seconds: None
+    # poll_update frames, keyed by (room id, poll id).
+    _updates: Coalescer[tuple[int, int]] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._updates = Coalescer(self.clock, POLL_UPDATE_EVERY_SECONDS, self._send_update)
 
     async def create(
         self, user: User, room: Any, body: Mapping[str, Any], request_id: str | None
@@ -171,37 +174,23 @@ class PollHandler:
         """A vote changed the poll: its subscribers get a ``poll_update`` at once, or,
         when one went less than POLL_UPDATE_EVERY_SECONDS ago, one then with the results
         as they are by that time."""
-        if poll.id in self._pending:
-            return
-        now = self.clock.seconds()
-        wait = self._last_sent.get(poll.id, float("-inf")) + POLL_UPDATE_EVERY_SECONDS - now
-        self._pending[poll.id] = self.clock.callLater(max(wait, 0.0), self._send_update, poll)
+        self._updates.changed((poll.room_id, poll.id))
 
     def stop(self) -> None:
-        """Shutting down: the sockets are closed, so the updates owed go to no one."""
-        for call in self._pending.values():
-            call.cancel()
-        self._pending.clear()
+        self._updates.stop()
 
-    def _send_update(self, poll: Poll) -> None:
-        now = self.clock.seconds()
-        self._last_sent = {
-            key: at for key, at in self._last_sent.items() if now - at < POLL_UPDATE_EVERY_SECONDS
-        }
-        self._last_sent[poll.id] = now
-
-        # A vote from now on schedules the next update: this one may read before it.
-        del self._pending[poll.id]
+    def _send_update(self, key: tuple[int, int]) -> None:
+        room_id, poll_id = key
 
         async def send() -> None:
-            current = await self.database.run_autocommit(poll_txn, poll.room_id, poll.id, None)
+            current = await self.database.run_autocommit(poll_txn, room_id, poll_id, None)
             if current is not None:
                 self.rooms.bus.publish(
                     current.room_id, None, encode_json(poll_update_frame(current))
                 )
 
         d = ensureDeferred(send())
-        d.addErrback(lambda f: _log.failure("poll_update for {poll} failed", f, poll=poll.id))
+        d.addErrback(lambda f: _log.failure("poll_update for {poll} failed", f, poll=poll_id))
 
     async def _read(self, view: RoomView, poll_id: int, user: User) -> Poll:
         if not 0 < poll_id < 2**63:

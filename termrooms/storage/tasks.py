@@ -7,7 +7,8 @@ task and writes the audit row: a task never changes without its event and its ro
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import json
+from typing import Any, Callable, Mapping
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.events import RoomEvent
@@ -93,8 +94,11 @@ async def create_task_txn(
     event_id: int,
     request_id: str | None,
     check: Callable[[Actor | None], None],
+    *,
+    source: Mapping[str, Any] | None = None,
 ) -> tuple[Task, RoomEvent | None]:
-    """Store a task with the next number of its room (or of its creator's personal ones)."""
+    """Store a task with the next number of its room (or of its creator's personal ones);
+    ``source`` says where it came from (``{"retro": ID}`` for a retro's action)."""
     if room_id is None:
         check(None)
         await cursor.execute(
@@ -116,8 +120,8 @@ async def create_task_txn(
     assignee_id = await _assignee_id(cursor, room_id, user_id, changes.assignee)
     await cursor.execute(
         "INSERT INTO tasks (id, room_id, user_id, number, title, description, status,"
-        "                   assignee_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        "                   assignee_id, source)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             task_id,
             room_id,
@@ -127,6 +131,7 @@ async def create_task_txn(
             changes.description or "",
             changes.status or "pending",
             assignee_id,
+            None if source is None else json.dumps(source),
         ),
     )
     task = await task_txn(cursor, task_id)
@@ -307,6 +312,19 @@ async def tasks_page_txn(
     tasks = [Task(*row) for row in rows[:limit]]
     tasks.reverse()
     return tasks, len(rows) > limit
+
+
+async def retro_tasks_txn(cursor: Any, room_id: int, retro_ids: list[int]) -> list[Task]:
+    """The room's tasks from retros, oldest first, that the boards of ``retro_ids`` show:
+    each one's actions, and the open ones from earlier retros (tasks_retro_idx)."""
+    await cursor.execute(
+        _TASK_SELECT + " WHERE t.room_id = %(room)s AND t.source IS NOT NULL"
+        " AND t.deleted_at IS NULL AND (t.status <> 'completed'"
+        "      OR (t.source->>'retro')::bigint = ANY(%(retros)s))"
+        " ORDER BY t.id",
+        {"room": room_id, "retros": retro_ids},
+    )
+    return [Task(*row) for row in cursor.fetchall()]
 
 
 async def tasks_of_user_txn(cursor: Any, user_id: int) -> list[Task]:

@@ -13,6 +13,7 @@ from termrooms.storage.audit import AUDIT_COLUMNS, insert_audit_txn
 from termrooms.storage.blocks import blocked_names_txn, delete_blocks_of_txn
 from termrooms.storage.invites import redeem_invite_txn
 from termrooms.storage.polls import polls_of_user_txn
+from termrooms.storage.retros import retros_of_user_txn
 from termrooms.storage.rooms import rename_in_events_txn
 from termrooms.storage.sessions import (
     revoke_user_sessions_txn,
@@ -254,6 +255,7 @@ async def export_user_txn(cursor: Any, user_id: int) -> dict[str, Any]:
         "messages": messages,
         "tasks": await tasks_of_user_txn(cursor, user_id),
         "polls": await polls_of_user_txn(cursor, user_id),
+        "retros": await retros_of_user_txn(cursor, user_id),
         "audit": audit,
     }
 

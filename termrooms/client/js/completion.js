@@ -5,7 +5,7 @@
 export const COMMANDS = [
   "help", "join", "part", "me", "topic", "who", "rooms", "nick", "invite", "kick", "ban",
   "unban", "mute", "unmute", "op", "deop", "delete", "todo", "poll", "msg", "query", "ignore",
-  "unignore", "search",
+  "unignore", "search", "retro",
 ];
 const ROOM_COMMANDS = new Set(["/join", "/part"]);
 const USER_COMMANDS = new Set([

@@ -436,6 +436,27 @@ def export_json(data: dict[str, Any]) -> dict[str, Any]:
                 for poll_id, room, index, text, voted_at in data["polls"]["votes"]
             ],
         },
+        "retros": {
+            "entries": [
+                {
+                    "retro": str(retro_id),
+                    "room": room,
+                    "title": title,
+                    "column": column,
+                    "text": text,
+                    "ts": iso_time(created_at),
+                }
+                for retro_id, room, title, column, text, created_at in data["retros"]["entries"]
+            ],
+            "votes": [
+                {"retro": str(retro_id), "group": str(group_id), "count": count}
+                for retro_id, group_id, count in data["retros"]["votes"]
+            ],
+            "happiness": [
+                {"retro": str(retro_id), "score": score}
+                for retro_id, score in data["retros"]["happiness"]
+            ],
+        },
         "audit": [audit_json(row) for row in data["audit"]],
     }
 

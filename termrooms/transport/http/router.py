@@ -200,7 +200,9 @@ class Router:
                 return write_json(request, result)
 
             endpoint.__name__ = f"{method.lower()}_{handler.__name__}"
-            self.app.route(path, methods=[method], endpoint=endpoint.__name__)(endpoint)
+            # Named by method and path, which are unique: Klein's endpoint names are a
+            # table, and two handlers of one name would silently serve one route.
+            self.app.route(path, methods=[method], endpoint=f"{method} {path}")(endpoint)
             return handler
 
         return declare
