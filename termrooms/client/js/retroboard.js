@@ -55,6 +55,7 @@ export class RetroBoard {
     this.renaming = null; // {group, input} while a stack's title is edited
     this.adders = new Map(); // lower column name -> its add form: kept, so typing survives a re-read
     this.autoOpened = new Set(); // retros the board opened itself for, once each
+    this.joining = new Set(); // retros joined (or tried) as the board showed them
     this.loading = false;
     this.stale = false;
     this.changes = Promise.resolve(); // the last change asked for: the next one waits for it
@@ -79,6 +80,7 @@ export class RetroBoard {
 
   /** The board was opened: read it, and take the keys. */
   opened() {
+    if (this.retro) this.takePart();
     this.reload();
     this.focus();
   }
@@ -158,6 +160,19 @@ export class RetroBoard {
       if (!this.shown()) this.open();
     }
     this.render();
+    this.takePart();
+  }
+
+  /**
+   * Whoever has the board open takes part: joining as the board opens, not with a first
+   * card, says nothing about who wrote what in an anonymous retro.
+   */
+  takePart() {
+    const retro = this.retro;
+    if (!isOpen(retro) || !this.shown() || this.joining.has(retro.id)) return;
+    if (retro.participants.some((name) => lower(name) === this.me)) return;
+    this.joining.add(retro.id); // once: the "take part" button is there if it fails
+    this.change("take part", "POST", "/join", {});
   }
 
   // ------------------------------------------------------------------ changes
