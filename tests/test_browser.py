@@ -1147,16 +1147,17 @@ def test_three_people_run_a_retro_on_the_board_by_keyboard_and_mouse(site: Site)
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["content-type"].startswith("text/markdown")
         summary = response.read().decode()
+    # What they did, as the team would paste it: topics by votes with their cards, the
+    # action and its assignee, and the happiness counts (nobody's own score).
     for said in (
-        "Sprint 12",
-        "CI",
-        "flaky CI",
-        "slow CI",
-        "pairing",
-        "pair programming",
-        "demo day",
-        "fix the flaky test",
-        "cyd",
+        "# Sprint 12",
+        "### 1. CI (to improve, 3 votes)\n- flaky CI\n- slow CI",
+        "### 2. pairing (went well, 2 votes)\n- pairing\n- pair programming",
+        "### 3. demo day (ideas, 1 vote)\n- demo day",
+        "## Actions\n- [ ] #1 fix the flaky test (@cyd)",
+        "- 5/5: 1",
+        "- 4/5: 2",
     ):
         assert said in summary, summary
-    assert summary.index("flaky CI") < summary.index("pair programming") < summary.index("demo day")
+    joined = re.search(r"^Participants: (.*)$", summary, re.M)
+    assert joined is not None and sorted(joined[1].split(", ")) == ["ada", "bob", "cyd"]
