@@ -1022,6 +1022,14 @@ def test_three_people_run_a_retro_on_the_board_by_keyboard_and_mouse(site: Site)
     expect(retro_column(ada, "to improve").locator(".retro-card.face-down")).to_have_count(2)
     expect(ada.locator("#retro-board")).not_to_contain_text("flaky CI")
     expect(cy.locator("#retro-board .retro-card.face-down")).to_have_count(3)
+    # On cyd's phone the columns stack, one under another, and nothing sticks out sideways.
+    tops = []
+    for name in ("went well", "to improve", "ideas"):
+        box = retro_column(cy, name).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        tops.append(box["y"])
+    assert tops[0] < tops[1] < tops[2]
+    assert cy.locator("#retro").evaluate("board => board.scrollWidth <= board.clientWidth")
 
     ada.click("#retro-next")
     for page in people:

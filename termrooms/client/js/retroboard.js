@@ -70,7 +70,7 @@ export class RetroBoard {
     $("retro").addEventListener("click", (event) => this.click(event), { signal });
     $("retro-start-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      this.start($("retro-start-title").value.trim());
+      this.start(this.startFields());
     }, { signal });
     $("retro-action-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -207,10 +207,23 @@ export class RetroBoard {
     }
   }
 
-  async start(title) {
+  /** The start form's fields, only those given: the server's defaults for the rest. */
+  startFields() {
+    const fields = {};
+    const title = $("retro-start-title").value.trim();
+    const columns = $("retro-start-columns").value.split(",").map((name) => name.trim()).filter(Boolean);
+    const votes = Number($("retro-start-votes").value);
+    if (title) fields.title = title;
+    if (columns.length) fields.columns = columns;
+    if (Number.isInteger(votes) && votes !== 3) fields.votes_per_participant = votes;
+    if ($("retro-start-named").checked) fields.anonymous = false;
+    return fields;
+  }
+
+  async start(fields) {
     if (this.room === null) return;
     try {
-      const board = await this.session.startRetro(this.room, title ? { title } : {});
+      const board = await this.session.startRetro(this.room, fields);
       $("retro-start-title").value = "";
       this.autoOpened.add(board.id);
       this.show(board);
