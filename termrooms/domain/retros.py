@@ -465,13 +465,19 @@ def parse_score(body: Mapping[str, Any]) -> int:
 def parse_id(body: Mapping[str, Any], field: str, *, nullable: bool = False) -> int | None:
     """An id in a body (a decimal string, as the contract writes ids; a number also
     does), or a 422 on ``field``; None only when ``nullable`` and it is null."""
+    value = id_or_none(body, field)
+    if value is None and not (nullable and body.get(field) is None):
+        raise field_error(field, "must be an id")
+    return value
+
+
+def id_or_none(body: Mapping[str, Any], field: str) -> int | None:
+    """The id in ``body[field]``, or None when there is none that could be one."""
     value = body.get(field)
-    if value is None and nullable:
-        return None
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
         value = int(value)
     if type(value) is not int or not 0 < value < 2**63:
-        raise field_error(field, "must be an id")
+        return None
     return value
 
 
