@@ -14,11 +14,14 @@ import json
 
 import pytest_twisted
 from test_moderation import api, audit, drained, history, lobby_with, moderate, subscribed
+from test_retention_database import sql
+from test_slash_commands import command
 from test_tasks import field_of
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 
-from support import config_for, start
-from test_rooms import close, make_room, user_session
+from support import bearer, config_for, start
+from test_rooms import close, connect, make_room, user_session
 
 ROOM = "/api/rooms/lobby/retros"
 
@@ -708,3 +711,236 @@ async def test_every_route_by_every_kind_of_caller(running):
         403,
         "forbidden",
     )
+
+
+# --------------------------------------------------------------------------- bad input
+
+RETRO_ROWS = (
+    "SELECT (SELECT count(*) FROM retros), (SELECT count(*) FROM retro_entries),"
+    " (SELECT count(*) FROM retro_groups), (SELECT count(*) FROM retro_votes),"
+    " (SELECT count(*) FROM retro_happiness), (SELECT count(*) FROM tasks),"
+    " (SELECT count(*) FROM retro_participants)"
+)
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_input_names_its_field_and_stores_nothing(running, fresh_migrated_database_url):
+    _, (ada, bob) = await lobby_with(running, "ada", "bob")
+    for body, fields in (
+        ({"title": ""}, ["title"]),
+        ({"title": "t" * 101}, ["title"]),
+        ({"title": 7}, ["title"]),
+        ({"columns": []}, ["columns"]),
+        ({"columns": list("abcdefg")}, ["columns"]),
+        ({"columns": ["a", " A "]}, ["columns"]),
+        ({"columns": ["a", ""]}, ["columns"]),
+        ({"columns": ["c" * 41]}, ["columns"]),
+        ({"columns": "a,b"}, ["columns"]),
+        ({"votes_per_participant": 0}, ["votes_per_participant"]),
+        ({"votes_per_participant": 21}, ["votes_per_participant"]),
+        ({"votes_per_participant": True}, ["votes_per_participant"]),
+        ({"votes_per_participant": 2.5}, ["votes_per_participant"]),
+        ({"anonymous": "yes"}, ["anonymous"]),
+        ({"title": "", "columns": [], "anonymous": 0}, ["title", "columns", "anonymous"]),
+    ):
+        assert field_of(await api(running, ada, "POST", ROOM, body)) == (
+            422,
+            "validation_error",
+            fields,
+        ), body
+    assert sql(fresh_migrated_database_url, RETRO_ROWS) == [(0, 0, 0, 0, 0, 0, 0)]
+
+    board = await started(running, ada, columns=["good", "bad"])
+    good = await entry(running, bob, board, "good", "fine")
+    await entry(running, bob, board, "bad", "not fine")
+    before = sql(fresh_migrated_database_url, RETRO_ROWS)
+
+    async def refused(method, tail, body, fields, session=bob):
+        answer = await api(running, session, method, path_of(board, tail), body)
+        assert field_of(answer) == (422, "validation_error", fields), (tail, body, answer)
+
+    for body, fields in (
+        ({"text": "x"}, ["column"]),
+        ({"column": "ugly", "text": "x"}, ["column"]),
+        ({"column": "good", "text": ""}, ["text"]),
+        ({"column": "good", "text": "   "}, ["text"]),
+        ({"column": "good", "text": "t" * 501}, ["text"]),
+        ({"column": "good", "text": 5}, ["text"]),
+    ):
+        await refused("POST", "/entries", body, fields)
+    await refused("PATCH", f"/entries/{good['id']}", {}, ["text"])
+    await refused("PATCH", f"/entries/{good['id']}", {"column": "ugly"}, ["column"])
+    for body in ({}, {"phase": "later"}, {"phase": 1}):
+        await refused("POST", "/phase", body, ["phase"], session=ada)
+    for score in (0, 6, "3", 3.0, True, None):
+        await refused("POST", "/happiness", {"score": score}, ["score"])
+    for body, fields in (({"title": ""}, ["title"]), ({"title": "t" * 201}, ["title"]),
+                         ({"title": "x", "assignee": "nobody"}, ["assignee"]),
+                         ({"title": "x", "assignee": 5}, ["assignee"])):  # fmt: skip
+        await refused("POST", "/actions", body, fields, session=ada)
+    await phase(running, ada, board, "group")
+    current = await read(running, ada, board)
+    other_column = next(e["id"] for e in current["entries"] if e["column"] == "bad")
+    await ok(running, bob, "POST", board, "/join")
+    await refused("POST", f"/groups/{good['id']}/entries", {"entry": "x"}, ["entry"])
+    await refused("POST", f"/groups/{good['id']}/entries", {"entry": other_column}, ["entry"])
+    await refused("PATCH", f"/groups/{good['id']}", {"title": "t" * 101}, ["title"])
+    await refused("PATCH", f"/groups/{good['id']}", {"title": 5}, ["title"])
+    await phase(running, ada, board, "vote")
+    for body in ({}, {"group": "abc"}, {"group": 0}, {"group": None}):
+        await refused("POST", "/votes", body, ["group"])
+    await refused("DELETE", f"/votes/{good['id']}", None, ["group"])  # none there
+    await phase(running, ada, board, "discuss")
+    await refused("POST", "/focus", {"group": "x"}, ["group"], session=ada)
+    status, broken, _ = await running.request(
+        "POST", path_of(board, "/happiness"), data=b"{", headers=bearer(bob["access_token"])
+    )
+    assert (status, broken["error_code"]) == (400, "invalid_json")
+    after = sql(fresh_migrated_database_url, RETRO_ROWS)
+    # Only the groups the move to `group` made, and bob's participation by joining.
+    assert after == [(*before[0][:2], 2, 0, 0, 0, before[0][6] + 1)]
+
+
+# --------------------------------------------------------------------------- frames
+
+
+@pytest_twisted.ensureDeferred
+async def test_retro_updates_reach_every_socket_coalesced_and_end_after_the_last_change(running):
+    _, (ada, bob) = await lobby_with(running, "ada", "bob")
+    watchers = [await subscribed(running, ada), await subscribed(running, bob)]
+    board = await started(running, ada)
+    for watcher in watchers:
+        await drained(watcher)
+    began = reactor.seconds()
+    for i in range(30):
+        await ok(running, bob, "POST", board, "/happiness", {"score": 1 + i % 5})
+    elapsed = reactor.seconds() - began
+    await entry(running, ada, board, "ideas", "one more")
+    await deferLater(reactor, 0.4, lambda: None)
+    for watcher in watchers:
+        updates = [f for f in await drained(watcher) if f["type"] == "retro_update"]
+        parts = [f["part"] for f in updates]
+        assert set(parts) == {"happiness", "participants", "entries"}, parts
+        assert 1 <= parts.count("happiness") <= elapsed / 0.25 + 2, (parts, elapsed)
+        assert parts.count("participants") == 1  # bob's first score made him one
+        assert updates[0] == {"type": "retro_update", "room": "lobby", "retro": board["id"],
+                              "part": parts[0]}  # fmt: skip
+    # Well after the last update, one more change: its own frame follows it.
+    await ok(running, bob, "POST", board, "/happiness", {"score": 5})
+    await deferLater(reactor, 0.3, lambda: None)
+    for watcher in watchers:
+        assert [f["part"] for f in await drained(watcher)] == ["happiness"]
+    await close(*watchers)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_whole_retro_run_with_commands_alone(running):
+    _, (ada, bob) = await lobby_with(running, "ada", "bob")
+    assert (await moderate(running, ada, "op", "bob"))[0] == 200
+    alice, bert = await connect(running, ada), await connect(running, bob)
+
+    async def says(client, line: str, ok_: bool = True) -> str:
+        reply = await command(client, line)
+        assert reply["ok"] is ok_, (line, reply)
+        return reply["text"]
+
+    assert (
+        await says(alice, "/retro", False) == "no open retro here: /retro start [TITLE] starts one"
+    )
+    assert (await says(bert, "/retro start Sprint 9")).startswith(
+        "started retro “Sprint 9” (collect"
+    )
+    assert await says(alice, "/retro add 1 Pairing worked") == "added to went well"
+    assert await says(alice, "/retro add to Reviews are slow") == "added to to improve"
+    assert await says(bert, "/retro add TO Builds are slow") == "added to to improve"
+    assert (await says(alice, "/retro add x nothing", False)).startswith(
+        "no single column 'x': 1. went well"
+    )
+    assert "(hidden until collecting ends)" in await says(alice, "/retro show")
+    assert (await says(alice, "/retro next", False)) == "Only the retro's facilitator does that."
+    assert "(group," in await says(bert, "/retro next")
+    assert "(vote," in await says(bert, "/retro next")
+    shown = await says(alice, "/retro show")
+    assert "  2. Reviews are slow (yours) [to improve]" in shown, shown
+    assert await says(alice, "/retro vote 2") == "voted 2. Reviews are slow; votes left: 2"
+    assert await says(alice, "/retro vote 2") == "voted 2. Reviews are slow; votes left: 1"
+    assert await says(alice, "/retro unvote 2") == "unvoted 2. Reviews are slow; votes left: 2"
+    assert await says(bert, "/retro vote 3") == "voted 3. Builds are slow; votes left: 2"
+    assert (await says(alice, "/retro vote 9", False)) == "the board has groups 1-3: /retro show"
+    assert "your votes left: 2" in await says(alice, "/retro")
+    assert "(discuss," in await says(bert, "/retro next")
+    assert await says(alice, "/retro happy 4") == "happiness: 4/5 (nobody sees whose it is)"
+    assert await says(bert, "/retro happy 2") == "happiness: 2/5 (nobody sees whose it is)"
+    assert (
+        await says(alice, "/retro action Split the review queue @bob")
+        == "added action #1 Split the review queue"
+    )
+    shown = await says(bert, "/retro show")
+    assert shown.splitlines()[1].startswith("  1. ") and "1 vote" in shown
+    assert "actions: #1 Split the review queue (@bob)" in shown
+    assert (await says(bert, "/retro back")).startswith("moved: retro “Sprint 9” (vote")
+    assert "(discuss," in await says(bert, "/retro next")
+    assert "(closed," in await says(bert, "/retro close")
+    assert (
+        await says(alice, "/retro vote 1", False)
+        == "no open retro here: /retro start [TITLE] starts one"
+    )
+    assert "(closed," in await says(alice, "/retro")
+    board = (await api(running, ada, "GET", ROOM))[1]["retros"][0]
+    code, _, text = await markdown(running, ada, board)
+    assert code == 200 and "- [ ] #1 Split the review queue (@bob)" in text
+    await close(alice, bert)
+
+
+@pytest_twisted.ensureDeferred
+async def test_export_holds_my_entries_votes_and_score(running):
+    _, (ada, bob) = await lobby_with(running, "ada", "bob")
+    board = await started(running, ada)
+    written = await entry(running, bob, board, "ideas", "mine alone")
+    await phase(running, ada, board, "group")
+    await phase(running, ada, board, "vote")
+    await ok(running, bob, "POST", board, "/votes", {"group": written["id"]})
+    await ok(running, bob, "POST", board, "/happiness", {"score": 2})
+    status, export, _ = await running.request(
+        "GET", "/api/auth/me/export", headers=bearer(bob["access_token"])
+    )
+    assert status == 200
+    assert [(e["retro"], e["column"], e["text"]) for e in export["retros"]["entries"]] == [
+        (board["id"], "ideas", "mine alone")
+    ]
+    assert export["retros"]["votes"] == [{"retro": board["id"], "group": written["id"], "count": 1}]
+    assert export["retros"]["happiness"] == [{"retro": board["id"], "score": 2}]
+    _, theirs, _ = await running.request(
+        "GET", "/api/auth/me/export", headers=bearer(ada["access_token"])
+    )
+    assert theirs["retros"] == {"entries": [], "votes": [], "happiness": []}
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_openapi_document_lists_the_retro_routes(running):
+    status, document, _ = await running.request("GET", "/api/openapi.json")
+    assert status == 200
+    paths = document["paths"]
+    base = "/api/rooms/{name}/retros"
+    one = base + "/{retro_id}"
+    assert {path: set(paths[path]) for path in paths if path.startswith(base)} == {
+        base: {"get", "post"},
+        one: {"get"},
+        one + "/summary": {"get"},
+        one + "/join": {"post"},
+        one + "/phase": {"post"},
+        one + "/entries": {"post"},
+        one + "/entries/{entry_id}": {"patch", "delete"},
+        one + "/groups/{group_id}/entries": {"post"},
+        one + "/groups/{group_id}": {"patch"},
+        one + "/votes": {"post"},
+        one + "/votes/{group_id}": {"delete"},
+        one + "/focus": {"post"},
+        one + "/actions": {"post"},
+        one + "/happiness": {"post"},
+    }
+    board = paths[base]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    assert "my_votes" in board["required"] and "409" in paths[one + "/votes"]["post"]["responses"]
