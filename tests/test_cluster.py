@@ -299,7 +299,7 @@ async def test_a_second_live_instance_with_the_same_node_id_refuses_to_start(
 
 @pytest_twisted.ensureDeferred
 async def test_task_notices_and_task_events_cross_instances(make_cluster, redis_url):
-    """Tasks, polls and direct messages across two instances: one pair of daemons for all
+    """Tasks, polls, direct messages and retros across two instances: one pair of daemons for all
     (see below);
     no rate limits, for the many voters' registrations and their votes as fast as they go."""
     cluster = make_cluster(redis_url, ["--no-rate-limits"])
@@ -309,6 +309,7 @@ async def test_task_notices_and_task_events_cross_instances(make_cluster, redis_
     await polls_cross_instances(cluster, findings, a, b)
     await mentions_cross_instances(cluster, findings, a, b)
     await dms_cross_instances(cluster, findings, a, b)
+    await retros_cross_instances(cluster, findings, a, b)
     findings.verify()
 
 
@@ -494,6 +495,102 @@ async def mentions_cross_instances(cluster: Cluster, findings: Findings, a: Any,
         for c in (mona, nils_a, nils_b, olaf)
     }
     findings.expect(sorted(counts.values()) == [0, 1, 1, 1], f"notifies per socket: {counts}")
+
+
+async def retros_cross_instances(cluster: Cluster, findings: Findings, a: Any, b: Any) -> None:
+    """
+    A retro edited through both instances at once stays consistent: entries written,
+    moved into one group and voted on concurrently from both sides leave every entry in
+    one group, no group empty and each participant's votes within the budget. A
+    subscriber on each instance gets the retro_update frames of each part and every
+    retro_* event once.
+    """
+    members = [f"rm{i}" for i in range(6)]
+    tokens = await cluster.register(["rita", *members], via=[a, b])
+    await cluster.create_room(tokens["rita"], "retroboard", via=a)
+    for i, name in enumerate(members):
+        status, body, _ = await api((a, b)[i % 2].base_url, "POST", "/api/rooms/retroboard/join",
+                                    tokens[name])  # fmt: skip
+        assert status == 200, body
+    watchers = [cluster.client("rita", tokens["rita"]), cluster.client("rm0", tokens["rm0"])]
+    for watcher, daemon in zip(watchers, (a, b), strict=True):
+        await watcher.connect(daemon)
+        await watcher.join("retroboard")
+
+    async def on(daemon: Any, who: str, method: str, tail: str, body: Any = None) -> tuple:
+        status, answer, _ = await api(daemon.base_url, method, base + tail, tokens[who], body)
+        return status, answer
+
+    status, board, _ = await api(a.base_url, "POST", "/api/rooms/retroboard/retros", tokens["rita"],
+                                 {"title": "Both sides", "votes_per_participant": 3})  # fmt: skip
+    assert status == 201, board
+    base = f"/api/rooms/retroboard/retros/{board['id']}"
+    everyone = [(name, (a, b)[i % 2]) for i, name in enumerate(members)]
+    written = await gatherResults(
+        [ensureDeferred(on(node, name, "POST", "/entries", {"column": "ideas", "text": f"{name} {k}"}))
+         for name, node in everyone for k in range(2)]
+    )  # fmt: skip
+    findings.expect(all(s == 201 for s, _ in written), f"entries refused: {written[:2]}")
+    for step, node in (("group", b),):
+        findings.expect((await on(node, "rita", "POST", "/phase", {"phase": step}))[0] == 200,
+                        f"rita could not move to {step}")  # fmt: skip
+    for name, node in everyone:
+        await on(node, name, "POST", "/join")
+    # Everyone moves their entries into the first entry's group at once, from both sides.
+    into = written[0][1]["id"]
+    moved = await gatherResults(
+        [ensureDeferred(on(node, name, "POST", f"/groups/{into}/entries", {"entry": e["id"]}))
+         for (name, node), e in zip([p for p in everyone for _ in range(2)], [w for _, w in written],
+                                    strict=True)]
+    )  # fmt: skip
+    findings.expect(
+        all(s == 200 for s, _ in moved), f"moves refused: {[m for m in moved if m[0] != 200][:2]}"
+    )
+    seen = [(await on(node, "rita", "GET", ""))[1] for node in (a, b)]
+    findings.expect(seen[0] == seen[1], "the two instances show rita different boards")
+    groups = seen[0]["groups"]
+    findings.expect(
+        len(groups) == 1 and sorted(groups[0]["entries"]) == sorted(w["id"] for _, w in written),
+        f"after the moves the board has groups {groups}",
+    )
+    findings.expect(
+        (await on(a, "rita", "POST", "/phase", {"phase": "vote"}))[0] == 200, "no vote phase"
+    )
+    votes = await gatherResults(
+        [ensureDeferred(on((a, b)[k % 2], name, "POST", "/votes", {"group": into}))
+         for name, _ in everyone for k in range(4)]
+    )  # fmt: skip
+    spent = sorted(status for status, _ in votes)
+    findings.expect(spent == [200] * 18 + [409] * 6, f"votes answered {spent}")
+    findings.expect(
+        (await on(b, "rita", "POST", "/phase", {"phase": "discuss"}))[0] == 200, "no discussion"
+    )
+    status, discussed = await on(a, "rm3", "GET", "")
+    findings.expect(discussed["groups"][0]["votes"] == 18, f"totals {discussed['groups']}")
+    findings.expect(
+        (await on(a, "rita", "POST", "/phase", {"phase": "closed"}))[0] == 200, "not closed"
+    )
+
+    def retro_events(watcher: LedgerClient) -> list[str]:
+        return [
+            e["type"] for e in watcher.events_in("retroboard") if e["type"].startswith("retro_")
+        ]
+
+    want = ["retro_started", "retro_phase_changed", "retro_phase_changed", "retro_phase_changed",
+            "retro_closed"]  # fmt: skip
+    for watcher in watchers:
+        findings.expect(
+            await wait_until(lambda w=watcher: retro_events(w) == want, 10),
+            f"{watcher.name} on node {watcher.node} got retro events {retro_events(watcher)}",
+        )
+        parts = {f["part"] for _, _, f in watcher.frames if f["type"] == "retro_update"}
+        findings.expect(
+            {"entries", "groups", "votes", "participants"} <= parts,
+            f"{watcher.name} on node {watcher.node} got retro_update parts {sorted(parts)}",
+        )
+    stored = [e["type"] for e in await cluster.history(tokens["rita"], "retroboard")
+              if e["type"].startswith("retro_")]  # fmt: skip
+    findings.expect(stored == want, f"stored retro events {stored}")
 
 
 async def polls_cross_instances(cluster: Cluster, findings: Findings, a: Any, b: Any) -> None:

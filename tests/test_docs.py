@@ -36,6 +36,7 @@ LANDED_V1_1 = (
     "Search",
     "Tasks",
     "Polls",
+    "Retrospectives",
 )
 
 

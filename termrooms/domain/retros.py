@@ -324,7 +324,9 @@ def board_lines(shown: Mapping[str, Any]) -> list[str]:
             lines += [f"   - {text_of(entry)}" for entry in loose]
     for heading, tasks in (("actions", shown["actions"]), ("carried over", shown["carried_over"])):
         if tasks:
-            lines.append(f"  {heading}: " + "; ".join(_task_line(task)[2:] for task in tasks))
+            shown_tasks = (_task_text(task) + (" (done)" if task["status"] == "completed" else "")
+                           for task in tasks)  # fmt: skip
+            lines.append(f"  {heading}: " + "; ".join(shown_tasks))
     happiness = shown["happiness"]
     if happiness["histogram"] is not None:
         bars = " ".join(f"{score}:{n}" for score, n in happiness["histogram"].items())
@@ -335,9 +337,13 @@ def board_lines(shown: Mapping[str, Any]) -> list[str]:
 
 
 def _task_line(task: dict[str, Any]) -> str:
-    done = "x" if task["status"] == "completed" else " "
+    """A Markdown task list item: ``- [ ] #3 title (@assignee)``."""
+    return f"- [{'x' if task['status'] == 'completed' else ' '}] {_task_text(task)}"
+
+
+def _task_text(task: dict[str, Any]) -> str:
     assignee = "" if task["assignee"] is None else f" (@{task['assignee']})"
-    return f"- [{done}] #{task['number']} {one_line(task['title'])}{assignee}"
+    return f"#{task['number']} {one_line(task['title'])}{assignee}"
 
 
 def _plural(n: int, noun: str, nouns: str | None = None) -> str:
@@ -465,13 +471,19 @@ def parse_score(body: Mapping[str, Any]) -> int:
 def parse_id(body: Mapping[str, Any], field: str, *, nullable: bool = False) -> int | None:
     """An id in a body (a decimal string, as the contract writes ids; a number also
     does), or a 422 on ``field``; None only when ``nullable`` and it is null."""
+    value = id_or_none(body, field)
+    if value is None and not (nullable and body.get(field) is None):
+        raise field_error(field, "must be an id")
+    return value
+
+
+def id_or_none(body: Mapping[str, Any], field: str) -> int | None:
+    """The id in ``body[field]``, or None when there is none that could be one."""
     value = body.get(field)
-    if value is None and nullable:
-        return None
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
         value = int(value)
     if type(value) is not int or not 0 < value < 2**63:
-        raise field_error(field, "must be an id")
+        return None
     return value
 
 

@@ -19,6 +19,7 @@ from termrooms.domain.retros import (
     Board,
     RetroHead,
     column_index,
+    id_or_none,
     may_start_retro,
     parse_entry_text,
     parse_group_title,
@@ -52,6 +53,7 @@ from termrooms.storage.retros import (
     join_txn,
     move_entry_txn,
     move_phase_txn,
+    refuse_unknown_parts_txn,
     title_group_txn,
     vote_txn,
 )
@@ -136,7 +138,7 @@ class RetroHandler:
         return board
 
     async def join(self, user: User, room: Any, retro_id: int) -> Board:
-        head = await self._may_change(user, room, retro_id)
+        head, _ = await self._may_change(user, room, retro_id)
         joined = await self._run(join_txn, head, user, _member)
         return self._joined(head, joined)
 
@@ -144,8 +146,8 @@ class RetroHandler:
         self, user: User, room: Any, retro_id: int, read_body: ReadBody, request_id: str | None
     ) -> Board:
         """Move to the phase the body names: the facilitator, one step at a time."""
-        head = await self._may_change(user, room, retro_id, facilitator=True)
-        phase = parse_phase(read_body())
+        head, body = await self._may_change(user, room, retro_id, read_body, facilitator=True)
+        phase = parse_phase(body)
         moved = await self.database.run_interaction(
             move_phase_txn,
             head.room_id,
@@ -163,8 +165,10 @@ class RetroHandler:
         return board
 
     async def focus(self, user: User, room: Any, retro_id: int, read_body: ReadBody) -> Board:
-        head = await self._may_change(user, room, retro_id, facilitator=True)
-        group_id = parse_id(read_body(), "group", nullable=True)
+        head, body = await self._may_change(
+            user, room, retro_id, read_body, facilitator=True, body_ids=("group",)
+        )
+        group_id = parse_id(body, "group", nullable=True)
         board = await self._run(focus_txn, head, user, _facilitator(user), group_id)
         self._update(head, "focus")
         return board
@@ -175,8 +179,7 @@ class RetroHandler:
         self, user: User, room: Any, retro_id: int, read_body: ReadBody
     ) -> tuple[Board, int]:
         """The board after adding, and the new entry's id."""
-        head = await self._may_change(user, room, retro_id)
-        body = read_body()
+        head, body = await self._may_change(user, room, retro_id, read_body)
         column = column_index(head.columns, body.get("column"))
         text = parse_entry_text(body, required=True)
         assert text is not None  # required
@@ -188,8 +191,7 @@ class RetroHandler:
     async def change_entry(
         self, user: User, room: Any, retro_id: int, entry_id: int, read_body: ReadBody
     ) -> Board:
-        head = await self._may_change(user, room, retro_id)
-        body = read_body()
+        head, body = await self._may_change(user, room, retro_id, read_body, entry=entry_id)
         column = None if body.get("column") is None else column_index(head.columns, body["column"])
         text = parse_entry_text(body, required=column is None)
         board = await self._run(change_entry_txn, head, user, _member, entry_id, text, column)
@@ -197,7 +199,7 @@ class RetroHandler:
         return board
 
     async def delete_entry(self, user: User, room: Any, retro_id: int, entry_id: int) -> None:
-        head = await self._may_change(user, room, retro_id)
+        head, _ = await self._may_change(user, room, retro_id, entry=entry_id)
         await self._run(delete_entry_txn, head, user, _member, entry_id)
         self._update(head, "entries")
 
@@ -206,8 +208,10 @@ class RetroHandler:
     async def move_entry(
         self, user: User, room: Any, retro_id: int, group_id: int, read_body: ReadBody
     ) -> Board:
-        head = await self._may_change(user, room, retro_id)
-        entry_id = parse_id(read_body(), "entry")
+        head, body = await self._may_change(
+            user, room, retro_id, read_body, group=group_id, body_ids=("entry",)
+        )
+        entry_id = parse_id(body, "entry")
         board = await self._run(move_entry_txn, head, user, _member, group_id, entry_id)
         self._update(head, "groups")
         return board
@@ -215,8 +219,8 @@ class RetroHandler:
     async def title_group(
         self, user: User, room: Any, retro_id: int, group_id: int, read_body: ReadBody
     ) -> Board:
-        head = await self._may_change(user, room, retro_id)
-        title = parse_group_title(read_body())
+        head, body = await self._may_change(user, room, retro_id, read_body, group=group_id)
+        title = parse_group_title(body)
         board = await self._run(title_group_txn, head, user, _member, group_id, title)
         self._update(head, "groups")
         return board
@@ -224,12 +228,12 @@ class RetroHandler:
     # ---------------------------------------------------------------- votes, happiness
 
     async def vote(self, user: User, room: Any, retro_id: int, read_body: ReadBody) -> Board:
-        head = await self._may_change(user, room, retro_id)
-        group_id = parse_id(read_body(), "group")
+        head, body = await self._may_change(user, room, retro_id, read_body, body_ids=("group",))
+        group_id = parse_id(body, "group")
         return await self._vote(head, user, group_id, spend=True)
 
     async def unvote(self, user: User, room: Any, retro_id: int, group_id: int) -> Board:
-        head = await self._may_change(user, room, retro_id)
+        head, _ = await self._may_change(user, room, retro_id, group=group_id)
         return await self._vote(head, user, group_id, spend=False)
 
     async def _vote(self, head: RetroHead, user: User, group_id: Any, *, spend: bool) -> Board:
@@ -238,8 +242,8 @@ class RetroHandler:
         return self._joined(head, joined)
 
     async def happiness(self, user: User, room: Any, retro_id: int, read_body: ReadBody) -> Board:
-        head = await self._may_change(user, room, retro_id)
-        score = parse_score(read_body())
+        head, body = await self._may_change(user, room, retro_id, read_body)
+        score = parse_score(body)
         joined = await self._run(happiness_txn, head, user, _member, score)
         self._update(head, "happiness")
         return self._joined(head, joined)
@@ -248,8 +252,7 @@ class RetroHandler:
         self, user: User, room: Any, retro_id: int, read_body: ReadBody, request_id: str | None
     ) -> Task:
         """An action item: a room task (with its event and audit row) from the retro."""
-        head = await self._may_change(user, room, retro_id)
-        body = read_body()
+        head, body = await self._may_change(user, room, retro_id, read_body)
         changes = parse_task_changes(
             {"title": body.get("title"), "assignee": body.get("assignee")}, creating=True
         )
@@ -282,20 +285,38 @@ class RetroHandler:
         return board
 
     async def _may_change(
-        self, user: User, room: Any, retro_id: int, *, facilitator: bool = False
-    ) -> RetroHead:
-        """The retro, once the caller may see it (404) and change it (403), as their
-        room view says; the transaction checks again under the retro's lock."""
+        self,
+        user: User,
+        room: Any,
+        retro_id: int,
+        read_body: ReadBody | None = None,
+        *,
+        entry: int | None = None,
+        group: int | None = None,
+        body_ids: tuple[str, ...] = (),
+        facilitator: bool = False,
+    ) -> tuple[RetroHead, Mapping[str, Any]]:
+        """The retro and the request's body, once the caller may see the retro and the
+        entry or group that the path (or ``body_ids`` of the body) names (404), and may
+        change it (403), as their room view says. The body is read once the retro is
+        known visible; the transaction checks everything again under the retro's lock."""
         view = await self.rooms.view(room, user)
         if not 0 < retro_id < 2**63:
             raise retro_not_found()
         head = await self.database.run_autocommit(head_txn, view.room.id, retro_id)
         if head is None:
             raise retro_not_found()
+        body = {} if read_body is None else read_body()
+        named = {"entry": entry, "group": group}
+        for field in body_ids:  # a malformed one is the 422 of the parse that follows
+            named[field] = id_or_none(body, field)
+        await self.database.run_autocommit(
+            refuse_unknown_parts_txn, head.id, named["entry"], named["group"]
+        )
         refuse_unless_member(actor_of(view, user), head.room)
         if facilitator:
             refuse_unless_facilitator(head, user.id)
-        return head
+        return head, body
 
     async def _run(
         self,

@@ -186,6 +186,20 @@ async def _locked(
     return head, await actor_in_txn(cursor, room_id, user_id)
 
 
+async def refuse_unknown_parts_txn(
+    cursor: Any, retro_id: int, entry_id: int | None, group_id: int | None
+) -> None:
+    """404 unless the entry and the group (each when given) are this retro's."""
+    if entry_id is not None:
+        await cursor.execute(
+            "SELECT 1 FROM retro_entries WHERE id = %s AND retro_id = %s", (entry_id, retro_id)
+        )
+        if cursor.fetchone() is None:
+            raise entry_not_found()
+    if group_id is not None:
+        await _group_of(cursor, retro_id, group_id)
+
+
 async def _participate(cursor: Any, retro_id: int, user_id: int) -> bool:
     """Make the user a participant; whether they were not one before."""
     await cursor.execute(
