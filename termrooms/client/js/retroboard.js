@@ -139,6 +139,7 @@ export class RetroBoard {
       do {
         this.stale = false;
         room = this.room;
+        if (room === null) return; // no room in view any more
         if (this.retroId === null) board = (await this.session.retros(room, 1)).retros[0] ?? null;
         else board = await this.session.retro(room, this.retroId);
       } while (this.stale || room !== this.room); // the answer may predate what asked again
@@ -267,7 +268,13 @@ export class RetroBoard {
 
   async merge(entry, stack) {
     this.merging = null;
-    if (!stack?.group || stack.entries.some((card) => card.id === entry)) {
+    const moving = this.retro?.entries.find((card) => card.id === entry);
+    if (!moving || !stack?.group || stack.entries.some((card) => card.id === entry)) {
+      this.render(); // dropped where it was: nothing to do
+      return;
+    }
+    if (lower(stack.column) !== lower(moving.column)) {
+      this.onError(`a card joins a stack of its own column (${moving.column})`);
       this.render();
       return;
     }
@@ -426,7 +433,7 @@ export class RetroBoard {
     $("retro-toggle").classList.toggle("live", open);
     $("retro-empty").hidden = retro !== null;
     $("retro-start-form").hidden = open || this.room === null || !this.canStart();
-    for (const id of ["retro-heading", "retro-phases", "retro-hint", "retro-controls", "retro-board", "retro-actions", "retro-happiness"]) {
+    for (const id of ["retro-heading", "retro-facilitator", "retro-phases", "retro-hint", "retro-controls", "retro-board", "retro-actions", "retro-happiness"]) {
       $(id).hidden = retro === null;
     }
     if (retro === null) {
