@@ -190,6 +190,7 @@ export class ChatApp {
     $("task-list").replaceChildren();
     $("retro-board").replaceChildren();
     $("retro-summary").textContent = "";
+    for (const id of ["retro-start-title", "retro-start-columns", "retro-action-title"]) $(id).value = "";
     $("search-results").replaceChildren();
     $("search-input").value = ""; // the next person to sign in here does not see it
   }

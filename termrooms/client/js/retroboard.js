@@ -52,7 +52,7 @@ export class RetroBoard {
     this.stacks = new Map(); // stack key -> stack, as last drawn
     this.selected = null; // the key of the card or stack the keys act on
     this.merging = null; // the entry being merged into another stack, while picking
-    this.renaming = null; // {group, input} while a stack's title is edited
+    this.editing = null; // {key, input} while a stack's title ("g:ID") or my card ("c:ID") is edited
     this.adders = new Map(); // lower column name -> its add form: kept, so typing survives a re-read
     this.autoOpened = new Set(); // retros the board opened itself for, once each
     this.joining = new Set(); // retros joined (or tried) as the board showed them
@@ -97,7 +97,7 @@ export class RetroBoard {
     this.retro = null;
     this.grid = null;
     this.merging = null;
-    this.renaming = null;
+    this.editing = null;
     this.adders.clear();
     this.render();
     this.reload();
@@ -284,23 +284,37 @@ export class RetroBoard {
 
   startRenaming(stack) {
     if (!stack?.group || this.retro?.phase !== "group") return;
-    const input = el("input", {
-      className: "retro-rename",
-      maxLength: 100,
+    this.edit(`g:${stack.group}`, {
       value: stack.ownTitle,
       placeholder: stack.title,
-      "aria-label": "the stack's title: Enter saves, Esc cancels",
+      maxLength: 100,
+      label: "the stack's title: Enter saves, Esc cancels",
+      save: (title) => this.change("rename the stack", "PATCH", `/groups/${encodeURIComponent(stack.group)}`, { title }),
     });
+  }
+
+  startEditingCard(entry) {
+    if (!entry?.mine || this.retro?.phase !== "collect") return;
+    this.edit(`c:${entry.id}`, {
+      value: entry.text ?? "",
+      maxLength: 500,
+      label: "your card: Enter saves, Esc cancels",
+      save: (text) => text && this.change("change the card", "PATCH", `/entries/${encodeURIComponent(entry.id)}`, { text }),
+    });
+  }
+
+  /** An input in place of a title or a card's text: Enter saves, Esc (key()) cancels. */
+  edit(key, { value, placeholder = "", maxLength, label, save }) {
+    const input = el("input", { className: "retro-edit", maxLength, value, placeholder, "aria-label": label });
     input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") {
-        event.preventDefault();
-        const group = this.renaming?.group;
-        this.renaming = null;
-        this.change("rename the stack", "PATCH", `/groups/${encodeURIComponent(group)}`, { title: input.value.trim() });
-        this.focus();
-      }
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      this.editing = null;
+      save(input.value.trim());
+      this.render();
+      this.focus();
     });
-    this.renaming = { group: stack.group, input };
+    this.editing = { key, input };
     this.render();
     input.focus();
     input.select();
@@ -332,9 +346,10 @@ export class RetroBoard {
   }
 
   /**
-   * ↑/↓/←/→ or h/j/k/l move; a adds (a card while collecting, else an action); m merges
-   * the card into the stack picked next (Enter); t renames the stack; + or v votes,
-   * - or u takes a vote back; f puts the stack up for discussion; Delete removes my card.
+   * ↑/↓/←/→ or h/j/k/l move; a adds (a card while collecting, else an action); e edits
+   * and Delete (or x) removes my card; m merges the card into the stack picked next
+   * (Enter); t names the stack; + or v votes, - or u takes a vote back; f puts the
+   * stack up for discussion (again: takes it down).
    */
   key(event) {
     if (event.altKey || event.ctrlKey || event.metaKey) return;
@@ -342,7 +357,7 @@ export class RetroBoard {
     if (field) {
       if (event.key === "Escape") {
         event.stopPropagation(); // back to the board, which stays open
-        if (this.renaming?.input === field) this.renaming = null;
+        if (this.editing?.input === field) this.editing = null;
         this.render();
         this.focus();
       }
@@ -370,12 +385,15 @@ export class RetroBoard {
       $("retro-action-title").focus();
     } else if (event.key === "t" && item) {
       this.startRenaming(item.stack);
+    } else if (event.key === "e" && item?.entry) {
+      this.startEditingCard(item.entry);
     } else if ((event.key === "+" || event.key === "v") && phase === "vote") {
       this.vote(item?.stack.group);
     } else if ((event.key === "-" || event.key === "u") && phase === "vote") {
       this.unvote(item?.stack.group);
     } else if (event.key === "f" && phase === "discuss" && this.facilitating() && item?.stack.group) {
-      this.change("focus the stack", "POST", "/focus", { group: item.stack.group });
+      const group = item.stack.focused ? null : item.stack.group; // f again: nothing under discussion
+      this.change("focus the stack", "POST", "/focus", { group });
     } else if ((event.key === "Delete" || event.key === "x") && phase === "collect" && item?.entry?.mine) {
       this.change("delete the card", "DELETE", `/entries/${encodeURIComponent(item.entry.id)}`);
     } else {
@@ -412,9 +430,17 @@ export class RetroBoard {
     else if (action === "merge" && entry) this.merging = entry.id;
     else if (action === "delete" && entry) this.change("delete the card", "DELETE", `/entries/${encodeURIComponent(entry.id)}`);
     else if (action === "rename") return this.startRenaming(stack);
+    else if (action === "edit" && entry) return this.startEditingCard(entry);
     this.render();
     this.focus(); // the keys stay on the board, whatever the click redrew
     return undefined;
+  }
+
+  /** Whether what `key` names may still be edited on `retro`, once read again. */
+  editable(retro, key) {
+    const [kind, id] = key.split(":");
+    if (kind === "g") return retro.phase === "group" && retro.groups.some((group) => group.id === id);
+    return retro.phase === "collect" && retro.entries.some((entry) => entry.id === id && entry.mine);
   }
 
   facilitating() {
@@ -448,7 +474,7 @@ export class RetroBoard {
     this.grid = grid;
     this.stacks = new Map(layout.columns.flatMap((column) => column.stacks.map((stack) => [stack.key, stack])));
     if (this.merging && !locate(grid, `c:${this.merging}`)) this.merging = null;
-    if (this.renaming && !retro.groups.some((group) => group.id === this.renaming.group)) this.renaming = null;
+    if (this.editing && !this.editable(retro, this.editing.key)) this.editing = null;
 
     $("retro-title").textContent = retro.title;
     $("retro-facilitator").textContent = `facilitator ${retro.facilitator} · ${retro.participants.length} taking part${retro.anonymous ? " · anonymous" : ""}`;
@@ -538,7 +564,7 @@ export class RetroBoard {
   stackHead(retro, stack) {
     const phase = retro.phase;
     const head = el("div", { className: "retro-stack-head" });
-    if (this.renaming?.group === stack.group && stack.group) head.append(this.renaming.input);
+    if (stack.group && this.editing?.key === `g:${stack.group}`) head.append(this.editing.input);
     else if (phase === "group" && stack.group && stack.entries.length === 1 && !stack.ownTitle) {
       // A lone card needs no title yet: its text says it.
       head.append(el("button", { type: "button", className: "retro-stack-title untitled link", dataset: { action: "rename" }, title: "name the stack (t)", "aria-label": `name the stack of ${stack.title}` }, "name…"));
@@ -575,7 +601,7 @@ export class RetroBoard {
         className: `retro-card${entry.mine ? " mine" : ""}${hidden ? " face-down" : ""}${selected ? " selected" : ""}${this.merging === entry.id ? " moving" : ""}`,
         "aria-label": hidden ? "a card face down: its text shows once grouping" : null,
       },
-      el("span", { className: "retro-card-text" }, hidden ? "▒▒▒▒▒▒" : entry.text),
+      this.editing?.key === key ? this.editing.input : el("span", { className: "retro-card-text" }, hidden ? "▒▒▒▒▒▒" : entry.text),
       entry.author ? el("span", { className: "retro-author" }, ` — ${entry.author}`) : null,
       entry.mine ? el("span", { className: "sr-only" }, " (yours)") : null,
     );
@@ -585,8 +611,11 @@ export class RetroBoard {
       if (retro.phase === "group" && !this.merging) {
         node.append(el("button", { type: "button", className: "retro-card-action", dataset: { action: "merge" }, title: "merge into another stack (m)" }, "merge"));
       }
-      if (retro.phase === "collect" && entry.mine) {
-        node.append(el("button", { type: "button", className: "retro-card-action", dataset: { action: "delete" }, "aria-label": "delete your card (Delete)" }, "×"));
+      if (retro.phase === "collect" && entry.mine && this.editing?.key !== key) {
+        node.append(
+          el("button", { type: "button", className: "retro-card-action", dataset: { action: "edit" }, "aria-label": "change your card (e)" }, "edit"),
+          el("button", { type: "button", className: "retro-card-action", dataset: { action: "delete" }, "aria-label": "delete your card (Delete)" }, "×"),
+        );
       }
     }
     return node;
