@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest_twisted
+import treq
 from test_moderation import api, audit, drained, history, lobby_with, moderate, subscribed
 from test_retention_database import sql
 from test_slash_commands import command
@@ -67,8 +68,6 @@ async def phase(running, session, board, to) -> dict:
 
 async def markdown(running, session, board) -> tuple[int, str, str]:
     headers = {"Authorization": [f"Bearer {session['access_token']}".encode()]}
-    import treq
-
     response = await treq.get(running.url + path_of(board, "/summary"), headers=headers)
     body = await response.text("utf-8")
     return response.code, response.headers.getRawHeaders("content-type")[0], body
