@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest_twisted
+import treq
 from test_moderation import api, audit, drained, history, lobby_with, moderate, subscribed
 from test_retention_database import sql
 from test_slash_commands import command
@@ -67,8 +68,6 @@ async def phase(running, session, board, to) -> dict:
 
 async def markdown(running, session, board) -> tuple[int, str, str]:
     headers = {"Authorization": [f"Bearer {session['access_token']}".encode()]}
-    import treq
-
     response = await treq.get(running.url + path_of(board, "/summary"), headers=headers)
     body = await response.text("utf-8")
     return response.code, response.headers.getRawHeaders("content-type")[0], body
@@ -576,30 +575,34 @@ async def test_racing_moves_and_a_phase_change_racing_votes_leave_a_consistent_b
     board = await started(running, ada, votes_per_participant=1)
     for session in (bob, carl):
         await ok(running, session, "POST", board, "/join")
-    cards = [await entry(running, ada, board, "ideas", f"card {i}") for i in range(4)]
+    cards = [(await entry(running, ada, board, "ideas", f"card {i}"))["id"] for i in range(8)]
     await phase(running, ada, board, "group")
-    a, b, c, d = (card["id"] for card in cards)
 
     def move(session, group, card):
-        return api(
-            running, session, "POST", path_of(board, f"/groups/{group}/entries"), {"entry": card}
-        )
+        path = path_of(board, f"/groups/{group}/entries")
+        return defer.ensureDeferred(api(running, session, "POST", path, {"entry": card}))
 
-    # Two people move the same card at once into different groups; and two others
-    # empty one group from both sides at once.
-    first = await defer.gatherResults(
-        [defer.ensureDeferred(move(bob, b, a)), defer.ensureDeferred(move(carl, c, a))]
-    )
-    second = await defer.gatherResults(
-        [defer.ensureDeferred(move(bob, b, d)), defer.ensureDeferred(move(carl, c, d))]
-    )
-    assert all(status == 200 for status, _ in first + second), first + second
+    def consistent(shown: dict) -> None:
+        placed = [entry_id for group in shown["groups"] for entry_id in group["entries"]]
+        assert sorted(placed) == sorted(cards)  # each card in exactly one group
+        assert all(group["entries"] for group in shown["groups"])  # no group left empty
+        for card in shown["entries"]:
+            assert card["group"] == group_of(shown, card["id"])["id"]
+
+    # Two people move the same card at once into different groups, for four cards; then
+    # the cards that named those groups are moved away at once, emptying them from both
+    # sides (a group emptied twice, or left empty, would show).
+    rounds = [
+        [move(bob, cards[4 + i], cards[i]) for i in range(4)]
+        + [move(carl, cards[4 + (i + 1) % 4], cards[i]) for i in range(4)],
+        [move(bob, cards[0], cards[4 + i]) for i in range(4)]
+        + [move(carl, cards[1], cards[4 + i]) for i in range(4)],
+    ]
+    for burst in rounds:
+        answers = await defer.gatherResults(burst)
+        assert all(status in (200, 404) for status, _ in answers), answers
+        consistent(await read(running, ada, board))
     shown = await read(running, ada, board)
-    placed = [entry_id for group in shown["groups"] for entry_id in group["entries"]]
-    assert sorted(placed) == sorted([a, b, c, d])  # each card in exactly one group
-    assert all(group["entries"] for group in shown["groups"])  # no group left empty
-    assert all(shown["entries"][i]["group"] == group_of(shown, e["id"])["id"]
-               for i, e in enumerate(shown["entries"]))  # fmt: skip
 
     # The last vote, raced for from two tabs; then votes racing the end of voting.
     await phase(running, ada, board, "vote")

@@ -31,7 +31,13 @@ import attrs
 
 from termrooms.domain.errors import ApiError
 from termrooms.domain.roles import Action, Actor, may
-from termrooms.domain.rules import check_fields, field_error, one_line, text_problem
+from termrooms.domain.rules import (
+    check_fields,
+    field_error,
+    one_line,
+    single_line_problem,
+    text_problem,
+)
 from termrooms.domain.tasks import Task, task_json
 from termrooms.domain.wire import iso_time
 
@@ -250,9 +256,10 @@ def summary_markdown(board: Board) -> str:
         lines += ["", "## Topics" + (" by votes" if board.head.phase in RESULTS_PHASES else "")]
         for number, group in enumerate(shown["groups"], 1):
             members = [entries[entry_id] for entry_id in group["entries"]]
-            name = group["title"] or (members[0]["text"] or "") if members else group["title"]
+            shown_texts = [entry["text"] for entry in members if entry["text"] is not None]
+            name = group["title"] or (shown_texts[0] if shown_texts else "(untitled)")
             votes = "" if group["votes"] is None else f", {_plural(group['votes'], 'vote')}"
-            lines += ["", f"### {number}. {one_line(name)} ({group['column']}{votes})"]
+            lines += ["", f"### {number}. {one_line(name)} ({one_line(group['column'])}{votes})"]
             lines += [entry_line(entry) for entry in members]
     loose = [entry for entry in shown["entries"] if entry["group"] is None]
     for column in shown["columns"]:
@@ -308,19 +315,19 @@ def board_lines(shown: Mapping[str, Any]) -> list[str]:
 
     for number, group in enumerate(shown["groups"], 1):
         members = [entries[entry_id] for entry_id in group["entries"]]
-        facts = [group["column"]]
+        facts = [one_line(group["column"])]
         if group["votes"] is not None:
             facts.append(_plural(group["votes"], "vote"))
         if shown["my_votes"].get(group["id"]):
             facts.append(f"yours: {shown['my_votes'][group['id']]}")
         mark = ">" if shown["focus"] == group["id"] else " "
-        title = f"{group['title']}: " if group["title"] else ""
+        title = f"{one_line(group['title'])}: " if group["title"] else ""
         lines.append(f"{mark} {number}. {title}{text_of(members[0])} [{', '.join(facts)}]")
         lines += [f"     + {text_of(entry)}" for entry in members[1:]]
     for column in shown["columns"]:
         loose = [e for e in shown["entries"] if e["group"] is None and e["column"] == column]
         if loose:
-            lines.append(f"  {column}:")
+            lines.append(f"  {one_line(column)}:")
             lines += [f"   - {text_of(entry)}" for entry in loose]
     for heading, tasks in (("actions", shown["actions"]), ("carried over", shown["carried_over"])):
         if tasks:
@@ -398,7 +405,7 @@ def parse_new_retro(body: Mapping[str, Any]) -> NewRetro:
     votes = body.get("votes_per_participant", VOTES_DEFAULT)
     anonymous = body.get("anonymous", True)
     check_fields(
-        title=None if title is None else text_problem(title, 1, TITLE_MAX),
+        title=None if title is None else _one_line_problem(title, 1, TITLE_MAX),
         columns=_columns_problem(columns),
         votes_per_participant=(
             None
@@ -419,12 +426,21 @@ def _columns_problem(columns: object) -> str | None:
     if not isinstance(columns, list) or not COLUMNS_MIN <= len(columns) <= COLUMNS_MAX:
         return f"must be a list of {COLUMNS_MIN}-{COLUMNS_MAX} column names"
     for column in columns:
-        problem = text_problem(column, 1, COLUMN_NAME_MAX)
+        problem = _one_line_problem(column, 1, COLUMN_NAME_MAX)
         if problem:
             return f"each {problem}"
     if len({column.strip().casefold() for column in columns}) < len(columns):
         return "must be distinct"
     return None
+
+
+def _one_line_problem(value: object, shortest: int, longest: int) -> str | None:
+    """A title or a column name: text as ``text_problem`` has it, on one line, since
+    the board's text forms (``/retro show``, the summary) give each its line."""
+    problem = text_problem(value, shortest, longest)
+    if problem is None and isinstance(value, str):
+        problem = single_line_problem(value.strip(), longest)
+    return problem
 
 
 def parse_phase(body: Mapping[str, Any]) -> str:
@@ -456,7 +472,7 @@ def parse_entry_text(body: Mapping[str, Any], *, required: bool) -> str | None:
 
 def parse_group_title(body: Mapping[str, Any]) -> str:
     title = body.get("title")
-    check_fields(title=text_problem(title, 0, GROUP_TITLE_MAX))
+    check_fields(title=_one_line_problem(title, 0, GROUP_TITLE_MAX))
     assert isinstance(title, str)
     return title.strip()
 

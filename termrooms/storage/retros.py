@@ -402,14 +402,10 @@ async def change_entry_txn(
     check: RetroCheck,
 ) -> Board | None:
     """Change one's own entry; moved to another column, it leaves its group."""
-    locked = await _locked(cursor, room_id, retro_id, user_id, "SHARE")
-    if locked is None:
+    own = await _own_entry(cursor, room_id, retro_id, user_id, entry_id, check)
+    if own is None:
         return None
-    head, actor = locked
-    author_id, group_id, old_column = await _own_entry(cursor, retro_id, entry_id)
-    check(head, actor)
-    _refuse_unless_author(author_id, user_id)
-    refuse_change(head, "entries")
+    head, group_id, old_column = own
     leaves = column is not None and column != old_column
     await cursor.execute(
         "UPDATE retro_entries SET text = coalesce(%(text)s, text),"
@@ -426,22 +422,25 @@ async def change_entry_txn(
 async def delete_entry_txn(
     cursor: Any, room_id: int, retro_id: int, user_id: int, entry_id: int, check: RetroCheck
 ) -> Board | None:
-    locked = await _locked(cursor, room_id, retro_id, user_id, "SHARE")
-    if locked is None:
+    own = await _own_entry(cursor, room_id, retro_id, user_id, entry_id, check)
+    if own is None:
         return None
-    head, actor = locked
-    author_id, group_id, _ = await _own_entry(cursor, retro_id, entry_id)
-    check(head, actor)
-    _refuse_unless_author(author_id, user_id)
-    refuse_change(head, "entries")
+    head, group_id, _ = own
     await cursor.execute("DELETE FROM retro_entries WHERE id = %s", (entry_id,))
     if group_id is not None:
         await _drop_if_empty(cursor, retro_id, group_id)
     return await _read_back(cursor, head, user_id)
 
 
-async def _own_entry(cursor: Any, retro_id: int, entry_id: int) -> tuple[int, int | None, int]:
-    """The entry's author, group and column, locked; 404 unless it is this retro's."""
+async def _own_entry(
+    cursor: Any, room_id: int, retro_id: int, user_id: int, entry_id: int, check: RetroCheck
+) -> tuple[RetroHead, int | None, int] | None:
+    """The retro, and the entry's group and column, locked for its author's change while
+    collecting; None when the retro is gone, 404 unless the entry is this retro's."""
+    locked = await _locked(cursor, room_id, retro_id, user_id, "SHARE")
+    if locked is None:
+        return None
+    head, actor = locked
     await cursor.execute(
         "SELECT user_id, group_id, column_index FROM retro_entries"
         " WHERE id = %s AND retro_id = %s FOR UPDATE",
@@ -450,12 +449,12 @@ async def _own_entry(cursor: Any, retro_id: int, entry_id: int) -> tuple[int, in
     row = cursor.fetchone()
     if row is None:
         raise entry_not_found()
-    return row
-
-
-def _refuse_unless_author(author_id: int, user_id: int) -> None:
+    author_id, group_id, column = row
+    check(head, actor)
     if author_id != user_id:
         raise ApiError("forbidden", "Only its author changes an entry.")
+    refuse_change(head, "entries")
+    return head, group_id, column
 
 
 # ------------------------------------------------------------------ groups
