@@ -16,8 +16,8 @@ embedded PostgreSQL under ``--data-dir``.
     termrooms users make-admin NAME [--revoke]
     termrooms rooms list [--all] [--json]
     termrooms rooms delete NAME
-    termrooms backup FILE [--force] [--pg-bin DIR]
-    termrooms restore FILE [--clean] [--pg-bin DIR]
+    termrooms backup FILE|- [--force] [--pg-bin DIR]     (-: to standard output)
+    termrooms restore FILE|- [--clean] [--pg-bin DIR]    (-: from standard input)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import tempfile
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -64,7 +65,7 @@ from termrooms.operations.admin import (
     user_json,
     user_table_row,
 )
-from termrooms.operations.backup import ToolFailed, dump, find_tools, run_tool
+from termrooms.operations.backup import ToolFailed, dump, dump_to, find_tools, run_tool, spool
 from termrooms.operations.embedded import EmbeddedPostgres
 from termrooms.operations.logs import make_observer
 from termrooms.operations.pgtools import (
@@ -82,7 +83,7 @@ from termrooms.storage.admin import (
     set_role_txn,
 )
 from termrooms.storage.audit import insert_audit_txn
-from termrooms.storage.backups import server_major_txn, target_database_txn
+from termrooms.storage.backups import audit_backup_txn, server_major_txn, target_database_txn
 from termrooms.storage.database import connect_one, run_in_transaction
 from termrooms.storage.invites import create_invite_txn
 from termrooms.storage.keys import KeyFileError, rotate_key
@@ -214,9 +215,16 @@ _PG_BIN_HELP = (
 )
 
 
+# A backup's FILE that is the standard output (backup) or input (restore): pipes.
+STREAM = "-"
+
+
 class BackupOptions(ConfigOptions):
-    synopsis = "[options] FILE"
-    description = "Write the whole database to FILE with pg_dump (custom format, mode 0600)."
+    synopsis = "[options] FILE|-"
+    description = (
+        "Write the whole database to FILE with pg_dump (custom format, mode 0600);"
+        " - writes it to standard output (termrooms backup - | gzip | ssh ...)."
+    )
     optFlags = ConfigOptions.optFlags + [["force", None, "Replace FILE if it exists."]]
     optParameters = ConfigOptions.optParameters + [["pg-bin", None, None, _PG_BIN_HELP]]
 
@@ -225,8 +233,11 @@ class BackupOptions(ConfigOptions):
 
 
 class RestoreOptions(ConfigOptions):
-    synopsis = "[options] FILE"
-    description = "Load a backup into an empty database (or, with --clean, over a termrooms one)."
+    synopsis = "[options] FILE|-"
+    description = (
+        "Load a backup into an empty database (or, with --clean, over a termrooms one);"
+        " - reads it from standard input."
+    )
     optFlags = ConfigOptions.optFlags + [
         ["clean", None, "Replace the contents of a termrooms database (stop every instance)."],
     ]
@@ -512,43 +523,79 @@ async def run_rooms_delete(reactor: Any, options: RoomDeleteOptions) -> None:
 
 async def run_backup(reactor: Any, options: BackupOptions) -> None:
     target = options["file"]
-    if target.exists() and not options["force"]:
+    streamed = str(target) == STREAM
+    if streamed and sys.stdout.isatty():
+        raise CommandFailed(
+            "standard output is a terminal: pipe it (termrooms backup - | gzip > FILE)"
+        )
+    if not streamed and target.exists() and not options["force"]:
         raise CommandFailed(f"{target} exists: pass --force to replace it")
-    if not target.parent.is_dir():
+    if not streamed and not target.parent.is_dir():
         raise CommandFailed(f"no directory {target.parent} to write the backup in")
     async with database_url(options.config) as url:
         # No schema check: a backup is what an operator takes before migrating.
         [server_major] = await _ask_server(reactor, url, server_major_txn)
         found = await deferToThread(find_tools, "pg_dump", options["pg-bin"])
         tool = pick_tool("pg_dump", found, server_major)
-        await deferToThread(dump, tool, url, target)
-    size = target.stat().st_size
-    print(f"wrote {target} ({size} bytes) with {tool.path} (PostgreSQL {tool.major})")
+        if streamed:
+            size = await deferToThread(dump_to, tool, url, sys.stdout.buffer)
+        else:
+            await deferToThread(dump, tool, url, target)
+            size = target.stat().st_size
+        data = {"file": str(target), "bytes": size, "pg_dump": tool.major}
+        await _ask_server(
+            reactor, url, lambda cursor: audit_backup_txn(cursor, "backup.dump", data)
+        )
+    # With the backup on standard output, what the command says goes to standard error.
+    said = f"wrote {'standard output' if streamed else target} ({size} bytes) with {tool.path}"
+    print(f"{said} (PostgreSQL {tool.major})", file=sys.stderr if streamed else sys.stdout)
 
 
 async def run_restore(reactor: Any, options: RestoreOptions) -> None:
     source = options["file"]
+    if str(source) == STREAM:
+        # Spooled first: pg_restore reads a backup twice, and a pipe once.
+        spooled = await deferToThread(spool, sys.stdin.buffer, Path(tempfile.gettempdir()))
+        try:
+            await _restore(reactor, options, spooled, STREAM)
+        finally:
+            spooled.unlink(missing_ok=True)
+        return
     if not source.is_file():
         raise CommandFailed(f"no such file: {source}")
+    await _restore(reactor, options, source, str(source))
+
+
+async def _restore(reactor: Any, options: RestoreOptions, source: Path, named: str) -> None:
+    """Restore the backup in ``source``, called ``named`` in what the command says."""
     async with database_url(options.config) as url:
         server_major, target = await _ask_server(
             reactor, url, server_major_txn, target_database_txn
         )
         found = await deferToThread(find_tools, "pg_restore", options["pg-bin"])
         tool = pick_tool("pg_restore", found, server_major)
-        listing = await deferToThread(
-            run_tool, tool, ["--data-only", "--table=schema_migrations", "--file=-", str(source)]
-        )
+        try:
+            listing = await deferToThread(
+                run_tool,
+                tool,
+                ["--data-only", "--table=schema_migrations", "--file=-", str(source)],
+            )
+        except ToolFailed as e:
+            raise ToolFailed(f"{named}: {e}") from None
         backup_version = backup_schema_version(listing)
         if backup_version is None:
-            raise CommandFailed(f"{source} is not a termrooms backup (no schema_migrations)")
+            raise CommandFailed(f"{named} is not a termrooms backup (no schema_migrations)")
         known_version = max(delta.version for delta in load_deltas())
         check_restore(target, backup_version, known_version, bool(options["clean"]))
         clean = ["--clean", "--if-exists"] if options["clean"] else []
         # Objects belong to whoever restores (the daemon's user), not to the old owner.
         restore_args = ["--no-owner", "--no-acl", "--exit-on-error", "--single-transaction"]
         await deferToThread(run_tool, tool, [*restore_args, *clean, str(source)], url)
-    print(f"restored {source} (schema version {backup_version}) with {tool.path}")
+        data = {"file": named, "schema_version": backup_version}
+        await _ask_server(
+            reactor, url, lambda cursor: audit_backup_txn(cursor, "backup.restore", data)
+        )
+    print(f"restored {named} (schema version {backup_version}) with {tool.path}")
 
 
 # `disable-user` and `users disable` (and the enable pair) are one command spelt two ways.

@@ -5,8 +5,12 @@ pg_dump and pg_restore: what comes back is row for row what was saved.
 
 from __future__ import annotations
 
+import json
+import os
+import pty
 import shutil
 import stat
+import subprocess
 import tempfile
 from contextlib import closing
 from pathlib import Path
@@ -16,7 +20,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from support import run_termrooms
+from support import BIN, clean_environ, run_termrooms
+from termrooms.storage.migrations import load_deltas
 
 PASSWORD = "correct horse battery"
 
@@ -104,6 +109,20 @@ def drop(admin_url: str, url: str) -> None:
             cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def without_the_restore_row(shot: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A restored database's snapshot less the audit row its restore wrote (and the id
+    that row took): what the backup held."""
+    rows = shot["audit_log"]
+    kept = [row for row in rows if json.loads(row)["action"] != "backup.restore"]
+    assert len(kept) == len(rows) - 1, rows
+    sequences = [
+        f"audit_log_id_seq {int(line.split()[1]) - 1}" if line.startswith("audit_log_id_seq ")
+        else line
+        for line in shot["sequences"]
+    ]  # fmt: skip
+    return {**shot, "audit_log": kept, "sequences": sequences}
+
+
 def backup(url: str, path: Path, *extra: str):
     return run_termrooms(["backup", str(path), "--database-url", url, *extra])
 
@@ -128,7 +147,7 @@ def test_backup_drop_restore_gives_back_every_row_seq_and_sequence(
 
     assert restored.returncode == 0, restored.stderr
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds password hashes
-    assert snapshot(target) == before
+    assert without_the_restore_row(snapshot(target)) == before
     assert len(before["room_events"]) == 7 and len(before["users"]) == 2
     assert execute(target, "SELECT name, last_seq FROM rooms ORDER BY name") == [
         ("attic", 2),
@@ -137,8 +156,11 @@ def test_backup_drop_restore_gives_back_every_row_seq_and_sequence(
     # The restored database is current and in use: commands work, ids go on from before.
     listed = run_termrooms(["users", "list", "--database-url", target])
     assert listed.returncode == 0, listed.stderr
-    [(newest_audit,)] = execute(target, "SELECT max(id) FROM audit_log")
-    assert newest_audit == len(before["audit_log"]) + 1
+    # Ids go on from before: the restore's own audit row, then the listing's.
+    rows = execute(target, "SELECT id, action FROM audit_log ORDER BY id DESC LIMIT 2")
+    done = len(before["audit_log"])
+    assert [(i, action) for i, action in rows][1] == (done + 1, "backup.restore")
+    assert rows[0][0] == done + 2
 
 
 def test_restore_refuses_a_database_that_is_not_empty_and_leaves_it_alone(
@@ -171,7 +193,7 @@ def test_restore_clean_puts_a_termrooms_database_back_as_it_was_backed_up(
     result = restore(url, path, "--clean")
 
     assert result.returncode == 0, result.stderr
-    assert snapshot(url) == before
+    assert without_the_restore_row(snapshot(url)) == before
 
 
 def test_restore_clean_refuses_while_another_session_uses_the_database(
@@ -341,9 +363,67 @@ def test_embedded_database_backup_and_restore_into_a_new_one(tmp_path):
 
         server = pgserver.get_server(second / "postgres", cleanup_mode="stop")
         try:
-            assert snapshot(server.get_uri("termrooms")) == before
+            assert without_the_restore_row(snapshot(server.get_uri("termrooms"))) == before
         finally:
             server.cleanup()
         assert not (second / "postgres" / "postmaster.pid").exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_backup_piped_through_gzip_restores_from_standard_input_with_audit_rows(
+    databases, fresh_migrated_database_url, tmp_path
+):
+    source = fresh_migrated_database_url
+    populate(source)
+    before = snapshot(source)
+    target = databases.create()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    command = BIN / "termrooms"
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c",
+         f'"{command}" backup - --database-url "$SOURCE" | gzip | gunzip'
+         f' | "{command}" restore - --database-url "$TARGET"'],
+        capture_output=True, text=True, timeout=120,
+        env={**clean_environ(), "SOURCE": source, "TARGET": target, "TMPDIR": str(spool)},
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    # The dump went down the pipe; what backup says went to standard error.
+    assert "wrote standard output (" in piped.stderr
+    assert piped.stdout.startswith("restored - (schema version ")
+    assert without_the_restore_row(snapshot(target)) == before
+    assert list(spool.iterdir()) == []  # the spooled copy is gone
+    [(dumped,)] = execute(source, "SELECT data FROM audit_log WHERE action = 'backup.dump'")
+    assert dumped["file"] == "-" and dumped["bytes"] > 1000
+    [(restored,)] = execute(target, "SELECT data FROM audit_log WHERE action = 'backup.restore'")
+    assert restored == {"file": "-", "schema_version": max(d.version for d in load_deltas())}
+
+
+def test_a_piped_restore_of_something_else_fails_with_a_reason_and_leaves_nothing(
+    databases, tmp_path
+):
+    target = databases.create()
+    result = subprocess.run(
+        [str(BIN / "termrooms"), "restore", "-", "--database-url", target],
+        input=b"not a backup at all", capture_output=True, timeout=60,
+        env={**clean_environ(), "TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert b"-: pg_restore" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert execute(target, "SELECT to_regclass('public.users') IS NULL") == [(True,)]
+
+
+def test_a_backup_to_a_terminal_is_refused(fresh_migrated_database_url):
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [str(BIN / "termrooms"), "backup", "-", "--database-url", fresh_migrated_database_url],
+            stdout=follower, stderr=subprocess.PIPE, timeout=60, env=clean_environ(),
+        )  # fmt: skip
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert result.returncode == 1
+    assert b"standard output is a terminal" in result.stderr

@@ -12,7 +12,9 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from termrooms.operations.pgtools import PgTool, split_password, tool_major
 
@@ -52,11 +54,15 @@ def find_tools(name: str, pg_bin: str | None = None) -> list[PgTool]:
     return list(found.values())
 
 
-def run_tool(tool: PgTool, args: list[str], database_url: str | None = None) -> str:
-    """
-    Run ``tool`` with ``args`` (and ``--dbname`` for ``database_url``, its password moved
-    to PGPASSWORD); its standard output. ToolFailed with its error output otherwise.
-    """
+# How much of a dump goes through memory at a time on its way to standard output.
+_CHUNK = 1 << 16
+
+
+def _command(
+    tool: PgTool, args: list[str], database_url: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """The command line (``--dbname`` for ``database_url``) and its environment, with the
+    password moved to PGPASSWORD: never in the command line, which others can read."""
     env = dict(os.environ)
     command = [tool.path, "--no-password", *args]
     if database_url is not None:
@@ -64,11 +70,51 @@ def run_tool(tool: PgTool, args: list[str], database_url: str | None = None) -> 
         command.append(f"--dbname={url}")
         if password is not None:
             env["PGPASSWORD"] = password
+    return command, env
+
+
+def _failed(tool: PgTool, returncode: int, stderr: str) -> ToolFailed:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return ToolFailed("; ".join(lines[-3:]) or f"{tool.path} exited with {returncode}")
+
+
+def run_tool(tool: PgTool, args: list[str], database_url: str | None = None) -> str:
+    """Run ``tool`` with ``args``; its standard output. ToolFailed with its error output
+    otherwise."""
+    command, env = _command(tool, args, database_url)
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise ToolFailed("; ".join(lines[-3:]) or f"{tool.path} exited with {result.returncode}")
+        raise _failed(tool, result.returncode, result.stderr)
     return result.stdout
+
+
+def dump_to(tool: PgTool, database_url: str, out: BinaryIO) -> int:
+    """pg_dump in custom format to ``out`` (standard output, for ``backup -``) as it
+    comes, a chunk at a time; how many bytes it wrote. A failed dump raises ToolFailed
+    after what was written: whoever reads the stream must heed the exit status."""
+    command, env = _command(tool, ["--format=custom"], database_url)
+    written = 0
+    with tempfile.TemporaryFile() as errors:  # a pipe for both could fill and stall
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env) as dumping:
+            assert dumping.stdout is not None  # PIPE
+            while chunk := dumping.stdout.read(_CHUNK):
+                out.write(chunk)
+                written += len(chunk)
+        out.flush()
+        if dumping.returncode != 0:
+            errors.seek(0)
+            raise _failed(tool, dumping.returncode, errors.read().decode("utf-8", "replace"))
+    return written
+
+
+def spool(source: BinaryIO, directory: Path) -> Path:
+    """Copy a backup read from ``source`` (standard input, for ``restore -``) into a file
+    of ``directory`` readable by its owner only: pg_restore reads a backup twice (its
+    schema version first, then everything)."""
+    handle, name = tempfile.mkstemp(prefix="restore-", suffix=".dump", dir=directory)
+    with os.fdopen(handle, "wb") as target:
+        shutil.copyfileobj(source, target, _CHUNK)
+    return Path(name)
 
 
 def dump(tool: PgTool, database_url: str, target: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from termrooms.operations.pgtools import TargetDatabase
+from termrooms.storage.audit import insert_audit_txn
 
 
 async def server_major_txn(cursor: Any) -> int:
@@ -35,3 +36,13 @@ async def target_database_txn(cursor: Any) -> TargetDatabase:
     await cursor.execute("SELECT current_database()")
     (name,) = cursor.fetchone()
     return TargetDatabase(tables, schema_version, other_sessions, name)
+
+
+async def audit_backup_txn(cursor: Any, action: str, data: dict[str, Any]) -> bool:
+    """The audit row of a backup or a restore (``backup.dump``, ``backup.restore``);
+    False when the database has no audit log to hold it (it was never migrated)."""
+    await cursor.execute("SELECT to_regclass('public.audit_log') IS NOT NULL")
+    if not cursor.fetchone()[0]:
+        return False
+    await insert_audit_txn(cursor, action, data=data)
+    return True
