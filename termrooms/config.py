@@ -540,6 +540,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="DURATION",
     ),
     Setting(
+        "deleted_room_retention",
+        _retention(timedelta(hours=1), timedelta(days=36500)),
+        timedelta(days=30),
+        "Remove deleted rooms for good (their events, members, tasks, polls and retros) "
+        "this long after their deletion; 0 keeps them.",
+        metavar="DURATION",
+    ),
+    Setting(
         "retention_interval",
         _duration_between(timedelta(minutes=1), timedelta(days=1)),
         timedelta(hours=1),
@@ -643,6 +651,7 @@ class Config:
     message_retention: timedelta = timedelta(days=30)
     audit_retention: timedelta = timedelta(days=90)
     idle_room_retention: timedelta = timedelta(days=7)
+    deleted_room_retention: timedelta = timedelta(days=30)
     retention_interval: timedelta = timedelta(hours=1)
     shutdown_timeout: timedelta = timedelta(seconds=10)
     log_file: Path | None = None

@@ -314,6 +314,7 @@ ENVIRONMENT = [
     ("TERMROOMS_MESSAGE_RETENTION", "0", "message_retention", timedelta(0)),
     ("TERMROOMS_AUDIT_RETENTION", "180d", "audit_retention", timedelta(days=180)),
     ("TERMROOMS_IDLE_ROOM_RETENTION", "2w", "idle_room_retention", timedelta(weeks=2)),
+    ("TERMROOMS_DELETED_ROOM_RETENTION", "90d", "deleted_room_retention", timedelta(days=90)),
     ("TERMROOMS_RETENTION_INTERVAL", "10m", "retention_interval", timedelta(minutes=10)),
     ("TERMROOMS_SHUTDOWN_TIMEOUT", "30s", "shutdown_timeout", timedelta(seconds=30)),
     ("TERMROOMS_LOG_FILE", "/var/log/t.log", "log_file", Path("/var/log/t.log")),

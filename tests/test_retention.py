@@ -25,20 +25,23 @@ def test_default_policy_cuts_events_at_30_days_rooms_at_7_and_audit_at_90() -> N
     assert due == {
         "messages": datetime(2026, 10, 24, 6, 30, tzinfo=timezone.utc),
         "idle_rooms": datetime(2026, 11, 16, 6, 30, tzinfo=timezone.utc),
+        "deleted_rooms": datetime(2026, 10, 24, 6, 30, tzinfo=timezone.utc),  # 30 days
         "audit_rows": datetime(2026, 8, 25, 6, 30, tzinfo=timezone.utc),
     }
 
 
 def test_zero_keeps_a_kind_forever_so_it_has_no_cutoff() -> None:
-    policy = RetentionPolicy(messages=timedelta(0), idle_rooms=timedelta(0))
+    policy = RetentionPolicy(
+        messages=timedelta(0), idle_rooms=timedelta(0), deleted_rooms=timedelta(0)
+    )
 
     assert cutoffs(policy, NOW, purge_expired=False) == {"audit_rows": NOW - timedelta(days=90)}
-    keep_all = RetentionPolicy(timedelta(0), timedelta(0), timedelta(0))
+    keep_all = RetentionPolicy(timedelta(0), timedelta(0), timedelta(0), timedelta(0))
     assert cutoffs(keep_all, NOW, purge_expired=False) == {}
 
 
 def test_expired_rows_go_at_expiry_refresh_tokens_a_day_after_it() -> None:
-    keep_all = RetentionPolicy(timedelta(0), timedelta(0), timedelta(0))
+    keep_all = RetentionPolicy(timedelta(0), timedelta(0), timedelta(0), timedelta(0))
 
     due = cutoffs(keep_all, NOW, purge_expired=True)
 
@@ -55,12 +58,14 @@ def test_expired_rows_go_at_expiry_refresh_tokens_a_day_after_it() -> None:
 def test_policy_comes_from_the_settings() -> None:
     config = resolve_config(
         {"message_retention": "0", "audit_retention": "365d"},
-        {"TERMROOMS_IDLE_ROOM_RETENTION": "12h"},
+        {"TERMROOMS_IDLE_ROOM_RETENTION": "12h", "TERMROOMS_DELETED_ROOM_RETENTION": "0"},
     )
 
     policy = RetentionPolicy.from_config(config, batch_size=5)
 
-    assert policy == RetentionPolicy(timedelta(0), timedelta(hours=12), timedelta(days=365), 5)
+    assert policy == RetentionPolicy(
+        timedelta(0), timedelta(hours=12), timedelta(0), timedelta(days=365), 5
+    )
 
 
 @pytest.mark.parametrize(
@@ -123,6 +128,8 @@ def test_report_lines_give_each_kind_its_count_cutoff_or_why_it_is_kept() -> Non
         "messages        kept (message_retention is 0)",
         "idle_rooms      would remove 3: rooms (soft-deleted) without an event since "
         "2026-11-16T06:30:00+00:00",
+        "deleted_rooms   would remove 0: rooms deleted before 2026-10-24T06:30:00+00:00, for"
+        " good, with all they held",
         "audit_rows      would remove 0: audit rows written before 2026-08-25T06:30:00+00:00",
         "refresh_tokens  would remove 0: refresh tokens expired before 2026-11-22T06:30:00+00:00",
         "sessions        would remove 0: sessions left without a refresh token",
@@ -150,8 +157,15 @@ def test_retention_settings_have_defaults_and_toml_integer_zero(tmp_path) -> Non
         defaults.message_retention,
         defaults.audit_retention,
         defaults.idle_room_retention,
+        defaults.deleted_room_retention,
         defaults.retention_interval,
-    ) == (timedelta(days=30), timedelta(days=90), timedelta(days=7), timedelta(hours=1))
+    ) == (
+        timedelta(days=30),
+        timedelta(days=90),
+        timedelta(days=7),
+        timedelta(days=30),
+        timedelta(hours=1),
+    )
     path = tmp_path / "termrooms.toml"
     path.write_text("audit_retention = 0\n")
     assert resolve_config({}, {}, str(path)).audit_retention == timedelta(0)

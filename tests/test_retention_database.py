@@ -25,7 +25,12 @@ from termrooms.storage.retention import RETENTION_LOCK_KEY
 from termrooms.tap import Options, makeService
 from test_rooms import connect, frames_until, make_room, user_session
 
-KEEP_ALL = RetentionPolicy(timedelta(0), timedelta(0), timedelta(0))
+KEEP_ALL = RetentionPolicy(
+    messages=timedelta(0),
+    idle_rooms=timedelta(0),
+    deleted_rooms=timedelta(0),
+    audit_rows=timedelta(0),
+)
 ADA = 1
 
 
@@ -687,3 +692,83 @@ def test_a_real_daemon_clears_a_backlog_at_start_and_a_second_one_finds_it_done(
     assert sum("retention removed 2500 row(s)" in log for log in logs) == 1
     assert sum("retention removed 0 row(s)" in log or "skipped" in log for log in logs) == 1
     assert first.stop() == 0 and second.stop() == 0
+
+
+def deleted_room(url: str, room_id: int, name: str, deleted_for: timedelta, events: int) -> None:
+    """A room soft-deleted ``deleted_for`` ago with ``events`` messages, a member, a task,
+    a poll with a vote and a retro with an entry, a group and a vote and a score."""
+    add_room(url, room_id, name)
+    add_events(url, room_id, events, deleted_for)
+    base = room_id * 10
+    sql(
+        url,
+        "INSERT INTO memberships (room_id, user_id, role) VALUES (%(room)s, 1, 'owner');"
+        "INSERT INTO tasks (id, room_id, user_id, number, title) VALUES (%(b)s, %(room)s, 1, 1, 't');"
+        "INSERT INTO polls (id, room_id, user_id, question) VALUES (%(b)s, %(room)s, 1, 'q');"
+        "INSERT INTO poll_options (poll_id, option_index, text) VALUES (%(b)s, 0, 'a'), (%(b)s, 1, 'b');"
+        "INSERT INTO poll_votes (poll_id, user_id, option_index) VALUES (%(b)s, 1, 0);"
+        "INSERT INTO retros (id, room_id, facilitator_id, title, columns, votes_per_participant,"
+        "                    anonymous, phase, focus_group_id)"
+        " VALUES (%(b)s, %(room)s, 1, 'r', '{ideas}', 3, true, 'vote', NULL);"
+        "INSERT INTO retro_participants (retro_id, user_id) VALUES (%(b)s, 1);"
+        "INSERT INTO retro_groups (id, retro_id, column_index) VALUES (%(b)s + 1, %(b)s, 0);"
+        "INSERT INTO retro_entries (id, retro_id, user_id, column_index, text, group_id)"
+        " VALUES (%(b)s + 1, %(b)s, 1, 0, 'e', %(b)s + 1);"
+        "INSERT INTO retro_votes (retro_id, group_id, user_id, count) VALUES (%(b)s, %(b)s + 1, 1, 2);"
+        "INSERT INTO retro_happiness (retro_id, user_id, score) VALUES (%(b)s, 1, 4);"
+        "UPDATE retros SET focus_group_id = %(b)s + 1 WHERE id = %(b)s;"
+        "UPDATE rooms SET deleted_at = now() - %(ago)s WHERE id = %(room)s",
+        {"room": room_id, "b": base, "ago": deleted_for},
+    )
+
+
+ROOM_ROWS = (
+    "SELECT (SELECT count(*) FROM rooms WHERE id = %(room)s),"
+    " (SELECT count(*) FROM room_events WHERE room_id = %(room)s),"
+    " (SELECT count(*) FROM memberships WHERE room_id = %(room)s),"
+    " (SELECT count(*) FROM tasks WHERE room_id = %(room)s),"
+    " (SELECT count(*) FROM polls WHERE room_id = %(room)s),"
+    " (SELECT count(*) FROM poll_votes v JOIN polls p ON p.id = v.poll_id WHERE p.room_id = %(room)s),"
+    " (SELECT count(*) FROM retros WHERE room_id = %(room)s),"
+    " (SELECT count(*) FROM retro_entries e JOIN retros x ON x.id = e.retro_id"
+    "   WHERE x.room_id = %(room)s),"
+    " (SELECT count(*) FROM retro_votes v JOIN retros x ON x.id = v.retro_id"
+    "   WHERE x.room_id = %(room)s)"
+)
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_deleted_long_enough_ago_go_for_good_with_all_they_held(
+    fresh_migrated_database_url,
+):
+    url = fresh_migrated_database_url
+    deleted_room(url, 7, "gone", timedelta(days=31), events=7)
+    deleted_room(url, 8, "recent", timedelta(days=10), events=2)
+    add_room(url, 9, "alive")
+    add_events(url, 9, 3, timedelta(days=1))
+    policy = RetentionPolicy(deleted_rooms=timedelta(days=30), batch_size=3)
+
+    connection = await connect_one(reactor, url)
+    try:
+        dry = await dry_run(connection, policy, utc_now())
+    finally:
+        connection.close()
+    assert dry.counts["deleted_rooms"] == 1
+    assert sql(url, ROOM_ROWS, {"room": 7}) == [(1, 7, 1, 1, 1, 1, 1, 1, 1)]  # the dry run kept all
+    assert any(line.startswith("deleted_rooms   would remove 1: rooms deleted before")
+               for line in dry.lines())  # fmt: skip
+
+    # Seven events in batches of three, then the room with everything it held.
+    report = await one_pass(url, policy, purge_expired=False)
+    assert report.counts["deleted_rooms"] == 1
+    assert sql(url, ROOM_ROWS, {"room": 7}) == [(0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    assert sql(url, ROOM_ROWS, {"room": 8}) == [(1, 2, 1, 1, 1, 1, 1, 1, 1)]  # deleted 10 days ago
+    assert seqs(url, 9) == [1, 2, 3]  # a live room is no deleted one
+    [(room_id, data)] = sql(url, "SELECT room_id, data FROM audit_log WHERE action = 'room.purge'")
+    assert room_id == 7 and data["name"] == "gone"
+    assert retention_audit(url)[-1]["removed"]["deleted_rooms"] == 1
+
+    # 0 keeps deleted rooms, however old.
+    keep = RetentionPolicy(deleted_rooms=timedelta(0))
+    later = await one_pass(url, keep, now=utc_now() + timedelta(days=365), purge_expired=False)
+    assert later.counts["deleted_rooms"] == 0 and sql(url, ROOM_ROWS, {"room": 8})[0][0] == 1

@@ -20,7 +20,9 @@ from typing import Any, Mapping
 import attrs
 
 # Age-based kinds: a pass removes rows older than the setting (zero keeps them).
-AGE_KINDS = ("messages", "idle_rooms", "audit_rows")
+# "deleted_rooms" are rooms soft-deleted (by their owner, an admin or as idle) that long
+# ago: they go for good, with their events, members, tasks, polls and retros.
+AGE_KINDS = ("messages", "idle_rooms", "deleted_rooms", "audit_rows")
 # Expired rows, purged once a day. "sessions" are login sessions (refresh-token
 # families) left without any refresh token; they go with their last token.
 # "deleted_tasks" are tasks soft-deleted over DELETED_TASKS_KEPT ago.
@@ -31,6 +33,7 @@ KINDS = AGE_KINDS + EXPIRY_KINDS
 SETTING_OF = {
     "messages": "message_retention",
     "idle_rooms": "idle_room_retention",
+    "deleted_rooms": "deleted_room_retention",
     "audit_rows": "audit_retention",
 }
 
@@ -50,6 +53,7 @@ class RetentionPolicy:
 
     messages: timedelta = timedelta(days=30)
     idle_rooms: timedelta = timedelta(days=7)
+    deleted_rooms: timedelta = timedelta(days=30)
     audit_rows: timedelta = timedelta(days=90)
     batch_size: int = DEFAULT_BATCH_SIZE
 
@@ -58,6 +62,7 @@ class RetentionPolicy:
         return cls(
             messages=config.message_retention,
             idle_rooms=config.idle_room_retention,
+            deleted_rooms=config.deleted_room_retention,
             audit_rows=config.audit_retention,
             batch_size=batch_size,
         )
@@ -67,6 +72,7 @@ class RetentionPolicy:
         return {
             "messages": self.messages,
             "idle_rooms": self.idle_rooms,
+            "deleted_rooms": self.deleted_rooms,
             "audit_rows": self.audit_rows,
         }[kind]
 
@@ -151,6 +157,7 @@ def _what(kind: str, cutoff: datetime) -> str:
     return {
         "messages": f"room events stored before {when}",
         "idle_rooms": f"rooms (soft-deleted) without an event since {when}",
+        "deleted_rooms": f"rooms deleted before {when}, for good, with all they held",
         "audit_rows": f"audit rows written before {when}",
         "refresh_tokens": f"refresh tokens expired before {when}",
         "sessions": "sessions left without a refresh token",

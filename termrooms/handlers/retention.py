@@ -75,12 +75,12 @@ async def run_pass(
                 if stopping():
                     complete = False
                     break
-                removed = await run_in_transaction(
+                removed, full = await run_in_transaction(
                     connection, remove_batch_txn, kind, cutoff, policy.batch_size
                 )
                 for removed_kind, count in removed.items():
                     counts[removed_kind] += count
-                if removed[kind] < policy.batch_size:
+                if not full:
                     break
         report = PassReport(counts, due, complete=complete)
         if report.worth_an_audit_row():

@@ -57,6 +57,7 @@ _COUNT_SPECIAL = {
     # A direct room is a conversation, not an abandoned room: never idle (docs/protocol.md).
     "idle_rooms": "SELECT count(*) FROM rooms WHERE deleted_at IS NULL AND kind = 'room'"
     " AND last_event_at < %s",
+    "deleted_rooms": "SELECT count(*) FROM rooms WHERE deleted_at < %s",
     "refresh_tokens": "SELECT count(*) FROM refresh_tokens WHERE expires_at < %s",
     # Sessions whose every token goes in this pass.
     "sessions": "SELECT count(*) FROM refresh_token_families f"
@@ -86,18 +87,25 @@ async def count_due_txn(cursor: Any, cutoffs: Mapping[str, datetime]) -> dict[st
     return counts
 
 
-async def remove_batch_txn(cursor: Any, kind: str, cutoff: datetime, limit: int) -> dict[str, int]:
+async def remove_batch_txn(
+    cursor: Any, kind: str, cutoff: datetime, limit: int
+) -> tuple[dict[str, int], bool]:
     """
     Remove up to ``limit`` rows of ``kind`` from before ``cutoff``; returns the counts
-    per kind removed (a refresh-token batch also removes the sessions it emptied).
+    per kind removed (a refresh-token batch also removes the sessions it emptied), and
+    whether the batch was full, so that more may be left.
     """
     if kind in _PLAIN:
         await cursor.execute(_PLAIN[kind][1], (cutoff, limit))
-        return {kind: cursor.rowcount}
+        return {kind: cursor.rowcount}, cursor.rowcount >= limit
     if kind == "idle_rooms":
-        return {kind: await _delete_idle_rooms_txn(cursor, cutoff, limit)}
+        rooms = await _delete_idle_rooms_txn(cursor, cutoff, limit)
+        return {kind: rooms}, rooms >= limit
+    if kind == "deleted_rooms":
+        return await _purge_deleted_rooms_txn(cursor, cutoff, limit)
     if kind == "refresh_tokens":
-        return await _delete_refresh_tokens_txn(cursor, cutoff, limit)
+        removed = await _delete_refresh_tokens_txn(cursor, cutoff, limit)
+        return removed, removed[kind] >= limit
     raise ValueError(f"no batch delete for {kind!r}")
 
 
@@ -113,6 +121,41 @@ async def _delete_idle_rooms_txn(cursor: Any, cutoff: datetime, limit: int) -> i
     for room_id in rooms:
         await delete_room_txn(cursor, room_id, None, None)
     return len(rooms)
+
+
+async def _purge_deleted_rooms_txn(
+    cursor: Any, cutoff: datetime, limit: int
+) -> tuple[dict[str, int], bool]:
+    """
+    Remove rooms deleted before ``cutoff`` for good, ``limit`` rows at a time: first
+    their events (a room's history may be long: batches keep each transaction short),
+    then, once a room has none left, the room, whose members, invitations, bans, mutes,
+    mentions, tasks, polls and retros go with it (ON DELETE CASCADE), each with an audit
+    row ``room.purge`` naming it (the audit log keeps no foreign key, so it outlives them).
+    """
+    await cursor.execute(
+        "DELETE FROM room_events WHERE id IN"
+        " (SELECT e.id FROM rooms r JOIN room_events e ON e.room_id = r.id"
+        "   WHERE r.deleted_at < %s ORDER BY r.deleted_at, e.room_id, e.seq LIMIT %s)",
+        (cutoff, limit),
+    )
+    events = cursor.rowcount
+    if events >= limit:
+        return {"deleted_rooms": 0}, True
+    await cursor.execute(
+        "WITH purged AS ("
+        "   DELETE FROM rooms WHERE id IN"
+        "    (SELECT r.id FROM rooms r WHERE r.deleted_at < %s"
+        "        AND NOT EXISTS (SELECT 1 FROM room_events e WHERE e.room_id = r.id)"
+        "      ORDER BY r.deleted_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+        "   RETURNING id, name, deleted_at)"
+        " INSERT INTO audit_log (action, room_id, data)"
+        " SELECT 'room.purge', id, jsonb_build_object('name', name, 'deleted_at', deleted_at)"
+        "   FROM purged",
+        (cutoff, limit - events),
+    )
+    rooms = cursor.rowcount
+    return {"deleted_rooms": rooms}, events + rooms >= limit
 
 
 async def _delete_refresh_tokens_txn(cursor: Any, cutoff: datetime, limit: int) -> dict[str, int]:
