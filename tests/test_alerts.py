@@ -1,5 +1,6 @@
 """docs/deploy/alerts.yml: promtool accepts it, its unit tests fire every alert and keep
-each quiet on healthy series, and every metric it names is one a real daemon exports."""
+each quiet on healthy series, every alert has its runbook in docs/deploy.md, and every
+metric it names is one a real daemon exports."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from termrooms.transport.gateway.protocol import BAD_FRAMES_BEFORE_CLOSE
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "docs" / "deploy" / "alerts.yml"
 ALERTS_TEST = ROOT / "docs" / "deploy" / "alerts_test.yml"
+PROMETHEUS_YML = ROOT / "docs" / "deploy" / "prometheus.yml"
+DEPLOY_MD = ROOT / "docs" / "deploy.md"
 
 PROMETHEUS_OWN = {"up"}  # written by Prometheus for each target, not by the daemon
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus at scrape time
@@ -57,6 +60,18 @@ def test_alert_unit_tests_pass_promtool_test():
     assert "SUCCESS" in result.stdout
 
 
+def test_sample_prometheus_config_loads_the_rules_and_scrapes_the_job_they_expect(tmp_path):
+    # Installed as deploy.md says: both files in one directory, the rules under this name.
+    shutil.copy(PROMETHEUS_YML, tmp_path / "prometheus.yml")
+    shutil.copy(ALERTS, tmp_path / "termrooms-alerts.yml")
+    result = promtool("check", "config", str(tmp_path / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules())} rules found" in result.stdout
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    assert [job["job_name"] for job in config["scrape_configs"]] == ["termrooms"]
+    assert any('up{job="termrooms"}' in str(rule["expr"]) for rule in rules())
+
+
 def test_unit_tests_fire_every_alert_at_each_severity_and_keep_each_quiet():
     fired: set[tuple[str, str]] = set()
     quiet: set[str] = set()
@@ -70,6 +85,27 @@ def test_unit_tests_fire_every_alert_at_each_severity_and_keep_each_quiet():
     defined = {(rule["alert"], rule["labels"]["severity"]) for rule in rules()}
     assert fired == defined
     assert quiet == {name for name, _ in defined}
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a document's headings."""
+    anchors = set()
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+    for heading in re.findall(r"^#+ (.+)$", prose, flags=re.MULTILINE):
+        anchors.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return anchors
+
+
+def test_every_alert_has_a_severity_a_summary_and_a_runbook_in_deploy_md():
+    anchors = github_anchors(DEPLOY_MD.read_text())
+    assert "alerts" in anchors
+    for rule in rules():
+        assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], rule["alert"]
+        document, _, anchor = annotations["runbook_url"].partition("#")
+        assert document == "docs/deploy.md", rule["alert"]
+        assert anchor == rule["alert"].lower() and anchor in anchors, rule["alert"]
 
 
 def selectors(expr: str) -> list[tuple[str, set[str]]]:
