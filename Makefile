@@ -43,11 +43,12 @@ test-services:
 # nginx, haproxy and pgbouncer: the tests check docs/deploy/ with the real tools and run
 # a daemon behind PgBouncer; systemd-analyze checks the unit; the web client's tests drive
 # Debian's Chromium (Playwright's own browser download is not used) and run node --test;
-# npm installs the benchmark's Node.js peers (tests/test_bench.py). Installed when missing,
+# npm installs the benchmark's Node.js peers (tests/test_bench.py); promtool (Debian ships it
+# in prometheus) checks and unit-tests docs/deploy/alerts.yml. Installed when missing,
 # without starting their services (a policy-rc.d that says no, only for the install and
 # only when there is none already).
 DEPLOY_TOOLS := nginx:nginx-light haproxy:haproxy pgbouncer:pgbouncer systemd-analyze:systemd \
-	chromium:chromium node:nodejs npm:npm
+	chromium:chromium node:nodejs npm:npm promtool:prometheus
 deploy-tools:
 	@missing=""; \
 	for tool in $(DEPLOY_TOOLS); do \

@@ -12,9 +12,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults, succeed
 
-from support import add_user, bearer, config_for, login, start, ws_connect
+from support import (
+    add_user,
+    bearer,
+    config_for,
+    login,
+    start,
+    websocket_handshake_status,
+    ws_connect,
+)
 from termrooms.domain.ratelimit import Decision, RateLimit
 from termrooms.operations.metrics import Histogram, MeteredLimiter, Meters, address_allowed
+from termrooms.transport.gateway.protocol import BAD_FRAMES_BEFORE_CLOSE, CLOSE_POLICY
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
 
@@ -175,6 +184,47 @@ async def test_websocket_frame_and_http_limit_refusals_are_counted(
         assert after[("termrooms_http_requests_total", limited)] >= 1
         client.protocol.sendClose(1000)
         await client.close_code()
+    finally:
+        await running.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_handshakes_and_server_closes_are_counted(
+    fresh_migrated_database_url, tmp_path
+):
+    running = await start(config_for(fresh_migrated_database_url, tmp_path, no_rate_limits=True))
+    try:
+        assert (await websocket_handshake_status(running.url, ""))[0] == 401
+        assert (await websocket_handshake_status(running.url, "?token=forged"))[0] == 401
+        await add_user(running, "ada")
+        token = (await login(running, "ada"))[1]["access_token"]
+        client = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
+        await client.next_frame()  # welcome
+        for _ in range(BAD_FRAMES_BEFORE_CLOSE):
+            client.send({"type": "bogus"})
+        assert await client.close_code() == CLOSE_POLICY
+        after = await scrape(running.url)
+        refused = (
+            "termrooms_websocket_handshakes_refused_total",
+            (("error_code", "unauthorized"),),
+        )
+        assert after[refused] == 1
+        forged = (
+            "termrooms_websocket_handshakes_refused_total",
+            (("error_code", "token_invalid"),),
+        )
+        assert after[forged] == 1
+        closed = ("termrooms_websocket_closed_by_server_total", (("code", str(CLOSE_POLICY)),))
+        assert after[closed] == 1
+        # A client's own close is not the server's doing.
+        client = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
+        await client.next_frame()
+        client.protocol.sendClose(1000)
+        await client.close_code()
+        again = await scrape(running.url)
+        assert [k for k in again if k[0] == "termrooms_websocket_closed_by_server_total"] == [
+            closed
+        ]
     finally:
         await running.stop()
 

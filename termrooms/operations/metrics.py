@@ -72,6 +72,8 @@ class Meters:
 
     frames_received: dict[str, int] = attrs.Factory(dict)
     frames_sent: dict[str, int] = attrs.Factory(dict)
+    closed_by_server: dict[int, int] = attrs.Factory(dict)
+    handshakes_refused: dict[str, int] = attrs.Factory(dict)
     deliveries: int = 0
     ack_seconds: Histogram = attrs.Factory(Histogram)
     commands: dict[str, int] = attrs.Factory(dict)
@@ -85,6 +87,12 @@ class Meters:
 
     def frame_sent(self, frame_type: str) -> None:
         _bump(self.frames_sent, frame_type)
+
+    def server_closed(self, code: int) -> None:
+        _bump(self.closed_by_server, code)
+
+    def handshake_refused(self, error_code: str) -> None:
+        _bump(self.handshakes_refused, error_code)
 
     def command(self, name: str) -> None:
         _bump(self.commands, name)
@@ -151,6 +159,18 @@ class ServerCollector:
             "Frames written to one connection (acks, replies, errors, replayed events...), by type.",
             ["type"],
             meters.frames_sent,
+        )
+        yield _counter(
+            "termrooms_websocket_closed_by_server",
+            "WebSockets this instance closed, by close code (4009: too slow to keep up).",
+            ["code"],
+            meters.closed_by_server,
+        )
+        yield _counter(
+            "termrooms_websocket_handshakes_refused",
+            "WebSocket handshakes answered with an HTTP error, by error_code.",
+            ["error_code"],
+            meters.handshakes_refused,
         )
         yield CounterMetricFamily(
             "termrooms_deliveries",

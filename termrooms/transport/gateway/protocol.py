@@ -152,6 +152,7 @@ class GatewayProtocol(WebSocketServerProtocol):
         # The contract's error body on a refused handshake, not an empty response.
         error = self._denial or ApiError("bad_request", reason)
         self.factory.meters.error(error.error_code, "websocket")
+        self.factory.meters.handshake_refused(error.error_code)
         _log.info(
             "websocket refused ({peer}): {status} {error_code}",
             peer=self.peer,
@@ -195,6 +196,7 @@ class GatewayProtocol(WebSocketServerProtocol):
             if self.closedByMe and self.localCloseCode is not None:
                 # Ours (4001, 4009, 1001...), not the code the client echoed back.
                 code, reason = self.localCloseCode, self.localCloseReason
+                self.factory.meters.server_closed(code)
             if isinstance(reason, bytes):
                 reason = reason.decode("utf-8", "replace")
             _log.info(
