@@ -17,8 +17,18 @@ import attrs
 import pytest_twisted
 import treq
 
-from support import add_user, bearer, config_for, login, start, unavailable, ws_connect
+from support import (
+    add_user,
+    bearer,
+    config_for,
+    login,
+    start,
+    unavailable,
+    websocket_handshake_status,
+    ws_connect,
+)
 from termrooms.domain.ratelimit import RateLimit
+from termrooms.transport.gateway.protocol import BAD_FRAMES_BEFORE_CLOSE, CLOSE_POLICY
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "docs" / "deploy" / "grafana-dashboard.json"
@@ -338,8 +348,9 @@ class Scrape:
 
 
 async def scrape_after_traffic(database_url: str, redis_url: str, tmp_path: Path) -> Scrape:
-    """A daemon with Redis, after HTTP requests, a socket, a message, a command, an error
-    and a refused login: every family then has samples, so its labels can be checked."""
+    """A daemon with Redis, after HTTP requests, a socket, a message, a command, an error,
+    a refused login, a refused handshake and a socket the server closed: every family then
+    has samples, so its labels can be checked."""
     config = config_for(
         database_url, tmp_path, redis_url=redis_url, login_rate_limit=RateLimit(1, 60.0)
     )
@@ -364,6 +375,12 @@ async def scrape_after_traffic(database_url: str, redis_url: str, tmp_path: Path
         seen: set[str] = set()
         while not {"ack", "message", "reply"} <= seen:
             seen.add((await client.next_frame())["type"])
+        assert (await websocket_handshake_status(running.url, ""))[0] == 401  # no token
+        rude = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
+        await rude.next_frame()  # welcome
+        for _ in range(BAD_FRAMES_BEFORE_CLOSE):
+            rude.send({"type": "bogus"})
+        assert await rude.close_code() == CLOSE_POLICY  # closed by the server
         response = await treq.get(running.url + "/metrics")
         assert response.code == 200
         text = await response.text()
