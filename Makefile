@@ -103,8 +103,8 @@ test: install-test test-services
 
 # The hostile suite's long variants (more load, longer outages, thousands of fuzz
 # examples), then docs/reliability.md's table rewritten from what the run measured.
-# tests/test_deb.py too: building, installing and purging the package takes 50 s from
-# a clean tree, too long for the default suite's budget.
+# tests/test_deb.py too: building, installing and purging the package takes 41-50 s
+# from a clean tree, too long for the default suite's budget.
 HOSTILE_TESTS ?= tests/faults tests/fuzz tests/attacks tests/test_deb.py
 test-hostile: install-test test-services
 	TERMROOMS_HOSTILE=1 $(BIN)/pytest $(HOSTILE_TESTS) $(PYTEST_ARGS)

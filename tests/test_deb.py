@@ -4,9 +4,9 @@ the daemon started as its unit starts it, as its user, and a purge that leaves t
 No systemd here, so the unit's ``ExecStart`` runs under ``runuser`` with the unit's
 environment and the env file's. It installs into this machine's /opt, /etc and /var/lib:
 it needs root and dpkg, and refuses to touch a termrooms package, user or data directory
-it did not make. From a clean tree it takes 50 s here, two thirds of it the build (17 s
-when ``make deb`` finds its package up to date), so it runs in ``make test-hostile``
-(TERMROOMS_HOSTILE=1), not in the default suite.
+it did not make. From a clean tree it took 41 to 50 s here, most of it the build (17 to
+35 s when ``make deb`` finds its package up to date, as the machine's load went), so it
+runs in ``make test-hostile`` (TERMROOMS_HOSTILE=1), not in the default suite.
 """
 
 from __future__ import annotations
