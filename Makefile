@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-hostile install install-test test-services deploy-tools bench bench-quick bench-logins bench-cluster bench-tasks bench-search clean
+.PHONY: run test test-hostile install install-test test-services deploy-tools deb bench bench-quick bench-logins bench-cluster bench-tasks bench-search clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,27 @@ deploy-tools:
 	  fi; \
 	fi
 
+# make deb: dist/termrooms_VERSION_ARCH.deb, the daemon in a virtualenv of its own
+# (/opt/venvs/termrooms), with the hardened unit, /etc/termrooms/, the termrooms user and
+# the command on the PATH; packaging/deb/build.sh says how, docs/deploy.md how to use it.
+# Rebuilt only when a file it is made of changed. Its virtualenv is made with Debian's
+# python3 (DEB_PYTHON), the interpreter the package depends on, never a pyenv one.
+# dpkg-shlibdeps (dpkg-dev) finds the libraries its compiled code needs: installed
+# when missing, as the deployment tools are.
+DEB_PYTHON ?= /usr/bin/python3
+DEB_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB := dist/termrooms_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_SOURCES := pyproject.toml README.md $(shell find termrooms twisted sql systemd packaging \
+	-type f ! -name '*.pyc' ! -name dropin.cache 2>/dev/null)
+deb: $(DEB)
+$(DEB): $(DEB_SOURCES) | $(BIN)/python
+	@$(MAKE) --no-print-directory deploy-tools DEPLOY_TOOLS="dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev"
+	rm -rf build/lib build/bdist.* build/deb/wheel
+	$(BIN)/python -m pip wheel --quiet --no-deps -w build/deb/wheel .
+	PYTHON=$(DEB_PYTHON) packaging/deb/build.sh \
+	  build/deb/wheel/termrooms-$(DEB_VERSION)-py3-none-any.whl $(DEB_VERSION) $(DEB_ARCH) $@
+
 # The suite runs on every core (at most three workers: each takes a Redis db of its own,
 # 13 to 15), workers stealing tests from each other so that one long test does not leave
 # the other core idle at the end. PYTEST_WORKERS=0 runs it in one process.
@@ -83,7 +104,9 @@ test: install-test test-services
 
 # The hostile suite's long variants (more load, longer outages, thousands of fuzz
 # examples), then docs/reliability.md's table rewritten from what the run measured.
-HOSTILE_TESTS ?= tests/faults tests/fuzz tests/attacks
+# tests/test_deb.py too: building, installing and purging the package takes 41-50 s
+# from a clean tree, too long for the default suite's budget.
+HOSTILE_TESTS ?= tests/faults tests/fuzz tests/attacks tests/test_deb.py
 test-hostile: install-test test-services
 	TERMROOMS_HOSTILE=1 $(BIN)/pytest $(HOSTILE_TESTS) $(PYTEST_ARGS)
 	$(BIN)/python tests/reliability_report.py
