@@ -33,10 +33,12 @@ from twisted.internet.threads import deferToThread
 from twisted.protocols import portforward
 
 from termrooms.config import Config
+from termrooms.domain.ratelimit import RateLimit
 from termrooms.handlers.passwords import PasswordPolicy, PasswordWorkers, hash_password
 from termrooms.server import TermroomsServer
 from termrooms.service import DatabaseStartupService
 from termrooms.storage.users import create_user_txn
+from termrooms.transport.gateway.protocol import BAD_FRAMES_BEFORE_CLOSE, CLOSE_POLICY
 
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -572,3 +574,48 @@ async def login(running: RunningServer, name: str, password: str = PASSWORD) -> 
         "POST", "/api/auth/login", json={"username": name, "password": password}
     )
     return code, body
+
+
+async def metrics_after_traffic(database_url: str, redis_url: str, tmp_path: Path) -> str:
+    """``GET /metrics`` of a daemon with Redis, after HTTP requests, a socket, a message,
+    a command, an error, a refused login, a refused handshake and a socket the server
+    closed: every family then has samples, so what the dashboard and the alert rules
+    read of it can be checked against it."""
+    config = config_for(
+        database_url, tmp_path, redis_url=redis_url, login_rate_limit=RateLimit(1, 60.0)
+    )
+    running = await start(config)
+    try:
+        await add_user(running, "ada")
+        status, session = await login(running, "ada")
+        assert status == 200
+        assert (await login(running, "ada", "wrong password"))[0] == 429
+        token = session["access_token"]
+        room = {"name": "lobby", "visibility": "public"}
+        assert (await running.request("POST", "/api/rooms", json=room, headers=bearer(token)))[
+            0
+        ] == 201
+        assert (await running.request("GET", "/api/rooms/nowhere", headers=bearer(token)))[0] == 404
+        client = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
+        await client.next_frame()  # welcome
+        client.send({"type": "join", "room": "lobby"})
+        assert (await client.next_frame())["type"] == "joined"
+        client.send({"type": "send", "room": "lobby", "body": "hi", "client_msg_id": "m1"})
+        client.send({"type": "command", "room": "lobby", "line": "/who", "ref": "c1"})
+        seen: set[str] = set()
+        while not {"ack", "message", "reply"} <= seen:
+            seen.add((await client.next_frame())["type"])
+        assert (await websocket_handshake_status(running.url, ""))[0] == 401  # no token
+        rude = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
+        await rude.next_frame()  # welcome
+        for _ in range(BAD_FRAMES_BEFORE_CLOSE):
+            rude.send({"type": "bogus"})
+        assert await rude.close_code() == CLOSE_POLICY  # closed by the server
+        response = await treq.get(running.url + "/metrics")
+        assert response.code == 200
+        text = await response.text()
+        client.protocol.sendClose(1000)
+        await client.close_code()
+    finally:
+        await running.stop()
+    return text

@@ -11,18 +11,9 @@ from pathlib import Path
 
 import pytest_twisted
 import yaml
-from test_metrics import scrape
+from test_metrics import scraped
 
-from support import (
-    add_user,
-    config_for,
-    login,
-    start,
-    unavailable,
-    websocket_handshake_status,
-    ws_connect,
-)
-from termrooms.transport.gateway.protocol import BAD_FRAMES_BEFORE_CLOSE
+from support import metrics_after_traffic, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "docs" / "deploy" / "alerts.yml"
@@ -134,24 +125,9 @@ def test_selectors_reads_names_and_label_names_but_not_functions_or_operators():
 async def test_every_metric_the_alerts_read_is_exported_by_a_real_daemon(
     fresh_migrated_database_url, redis_url, tmp_path
 ):
-    config = config_for(
-        fresh_migrated_database_url, tmp_path, redis_url=redis_url, no_rate_limits=True
+    exported = scraped(
+        await metrics_after_traffic(fresh_migrated_database_url, redis_url, tmp_path)
     )
-    running = await start(config)
-    try:
-        # Traffic that makes each labelled counter the alerts read have a sample: HTTP
-        # requests, a refused handshake, an opened socket (its welcome) and a server close.
-        await add_user(running, "ada")
-        token = (await login(running, "ada"))[1]["access_token"]
-        assert (await websocket_handshake_status(running.url, ""))[0] == 401
-        client = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
-        await client.next_frame()  # welcome
-        for _ in range(BAD_FRAMES_BEFORE_CLOSE):
-            client.send({"type": "bogus"})
-        await client.close_code()
-        exported = await scrape(running.url)
-    finally:
-        await running.stop()
     labels: dict[str, set[str]] = {}
     for name, label_pairs in exported:
         labels.setdefault(name, set()).update(label for label, _ in label_pairs)

@@ -15,20 +15,8 @@ from typing import Any, Iterator
 
 import attrs
 import pytest_twisted
-import treq
 
-from support import (
-    add_user,
-    bearer,
-    config_for,
-    login,
-    start,
-    unavailable,
-    websocket_handshake_status,
-    ws_connect,
-)
-from termrooms.domain.ratelimit import RateLimit
-from termrooms.transport.gateway.protocol import BAD_FRAMES_BEFORE_CLOSE, CLOSE_POLICY
+from support import metrics_after_traffic, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "docs" / "deploy" / "grafana-dashboard.json"
@@ -347,50 +335,6 @@ class Scrape:
         return None
 
 
-async def scrape_after_traffic(database_url: str, redis_url: str, tmp_path: Path) -> Scrape:
-    """A daemon with Redis, after HTTP requests, a socket, a message, a command, an error,
-    a refused login, a refused handshake and a socket the server closed: every family then
-    has samples, so its labels can be checked."""
-    config = config_for(
-        database_url, tmp_path, redis_url=redis_url, login_rate_limit=RateLimit(1, 60.0)
-    )
-    running = await start(config)
-    try:
-        await add_user(running, "ada")
-        status, session = await login(running, "ada")
-        assert status == 200
-        assert (await login(running, "ada", "wrong password"))[0] == 429
-        token = session["access_token"]
-        room = {"name": "lobby", "visibility": "public"}
-        assert (await running.request("POST", "/api/rooms", json=room, headers=bearer(token)))[
-            0
-        ] == 201
-        assert (await running.request("GET", "/api/rooms/nowhere", headers=bearer(token)))[0] == 404
-        client = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
-        await client.next_frame()  # welcome
-        client.send({"type": "join", "room": "lobby"})
-        assert (await client.next_frame())["type"] == "joined"
-        client.send({"type": "send", "room": "lobby", "body": "hi", "client_msg_id": "m1"})
-        client.send({"type": "command", "room": "lobby", "line": "/who", "ref": "c1"})
-        seen: set[str] = set()
-        while not {"ack", "message", "reply"} <= seen:
-            seen.add((await client.next_frame())["type"])
-        assert (await websocket_handshake_status(running.url, ""))[0] == 401  # no token
-        rude = await ws_connect(running.url.replace("http", "ws") + f"/ws?token={token}")
-        await rude.next_frame()  # welcome
-        for _ in range(BAD_FRAMES_BEFORE_CLOSE):
-            rude.send({"type": "bogus"})
-        assert await rude.close_code() == CLOSE_POLICY  # closed by the server
-        response = await treq.get(running.url + "/metrics")
-        assert response.code == 200
-        text = await response.text()
-        client.protocol.sendClose(1000)
-        await client.close_code()
-    finally:
-        await running.stop()
-    return Scrape.of(text)
-
-
 def problems_with(scrape: Scrape) -> list[str]:
     """Every name, label and label value the dashboard uses that the scrape lacks."""
     problems = []
@@ -434,7 +378,8 @@ def problems_with(scrape: Scrape) -> list[str]:
 async def test_every_metric_and_label_on_the_dashboard_is_exported(
     fresh_migrated_database_url, redis_url, tmp_path
 ):
-    scrape = await scrape_after_traffic(fresh_migrated_database_url, redis_url, tmp_path)
+    text = await metrics_after_traffic(fresh_migrated_database_url, redis_url, tmp_path)
+    scrape = Scrape.of(text)
     problems = problems_with(scrape)
     assert not problems, "\n".join(problems)
     on_the_dashboard = {
