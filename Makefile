@@ -15,13 +15,14 @@ $(BIN)/python:
 # A plain (non-editable) install: the daemon and the tests run what a wheel ships.
 # setuptools keeps build/ between installs, and with it files deleted from the tree
 # since (a schema delta renamed would be shipped twice): start from none.
+# The terminal client's extra (urwid) comes along, so `.venv/bin/termrooms chat` works at once.
 install: $(BIN)/python
 	rm -rf build
-	$(BIN)/python -m pip install --quiet .
+	$(BIN)/python -m pip install --quiet '.[chat]'
 
 install-test: $(BIN)/python
 	rm -rf build
-	$(BIN)/python -m pip install --quiet '.[test]'
+	$(BIN)/python -m pip install --quiet '.[test,chat]'
 
 run: install
 	$(BIN)/twistd --nodaemon --pidfile= termrooms $(ARGS)
