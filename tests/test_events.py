@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from support import third_party_imports
 from termrooms.domain import events
 from termrooms.domain.errors import ApiError, FieldError
-from termrooms.domain.ratelimit import RateLimit
 from termrooms.domain.events import (
     EVENT_TYPES,
     MAX_SEQ,
@@ -635,16 +634,6 @@ def test_welcome_frame():
         },
         "server_id": "node-1",
         "heartbeat_s": 30,
-        "rate_limits": {"frames": None, "messages": None},
-    }
-
-
-def test_welcome_frame_tells_the_rate_limits_in_force():
-    user = User(99, "ada", "Ada L.", "admin", TS)
-    frame = welcome_frame(user, "node-1", 30, RateLimit(20, 0.1), RateLimit(30, 0.2))
-    assert frame["rate_limits"] == {
-        "frames": {"burst": 20, "period_s": 0.1},
-        "messages": {"burst": 30, "period_s": 0.2},
     }
 
 
@@ -757,7 +746,6 @@ def test_module_is_pure():
     assert third_party_imports(events) == {
         "attrs",
         "termrooms.domain.errors",
-        "termrooms.domain.ratelimit",
         "termrooms.domain.rules",
         "termrooms.domain.wire",
     }

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import attrs
 
 from termrooms.domain.errors import ApiError
-from termrooms.domain.ratelimit import RateLimit
 from termrooms.domain.rules import ROOM_NAME, check_fields
 from termrooms.domain.wire import iso_time, user_json
 
@@ -488,26 +487,14 @@ def parse_client_frame(frame: object) -> ClientFrame:
 # ------------------------------------------------------------------ server frames
 
 
-def welcome_frame(
-    user: Any,
-    server_id: str,
-    heartbeat_s: int,
-    frame_limit: RateLimit | None = None,
-    message_limit: RateLimit | None = None,
-) -> dict[str, Any]:
-    """The first frame of every connection: who the token belongs to, the heartbeat, and
-    the rate limits in force, so a client paces itself instead of finding them by loss."""
+def welcome_frame(user: Any, server_id: str, heartbeat_s: int) -> dict[str, Any]:
+    """The first frame of every connection: who the token belongs to, and the heartbeat."""
     return {
         "type": "welcome",
         "user": user_json(user),
         "server_id": server_id,
         "heartbeat_s": heartbeat_s,
-        "rate_limits": {"frames": _limit_json(frame_limit), "messages": _limit_json(message_limit)},
     }
-
-
-def _limit_json(limit: RateLimit | None) -> dict[str, Any] | None:
-    return None if limit is None else {"burst": limit.burst, "period_s": limit.period}
 
 
 def joined_frame(room: str, topic: str, last_seq: int, online: Iterable[str]) -> dict[str, Any]:

@@ -180,15 +180,7 @@ class GatewayProtocol(WebSocketServerProtocol):
             peer=self.peer,
         )
         self._schedule_expiry()
-        self.send_frame(
-            welcome_frame(
-                self.user,
-                self.factory.server_id,
-                HEARTBEAT_SECONDS,
-                self.factory.frame_limit,
-                self.factory.rooms().send_limit,
-            )
-        )
+        self.send_frame(welcome_frame(self.user, self.factory.server_id, HEARTBEAT_SECONDS))
         if self.factory.draining:  # its handshake was under way when the drain began
             self.close_for_shutdown()
 
